@@ -1,0 +1,106 @@
+// Package normalize turns provider payloads into payhook's canonical event
+// and encodes it as the envelope the merchant's upstream receives: a
+// CloudEvents 1.0 event in structured mode (see README, "The envelope").
+//
+// Each provider is one file here (ixopay.go, …). The package has no Caddy
+// import.
+package normalize
+
+import (
+	"errors"
+	"time"
+)
+
+// Sentinel errors for payloads that cannot become an event. All of them mean
+// the callback is rejected with 400; errors wrap one of them and never quote
+// payload content beyond a currency code.
+var (
+	// ErrMalformed means the body is not parseable as the provider's format.
+	ErrMalformed = errors.New("payload malformed")
+	// ErrMissingField means a field the envelope needs is absent.
+	ErrMissingField = errors.New("required field missing")
+	// ErrInexactAmount means the amount has more precision than its currency's minor unit.
+	ErrInexactAmount = errors.New("amount not exact in its currency")
+	// ErrUnknownCurrency means the currency is not an ISO 4217 code with a minor unit.
+	ErrUnknownCurrency = errors.New("unknown currency")
+)
+
+// Status is a canonical status from the envelope contract's vocabulary.
+type Status string
+
+// Payment statuses.
+const (
+	StatusPending            Status = "pending"
+	StatusAuthorized         Status = "authorized"
+	StatusCaptured           Status = "captured"
+	StatusFailed             Status = "failed"
+	StatusCancelled          Status = "cancelled"
+	StatusRefunded           Status = "refunded"
+	StatusPartiallyRefunded  Status = "partially_refunded"
+	StatusRefundPending      Status = "refund_pending"
+	StatusRefundFailed       Status = "refund_failed"
+	StatusChargeback         Status = "chargeback"
+	StatusChargebackReversed Status = "chargeback_reversed"
+	StatusPaidOut            Status = "paid_out"
+	StatusExpired            Status = "expired"
+	StatusUnknown            Status = "unknown"
+)
+
+// Subscription statuses.
+const (
+	StatusActive   Status = "active"
+	StatusOverdue  Status = "overdue"
+	StatusInNotice Status = "in_notice"
+	// StatusCancelled and StatusFailed serve subscriptions too.
+)
+
+// Object is what an event is about.
+type Object string
+
+// Objects.
+const (
+	ObjectPayment      Object = "payment"
+	ObjectSubscription Object = "subscription"
+)
+
+// Failure is the provider's reason for a failed payment or refund.
+type Failure struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Input is one callback's payload as a normalizer sees it.
+type Input struct {
+	// Provider is the provider's name as configured ("ixopay", "shopandpay", …).
+	Provider string
+	// ContentType is the media type of Body, without parameters, lower case.
+	ContentType string
+	// Body is the raw body exactly as received.
+	Body []byte
+}
+
+// Event is the canonical form of one provider callback.
+type Event struct {
+	Provider          string
+	Object            Object
+	Status            Status
+	ProviderStatus    string
+	MerchantReference string // empty when the callback carries none
+	ProviderReference string // empty when the callback carries none
+	Amount            *Amount
+	Test              *bool
+	Failure           *Failure
+	// Time is the provider's own event time; zero when the callback has none.
+	Time time.Time
+	// Original is the payload as JSON: a JSON body as received, a form body
+	// decoded with PHP's rules.
+	Original []byte
+	// Fetched is the document fetched from the provider's API, if any.
+	Fetched []byte
+	// Unmapped is true when the provider's status is not in the mapping, so
+	// Status is StatusUnknown: the caller logs a warning.
+	Unmapped bool
+}
+
+// Normalizer turns one provider's payload into an Event.
+type Normalizer func(in *Input) (*Event, error)

@@ -1,0 +1,116 @@
+package normalize_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"flag"
+	"io"
+	"mime"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/payhook/payhook/normalize"
+	"github.com/payhook/payhook/normalize/envelopetest"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden .envelope.json and .error files")
+
+// goldenReceivedAt is the receive time every golden envelope is encoded with.
+var goldenReceivedAt = time.Date(2026, 11, 20, 10, 34, 48, 120_000_000, time.UTC)
+
+// readRequest reads a testdata .in file: the exact request a provider sends.
+func readRequest(t testing.TB, path string) (*http.Request, []byte) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(raw)))
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	body, err := io.ReadAll(req.Body)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return req, body
+}
+
+func inputFor(provider string, req *http.Request, body []byte) *Input {
+	mediaType, _, _ := mime.ParseMediaType(req.Header.Get("Content-Type"))
+	return &Input{Provider: provider, ContentType: mediaType, Body: body}
+}
+
+// runGolden normalizes every testdata/<provider>/*.in and compares the
+// envelope with <case>.envelope.json, or the error with <case>.error. Every
+// envelope is validated against the JSON Schema.
+func runGolden(t *testing.T, provider string, normalizer Normalizer, verification func(*http.Request) any) {
+	files, err := filepath.Glob(filepath.Join("testdata", provider, "*.in"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no golden inputs for %s: %v", provider, err)
+	}
+	for _, in := range files {
+		name := strings.TrimSuffix(filepath.Base(in), ".in")
+		t.Run(name, func(t *testing.T) {
+			req, body := readRequest(t, in)
+			ev, err := normalizer(inputFor(provider, req, body))
+			base := strings.TrimSuffix(in, ".in")
+			if err != nil {
+				compareGolden(t, base+".error", []byte(err.Error()+"\n"))
+				return
+			}
+			envelope, err := Encode(ev, verification(req), goldenReceivedAt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			envelopetest.Check(t, envelope)
+			var pretty bytes.Buffer
+			if err := json.Indent(&pretty, envelope, "", "  "); err != nil {
+				t.Fatalf("envelope is not valid JSON: %v\n%s", err, envelope)
+			}
+			pretty.WriteByte('\n')
+			compareGolden(t, base+".envelope.json", pretty.Bytes())
+		})
+	}
+}
+
+func compareGolden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./normalize -update to create it)\ngot:\n%s", err, got)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs (run go test ./normalize -update to accept):\n%s", path, lineDiff(string(want), string(got)))
+	}
+}
+
+// lineDiff shows the lines that differ between want and got.
+func lineDiff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	var out strings.Builder
+	for i := 0; i < len(w) || i < len(g); i++ {
+		var wl, gl string
+		if i < len(w) {
+			wl = w[i]
+		}
+		if i < len(g) {
+			gl = g[i]
+		}
+		if wl != gl {
+			out.WriteString("- " + wl + "\n+ " + gl + "\n")
+		}
+	}
+	return out.String()
+}

@@ -1,0 +1,127 @@
+package normalize
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/tidwall/gjson"
+)
+
+// IXOPAY's callback fields are documented at gateway.ixopay.com
+// (API v3, "Callbacks"); see ../shared/providers.md. The canonical status
+// comes from transactionType × result.
+
+// ixopayOK maps a transactionType whose result is OK.
+var ixopayOK = map[string]Status{
+	"DEBIT":                     StatusCaptured,
+	"CAPTURE":                   StatusCaptured,
+	"PREAUTHORIZE":              StatusAuthorized,
+	"INCREMENTAL-AUTHORIZATION": StatusAuthorized,
+	"VOID":                      StatusCancelled,
+	"REFUND":                    StatusRefunded,
+	"PAYOUT":                    StatusPaidOut,
+	"CHARGEBACK":                StatusChargeback,
+	"CHARGEBACK-REVERSAL":       StatusChargebackReversed,
+	// Registering or removing a stored payment instrument moves no money and
+	// has no status in the vocabulary.
+	"REGISTER":   StatusUnknown,
+	"DEREGISTER": StatusUnknown,
+}
+
+// ixopayStatus maps transactionType × result to a canonical status; known is
+// false when either is outside IXOPAY's documented values.
+func ixopayStatus(transactionType, result string) (status Status, known bool) {
+	ok, typeKnown := ixopayOK[transactionType]
+	if !typeKnown {
+		return StatusUnknown, false
+	}
+	switch result {
+	case "OK":
+		return ok, true
+	case "PENDING":
+		if transactionType == "REFUND" {
+			return StatusRefundPending, true
+		}
+		return StatusPending, true
+	case "ERROR", "INVALID_REQUEST":
+		// A declined refund leaves the payment standing.
+		if transactionType == "REFUND" {
+			return StatusRefundFailed, true
+		}
+		return StatusFailed, true
+	}
+	return StatusUnknown, false
+}
+
+// IXOPAY normalizes an IXOPAY status-change callback (JSON).
+func IXOPAY(in *Input) (*Event, error) {
+	doc, err := parseJSONObject(in.Body)
+	if err != nil {
+		return nil, err
+	}
+	result := text(doc.Get("result"))
+	if result == "" {
+		return nil, fmt.Errorf("%w: result", ErrMissingField)
+	}
+	uuid := text(doc.Get("uuid"))
+	if uuid == "" {
+		return nil, fmt.Errorf("%w: uuid", ErrMissingField)
+	}
+	transactionType := text(doc.Get("transactionType"))
+	status, known := ixopayStatus(strings.ToUpper(transactionType), strings.ToUpper(result))
+
+	ev := &Event{
+		Provider:          in.Provider,
+		Object:            ObjectPayment,
+		Status:            status,
+		ProviderStatus:    strings.TrimSpace(transactionType + " " + result),
+		MerchantReference: text(doc.Get("merchantTransactionId")),
+		ProviderReference: uuid,
+		Original:          in.Body,
+		Unmapped:          !known,
+	}
+
+	// A chargeback callback may carry its amount only in chargebackData.
+	amountField, currencyField := doc.Get("amount"), doc.Get("currency")
+	if !amountField.Exists() || amountField.Type == gjson.Null {
+		if cb := doc.Get("chargebackData"); cb.IsObject() {
+			amountField, currencyField = cb.Get("amount"), cb.Get("currency")
+		}
+	}
+	if decimal := text(amountField); decimal != "" {
+		currency := strings.ToUpper(text(currencyField))
+		if currency == "" {
+			return nil, fmt.Errorf("%w: currency", ErrMissingField)
+		}
+		amount, err := ParseDecimalAmount(decimal, currency)
+		if err != nil {
+			return nil, err
+		}
+		ev.Amount = &amount
+	}
+
+	if status == StatusFailed || status == StatusRefundFailed {
+		ev.Failure = ixopayFailure(doc)
+	}
+	return ev, nil
+}
+
+// ixopayFailure takes the first entry of errors[], else the top-level code
+// and message some callbacks carry; nil when the callback gives no reason.
+func ixopayFailure(doc gjson.Result) *Failure {
+	source := doc
+	if first := doc.Get("errors.0"); first.IsObject() {
+		source = first
+	}
+	f := Failure{Code: text(source.Get("code")), Message: text(source.Get("message"))}
+	if f.Code == "" {
+		f.Code = text(source.Get("adapterCode"))
+	}
+	if f.Message == "" {
+		f.Message = text(source.Get("adapterMessage"))
+	}
+	if f == (Failure{}) {
+		return nil
+	}
+	return &f
+}

@@ -1,0 +1,115 @@
+package normalize_test
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"testing"
+
+	. "github.com/payhook/payhook/normalize"
+	"github.com/payhook/payhook/verify"
+)
+
+func TestIXOPAYGolden(t *testing.T) {
+	runGolden(t, "ixopay", IXOPAY, func(req *http.Request) any {
+		return verify.Result{Method: "hmac-sha512", Date: req.Header.Get("Date")}
+	})
+}
+
+// TestIXOPAYStatusMapping pins every documented transactionType × result.
+func TestIXOPAYStatusMapping(t *testing.T) {
+	want := map[string][4]Status{ // OK, PENDING, ERROR, INVALID_REQUEST
+		"DEBIT":                     {StatusCaptured, StatusPending, StatusFailed, StatusFailed},
+		"CAPTURE":                   {StatusCaptured, StatusPending, StatusFailed, StatusFailed},
+		"PREAUTHORIZE":              {StatusAuthorized, StatusPending, StatusFailed, StatusFailed},
+		"INCREMENTAL-AUTHORIZATION": {StatusAuthorized, StatusPending, StatusFailed, StatusFailed},
+		"VOID":                      {StatusCancelled, StatusPending, StatusFailed, StatusFailed},
+		"REFUND":                    {StatusRefunded, StatusRefundPending, StatusRefundFailed, StatusRefundFailed},
+		"PAYOUT":                    {StatusPaidOut, StatusPending, StatusFailed, StatusFailed},
+		"CHARGEBACK":                {StatusChargeback, StatusPending, StatusFailed, StatusFailed},
+		"CHARGEBACK-REVERSAL":       {StatusChargebackReversed, StatusPending, StatusFailed, StatusFailed},
+		"REGISTER":                  {StatusUnknown, StatusPending, StatusFailed, StatusFailed},
+		"DEREGISTER":                {StatusUnknown, StatusPending, StatusFailed, StatusFailed},
+	}
+	status := func(transactionType, result string) (Status, bool) {
+		body := fmt.Sprintf(`{"result":%q,"uuid":"u1","transactionType":%q,"amount":"1.00","currency":"EUR"}`, result, transactionType)
+		ev, err := IXOPAY(&Input{Provider: "ixopay", Body: []byte(body)})
+		if err != nil {
+			t.Fatalf("%s %s: %v", transactionType, result, err)
+		}
+		if ev.ProviderStatus != transactionType+" "+result {
+			t.Errorf("provider_status = %q, want %q", ev.ProviderStatus, transactionType+" "+result)
+		}
+		return ev.Status, !ev.Unmapped
+	}
+	for transactionType, statuses := range want {
+		for i, result := range []string{"OK", "PENDING", "ERROR", "INVALID_REQUEST"} {
+			got, known := status(transactionType, result)
+			if got != statuses[i] || !known {
+				t.Errorf("%s %s = %s (known %v), want %s", transactionType, result, got, known, statuses[i])
+			}
+		}
+	}
+	for _, tc := range [][2]string{{"SETTLEMENT", "OK"}, {"DEBIT", "MAYBE"}} {
+		if got, known := status(tc[0], tc[1]); got != StatusUnknown || known {
+			t.Errorf("%q %q = %s (known %v), want unknown and not known", tc[0], tc[1], got, known)
+		}
+	}
+}
+
+func TestIXOPAYUnknownTypeIsForwardedAsUnknown(t *testing.T) {
+	ev, err := IXOPAY(&Input{Provider: "ixopay", Body: []byte(`{"result":"OK","uuid":"u1","transactionType":"SETTLEMENT","amount":"1.00","currency":"EUR"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Status != StatusUnknown || !ev.Unmapped || ev.ProviderStatus != "SETTLEMENT OK" {
+		t.Errorf("got status %s unmapped %v provider_status %q", ev.Status, ev.Unmapped, ev.ProviderStatus)
+	}
+}
+
+func TestIXOPAYRejections(t *testing.T) {
+	tests := []struct {
+		body string
+		want error
+	}{
+		{`{"result":"OK","uuid":"u","transactionType":"DEBIT","amount":"9.999","currency":"EUR"}`, ErrInexactAmount},
+		{`{"result":"OK","uuid":"u","transactionType":"DEBIT","amount":"1.5","currency":"JPY"}`, ErrInexactAmount},
+		{`{"result":"OK","uuid":"u","transactionType":"DEBIT","amount":"9.99","currency":"XAU"}`, ErrUnknownCurrency},
+		{`{"result":"OK","uuid":"u","transactionType":"DEBIT","amount":"9.99"}`, ErrMissingField},
+		{`{"result":"OK","uuid":"u","transactionType":"DEBIT","amount":"9,99","currency":"EUR"}`, ErrMalformed},
+		{`{"result":"OK","uuid":"u","transactionType":"DEBIT","amount":1e3,"currency":"EUR"}`, ErrMalformed},
+		{`{"uuid":"u","transactionType":"DEBIT"}`, ErrMissingField},
+		{`{"result":"OK","transactionType":"DEBIT"}`, ErrMissingField},
+		{`{"result":null,"uuid":"u"}`, ErrMissingField},
+		{`[]`, ErrMalformed},
+		{`"OK"`, ErrMalformed},
+		{``, ErrMalformed},
+		{`{"result":"OK",}`, ErrMalformed},
+	}
+	for _, tt := range tests {
+		_, err := IXOPAY(&Input{Provider: "ixopay", Body: []byte(tt.body)})
+		if !errors.Is(err, tt.want) {
+			t.Errorf("IXOPAY(%s) error = %v, want %v", tt.body, err, tt.want)
+		}
+	}
+}
+
+func FuzzIXOPAY(f *testing.F) {
+	f.Add([]byte(`{"result":"OK","uuid":"u","transactionType":"DEBIT","amount":"9.99","currency":"EUR"}`))
+	f.Add([]byte(`{"result":"ERROR","uuid":"u","transactionType":"REFUND","amount":9.99,"currency":"eur","errors":[{"code":1,"message":"x"}]}`))
+	f.Add([]byte(`{"result":"OK","uuid":1,"transactionType":"CHARGEBACK","chargebackData":{"amount":"1","currency":"JPY"}}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		ev, err := IXOPAY(&Input{Provider: "ixopay", Body: body})
+		if err != nil {
+			for _, sentinel := range []error{ErrMalformed, ErrMissingField, ErrInexactAmount, ErrUnknownCurrency} {
+				if errors.Is(err, sentinel) {
+					return
+				}
+			}
+			t.Fatalf("error %v wraps no sentinel", err)
+		}
+		if _, err := Encode(ev, map[string]string{"method": "hmac-sha512"}, goldenReceivedAt); err != nil {
+			t.Fatalf("accepted payload does not encode: %v", err)
+		}
+	})
+}

@@ -1,0 +1,56 @@
+package verify
+
+import (
+	"fmt"
+	"time"
+)
+
+// dateLayouts are the Date header forms accepted, most common first. RFC 7231
+// §7.1.1.1 requires senders to use IMF-fixdate (GMT) and recipients to accept
+// the two obsolete forms. PHP clients formatting with `D, d M Y H:i:s T` in
+// UTC send "UTC" instead of "GMT"; others send RFC 2822's numeric offset.
+// Zone abbreviations other than GMT and UTC are refused: Go would silently
+// read "CET" as a zero offset.
+var dateLayouts = []string{
+	"Mon, 02 Jan 2006 15:04:05 GMT", // IMF-fixdate
+	"Mon, 02 Jan 2006 15:04:05 UTC", // PHP's `T` in UTC
+	"Mon, 02 Jan 2006 15:04:05 -0700",
+	"Monday, 02-Jan-06 15:04:05 GMT", // RFC 850, obsolete
+	"Mon Jan _2 15:04:05 2006",       // asctime, obsolete
+}
+
+// maxDateLen bounds the work done on a hostile header: the longest layout is
+// RFC 850 with the longest weekday name.
+const maxDateLen = len("Wednesday, 02-Jan-06 15:04:05 GMT")
+
+// ParseDate parses an HTTP Date header value. It accepts the three RFC 7231
+// forms and the "UTC" spelling that PHP clients send; the result is in UTC.
+// A failure wraps ErrMalformedDate.
+func ParseDate(value string) (time.Time, error) {
+	if len(value) > maxDateLen {
+		return time.Time{}, fmt.Errorf("%w: too long", ErrMalformedDate)
+	}
+	for _, layout := range dateLayouts {
+		if t, err := time.Parse(layout, value); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, ErrMalformedDate
+}
+
+// CheckDate parses value with ParseDate and checks that it lies within maxSkew
+// of now, in the past or in the future. An empty value wraps ErrNoDate.
+func CheckDate(value string, now time.Time, maxSkew time.Duration) (time.Time, error) {
+	if value == "" {
+		return time.Time{}, ErrNoDate
+	}
+	t, err := ParseDate(value)
+	if err != nil {
+		return time.Time{}, err
+	}
+	skew := now.Sub(t)
+	if skew > maxSkew || skew < -maxSkew {
+		return t, fmt.Errorf("%w: %s off, %s allowed", ErrDateOutsideWindow, skew.Round(time.Second), maxSkew)
+	}
+	return t, nil
+}

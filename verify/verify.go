@@ -1,0 +1,63 @@
+// Package verify establishes the authenticity of payment-provider callbacks.
+//
+// Each scheme lives in its own file (ixopay.go, date.go, …) and reports a
+// failure as one of the sentinel errors below, so a caller can map every way
+// to fail to an HTTP status and a log reason without matching strings. The
+// package has no Caddy import: it is usable from any Go HTTP server.
+package verify
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/netip"
+)
+
+// Sentinel errors, one per way a callback fails verification. Errors returned
+// by verifiers wrap one of these (test with errors.Is); their messages never
+// contain a secret or payload content.
+var (
+	// ErrNotSigned means the callback carries no signature at all.
+	ErrNotSigned = errors.New("signature missing")
+	// ErrBadSignature means a signature is present but matches no configured secret.
+	ErrBadSignature = errors.New("signature mismatch")
+	// ErrMalformedSignature means the signature header cannot be decoded.
+	ErrMalformedSignature = errors.New("signature malformed")
+	// ErrNoDate means the callback carries no Date (or X-Date) header.
+	ErrNoDate = errors.New("date missing")
+	// ErrMalformedDate means the Date header is not an RFC 7231 date.
+	ErrMalformedDate = errors.New("date malformed")
+	// ErrDateOutsideWindow means the Date is further in the past or the future than allowed.
+	ErrDateOutsideWindow = errors.New("date outside window")
+)
+
+// Callback is what a verifier sees of an incoming callback. Body is the raw
+// body exactly as received; verifiers must not modify it.
+type Callback struct {
+	Method string
+	// RequestURI is the path plus query string exactly as sent on the request line.
+	RequestURI string
+	Header     http.Header
+	Body       []byte
+	// ClientIP is the client's address as the server determined it (after any
+	// trusted proxies); the zero value when unknown.
+	ClientIP netip.Addr
+}
+
+// Result describes how authenticity was established. It goes into the
+// envelope's data.verification and must never hold a secret.
+type Result struct {
+	// Method names the scheme: "hmac-sha512", "api-fetch", "url-token", ….
+	Method string `json:"method"`
+	// Date is the signed Date header exactly as received, for schemes that check one.
+	Date string `json:"date,omitempty"`
+	// Variant names a scheme's older variant when that is what matched.
+	Variant string `json:"variant,omitempty"`
+}
+
+// Verifier establishes the authenticity of one provider's callbacks.
+type Verifier interface {
+	// Verify returns how the callback was verified, or an error wrapping one
+	// of the package's sentinel errors.
+	Verify(ctx context.Context, cb *Callback) (Result, error)
+}
