@@ -1,7 +1,10 @@
 package normalize
 
 import (
+	"encoding/json"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/tidwall/gjson"
@@ -124,4 +127,79 @@ func ixopayFailure(doc gjson.Result) *Failure {
 		return nil
 	}
 	return &f
+}
+
+// ixopaySampleStatus is the transactionType and result that IXOPAY sends
+// for each canonical status.
+var ixopaySampleStatus = map[Status][2]string{
+	StatusCaptured:           {"DEBIT", "OK"},
+	StatusAuthorized:         {"PREAUTHORIZE", "OK"},
+	StatusPending:            {"DEBIT", "PENDING"},
+	StatusFailed:             {"DEBIT", "ERROR"},
+	StatusCancelled:          {"VOID", "OK"},
+	StatusRefunded:           {"REFUND", "OK"},
+	StatusRefundPending:      {"REFUND", "PENDING"},
+	StatusRefundFailed:       {"REFUND", "ERROR"},
+	StatusChargeback:         {"CHARGEBACK", "OK"},
+	StatusChargebackReversed: {"CHARGEBACK-REVERSAL", "OK"},
+	StatusPaidOut:            {"PAYOUT", "OK"},
+}
+
+// IXOPAYSample fabricates an IXOPAY status-change callback for s.
+func IXOPAYSample(s Sample) ([]byte, string, error) {
+	tr, ok := ixopaySampleStatus[s.Status]
+	if !ok {
+		return nil, "", fmt.Errorf("ixopay sends no callback with status %q (it sends: %s)", s.Status, sampleStatuses(ixopaySampleStatus))
+	}
+	exp, ok := MinorUnitExponent(s.Amount.Currency)
+	if !ok {
+		return nil, "", fmt.Errorf("%w: %q", ErrUnknownCurrency, s.Amount.Currency)
+	}
+	doc := map[string]any{
+		"result":                tr[1],
+		"uuid":                  s.ProviderReference,
+		"merchantTransactionId": s.MerchantReference,
+		"purchaseId":            "sample-" + s.ProviderReference,
+		"transactionType":       tr[0],
+		"paymentMethod":         "Creditcard",
+		"amount":                formatDecimal(s.Amount.MinorUnits, exp),
+		"currency":              s.Amount.Currency,
+		"returnData": map[string]any{
+			"_TYPE": "cardData", "type": "visa", "cardHolder": "Sample Customer",
+			"expiryMonth": "12", "expiryYear": "2030", "firstSixDigits": "411111", "lastFourDigits": "1111",
+		},
+		"extraData": map[string]string{"sentBy": "caddy payhook send"},
+	}
+	if tr[1] == "ERROR" {
+		doc["errors"] = []map[string]any{{"message": "Sample decline", "code": "2003", "adapterMessage": "sample", "adapterCode": "05"}}
+	}
+	body, err := json.Marshal(doc)
+	return body, "application/json; charset=utf-8", err
+}
+
+// formatDecimal writes minor units as a decimal with exp fraction digits.
+func formatDecimal(minorUnits int64, exp int) string {
+	s := strconv.FormatInt(minorUnits, 10)
+	if exp == 0 {
+		return s
+	}
+	negative := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	for len(s) <= exp {
+		s = "0" + s
+	}
+	s = s[:len(s)-exp] + "." + s[len(s)-exp:]
+	if negative {
+		return "-" + s
+	}
+	return s
+}
+
+func sampleStatuses[V any](m map[Status]V) string {
+	names := make([]string, 0, len(m))
+	for s := range m {
+		names = append(names, string(s))
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
 }

@@ -113,3 +113,30 @@ func FuzzIXOPAY(f *testing.F) {
 		}
 	})
 }
+
+// TestIXOPAYSampleRoundTrips checks that every sample the send command can
+// fabricate normalizes back to the status, amount and references asked for.
+func TestIXOPAYSampleRoundTrips(t *testing.T) {
+	for _, status := range []Status{
+		StatusCaptured, StatusAuthorized, StatusPending, StatusFailed, StatusCancelled, StatusRefunded,
+		StatusRefundPending, StatusRefundFailed, StatusChargeback, StatusChargebackReversed, StatusPaidOut,
+	} {
+		for _, amount := range []Amount{{999, "EUR"}, {5, "EUR"}, {100, "JPY"}, {1234, "KWD"}} {
+			s := Sample{Status: status, Amount: amount, MerchantReference: "order-1", ProviderReference: "u-1"}
+			body, ct, err := IXOPAYSample(s)
+			if err != nil || ct != "application/json; charset=utf-8" {
+				t.Fatalf("IXOPAYSample(%s): %v, %q", status, err, ct)
+			}
+			ev, err := IXOPAY(&Input{Provider: "ixopay", Body: body})
+			if err != nil {
+				t.Fatalf("sample for %s does not normalize: %v", status, err)
+			}
+			if ev.Status != status || *ev.Amount != amount || ev.MerchantReference != "order-1" || ev.ProviderReference != "u-1" {
+				t.Errorf("sample %s %v came back as %s %v %q %q", status, amount, ev.Status, *ev.Amount, ev.MerchantReference, ev.ProviderReference)
+			}
+		}
+	}
+	if _, _, err := IXOPAYSample(Sample{Status: StatusExpired, Amount: Amount{1, "EUR"}}); err == nil {
+		t.Error("IXOPAYSample(expired) succeeded; IXOPAY has no such callback")
+	}
+}

@@ -1,0 +1,101 @@
+package caddymodule
+
+import (
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("payhook", parseCaddyfile)
+	// payhook must see the provider's request before reverse_proxy sends the
+	// envelope on, also outside a route block.
+	httpcaddyfile.RegisterDirectiveOrder("payhook", httpcaddyfile.Before, "reverse_proxy")
+}
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	handler := new(Handler)
+	err := handler.UnmarshalCaddyfile(h.Dispenser)
+	return handler, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	payhook <provider> {
+//	    secret     <value>       # repeatable: every secret is accepted
+//	    max_skew   <duration>    # default 5m
+//	    max_body   <size>        # default 1MiB
+//	    legacy_md5               # ixopay: also accept the MD5 body hash
+//	}
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // consume directive name
+	if !d.NextArg() {
+		return d.Errf("payhook needs a provider name, one of: %s", joinNames(providerNames()))
+	}
+	h.Provider = d.Val()
+	if _, ok := providers[h.Provider]; !ok {
+		return d.Errf("unknown provider %q (known: %s)", h.Provider, joinNames(providerNames()))
+	}
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch option := d.Val(); option {
+		case "secret":
+			var secret string
+			if !d.AllArgs(&secret) {
+				return d.ArgErr()
+			}
+			h.Secrets = append(h.Secrets, secret)
+		case "max_skew":
+			var value string
+			if !d.AllArgs(&value) {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(value)
+			if err != nil {
+				return d.Errf("max_skew: %v", err)
+			}
+			if dur <= 0 {
+				return d.Errf("max_skew must be positive")
+			}
+			h.MaxSkew = caddy.Duration(dur)
+		case "max_body":
+			var value string
+			if !d.AllArgs(&value) {
+				return d.ArgErr()
+			}
+			size, err := humanize.ParseBytes(value)
+			if err != nil || size == 0 || size > 1<<40 {
+				return d.Errf("max_body: invalid size %q", value)
+			}
+			h.MaxBody = int64(size)
+		case "legacy_md5":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.LegacyMD5 = true
+		default:
+			return d.Errf("unrecognized payhook option %q", option)
+		}
+	}
+	return nil
+}
+
+func joinNames(names []string) string {
+	out := ""
+	for i, n := range names {
+		if i > 0 {
+			out += ", "
+		}
+		out += strconv.Quote(n)
+	}
+	return out
+}
+
+// Interface guard.
+var _ caddyfile.Unmarshaler = (*Handler)(nil)

@@ -1,0 +1,58 @@
+package caddymodule
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/payhook/payhook/normalize"
+	"github.com/payhook/payhook/verify"
+)
+
+// rejection is how payhook answers a callback that fails a step, following
+// the contract's "What the provider sees" table.
+type rejection struct {
+	err    error  // the sentinel
+	status int    // the answer to the provider
+	code   string // a stable reason for logs and metrics
+}
+
+// rejections lists every sentinel a step can fail with. The first match wins.
+var rejections = []rejection{
+	{errMethod, http.StatusMethodNotAllowed, "method_not_allowed"},
+	{errContentType, http.StatusUnsupportedMediaType, "content_type_not_accepted"},
+	{errBodyTooLarge, http.StatusRequestEntityTooLarge, "body_too_large"},
+	{errBodyUnreadable, http.StatusBadRequest, "body_unreadable"},
+	{verify.ErrNotSigned, http.StatusUnauthorized, "signature_missing"},
+	{verify.ErrMalformedSignature, http.StatusUnauthorized, "signature_malformed"},
+	{verify.ErrBadSignature, http.StatusUnauthorized, "signature_mismatch"},
+	{verify.ErrNoDate, http.StatusUnauthorized, "date_missing"},
+	{verify.ErrMalformedDate, http.StatusUnauthorized, "date_malformed"},
+	{verify.ErrDateOutsideWindow, http.StatusUnauthorized, "date_outside_window"},
+	{normalize.ErrMalformed, http.StatusBadRequest, "payload_malformed"},
+	{normalize.ErrMissingField, http.StatusBadRequest, "field_missing"},
+	{normalize.ErrInexactAmount, http.StatusBadRequest, "amount_inexact"},
+	{normalize.ErrUnknownCurrency, http.StatusBadRequest, "currency_unknown"},
+	{errEncode, http.StatusInternalServerError, "envelope_not_encodable"},
+}
+
+// internalError is the answer to an error that no rejection names: a 500,
+// so the provider retries.
+var internalError = rejection{status: http.StatusInternalServerError, code: "internal_error"}
+
+func classify(err error) rejection {
+	for _, r := range rejections {
+		if errors.Is(err, r.err) {
+			return r
+		}
+	}
+	return internalError
+}
+
+// message is the text the provider sees: the sentinel's words only, so that
+// a caller learns which check failed but nothing of the configuration.
+func (r rejection) message() string {
+	if r.err == nil {
+		return "internal error"
+	}
+	return r.err.Error()
+}

@@ -1,0 +1,99 @@
+package caddymodule
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/payhook/payhook/verify"
+)
+
+// Errors of the read step; classify maps them to the provider's answer.
+var (
+	errMethod         = errors.New("method not allowed")
+	errContentType    = errors.New("content type not accepted")
+	errBodyTooLarge   = errors.New("body over the limit")
+	errBodyUnreadable = errors.New("body unreadable")
+	errEncode         = errors.New("envelope not encodable")
+)
+
+// read checks the method and content type, then reads the body, bounded by
+// MaxBody: nothing about a callback is trusted before it is verified, so
+// everything that can be refused without reading the body is refused first.
+func (h *Handler) read(w http.ResponseWriter, r *http.Request) (*verify.Callback, error) {
+	if r.Method != http.MethodPost {
+		return nil, fmt.Errorf("%w: %s", errMethod, r.Method)
+	}
+	mt, err := mediaType(r.Header.Get("Content-Type"))
+	if err != nil || !slices.Contains(h.provider.contentTypes, mt) {
+		return nil, fmt.Errorf("%w: %q", errContentType, truncate(mt, 64))
+	}
+	// A compressed body would be signed compressed and parsed decompressed;
+	// no provider sends one.
+	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		return nil, fmt.Errorf("%w: content encoding %q", errContentType, truncate(ce, 32))
+	}
+	if r.ContentLength > h.MaxBody {
+		return nil, fmt.Errorf("%w: %d bytes declared, %d allowed", errBodyTooLarge, r.ContentLength, h.MaxBody)
+	}
+	body, err := readBounded(w, r, h.MaxBody)
+	if err != nil {
+		return nil, err
+	}
+	return &verify.Callback{
+		Method:     r.Method,
+		RequestURI: r.RequestURI,
+		Header:     r.Header,
+		Body:       body,
+	}, nil
+}
+
+// readBounded reads at most limit bytes of the body. http.MaxBytesReader
+// also tells the server to close the connection rather than drain an
+// oversized body.
+func readBounded(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	size := limit
+	if r.ContentLength >= 0 && r.ContentLength < limit {
+		size = r.ContentLength
+	}
+	buf := make([]byte, 0, size+1)
+	body := http.MaxBytesReader(w, r.Body, limit)
+	for {
+		n, err := body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			var tooLarge *http.MaxBytesError
+			if errors.As(err, &tooLarge) {
+				return nil, fmt.Errorf("%w: more than %d bytes", errBodyTooLarge, limit)
+			}
+			return nil, fmt.Errorf("%w: %v", errBodyUnreadable, err)
+		}
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(len(buf), int(limit))+1)
+		}
+	}
+}
+
+// mediaType returns the lower-case media type of a Content-Type value,
+// without parameters.
+func mediaType(contentType string) (string, error) {
+	if contentType == "" {
+		return "", errors.New("no content type")
+	}
+	mt, _, err := mime.ParseMediaType(contentType)
+	return mt, err
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}

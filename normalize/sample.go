@@ -1,0 +1,14 @@
+package normalize
+
+// Sample describes a callback to fabricate for testing a deployment without
+// the provider (`caddy payhook send`).
+type Sample struct {
+	Status            Status
+	Amount            Amount
+	MerchantReference string
+	ProviderReference string
+}
+
+// SampleBuilder fabricates a provider's callback body for a Sample. It
+// returns the body and its Content-Type.
+type SampleBuilder func(s Sample) (body []byte, contentType string, err error)
