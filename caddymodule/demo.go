@@ -98,4 +98,3 @@ func demoUpstream(out io.Writer, status int) http.Handler {
 		w.WriteHeader(status)
 	})
 }
-

@@ -281,7 +281,6 @@ func writePlain(w http.ResponseWriter, status int, body string) {
 	_, _ = w.Write([]byte(body + "\n"))
 }
 
-
 // Interface guards.
 var (
 	_ caddy.Provisioner           = (*Handler)(nil)
