@@ -69,7 +69,10 @@ func ackText(body string) func(w http.ResponseWriter) int {
 
 // signIXOPAY signs r like IXOPAY does, with the verifier's own code.
 func signIXOPAY(r *http.Request, body []byte, secret []byte) {
-	date := time.Now().UTC().Format(http.TimeFormat)
+	signIXOPAYAt(r, body, secret, time.Now().UTC().Format(http.TimeFormat))
+}
+
+func signIXOPAYAt(r *http.Request, body []byte, secret []byte, date string) {
 	r.Header.Set("Date", date)
 	r.Header.Set("X-Signature", verify.SignIXOPAY(secret, verify.IXOPAYSHA512, verify.IXOPAYMessage{
 		Method:      r.Method,

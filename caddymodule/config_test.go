@@ -1,0 +1,174 @@
+package caddymodule
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+)
+
+// Configuration mistakes fail loading (and so `caddy validate`) with a
+// message naming the problem.
+func TestConfigurationMistakesFailValidation(t *testing.T) {
+	t.Setenv("PAYHOOK_TEST_SECRET", testSecret)
+	os.Unsetenv("PAYHOOK_TEST_UNSET")
+	site := func(payhook string) string {
+		return fmt.Sprintf("{\n\tadmin localhost:2999\n\thttp_port 9080\n}\nhttp://localhost:9080 {\n\t%s\n\trespond 200\n}\n", payhook)
+	}
+	tests := []struct {
+		name, payhook, want string
+	}{
+		{"no secret", "payhook ixopay", "at least one secret is required"},
+		{"empty block", "payhook ixopay {\n\t}", "at least one secret is required"},
+		{"unset environment variable", "payhook ixopay {\n\t\tsecret {env.PAYHOOK_TEST_UNSET}\n\t}", "{env.PAYHOOK_TEST_UNSET} is empty"},
+		{"missing secret file", "payhook ixopay {\n\t\tsecret {file./nonexistent/payhook-secret}\n\t}", "{file./nonexistent/payhook-secret} is empty"},
+		{"unknown placeholder", "payhook ixopay {\n\t\tsecret {http.request.uri}\n\t}", "unrecognized placeholder"},
+		{"unknown provider", "payhook stripe {\n\t\tsecret x\n\t}", `unknown provider \"stripe\"`},
+		{"no provider", "payhook {\n\t\tsecret x\n\t}", "payhook needs a provider name"},
+		{"unknown option", "payhook ixopay {\n\t\tsecret {env.PAYHOOK_TEST_SECRET}\n\t\tsecrt x\n\t}", `unrecognized payhook option \"secrt\"`},
+		{"bad max_skew", "payhook ixopay {\n\t\tsecret {env.PAYHOOK_TEST_SECRET}\n\t\tmax_skew soon\n\t}", "max_skew"},
+		{"negative max_skew", "payhook ixopay {\n\t\tsecret {env.PAYHOOK_TEST_SECRET}\n\t\tmax_skew -1m\n\t}", "max_skew must be positive"},
+		{"bad max_body", "payhook ixopay {\n\t\tsecret {env.PAYHOOK_TEST_SECRET}\n\t\tmax_body lots\n\t}", "max_body"},
+		{"legacy_md5 with an argument", "payhook ixopay {\n\t\tsecret {env.PAYHOOK_TEST_SECRET}\n\t\tlegacy_md5 yes\n\t}", "wrong argument count"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			caddytest.AssertLoadError(t, site(tt.payhook), "caddyfile", tt.want)
+		})
+	}
+}
+
+func TestJSONConfigUnknownProviderFails(t *testing.T) {
+	caddytest.AssertLoadError(t, `{
+		"admin": {"listen": "localhost:2999"},
+		"apps": {"http": {"servers": {"srv0": {"listen": [":9080"], "routes": [{"handle": [
+			{"handler": "payhook", "provider": "nope", "secrets": ["x"]}
+		]}]}}}}
+	}`, "json", `unknown provider \"nope\"`)
+}
+
+// The JSON config mirrors the Caddyfile field for field.
+func TestJSONConfig(t *testing.T) {
+	t.Setenv("PAYHOOK_TEST_SECRET", testSecret)
+	u := newUpstream(t)
+	e := &env{t: t, upstream: u, logFile: filepath.Join(t.TempDir(), "unused.log")}
+	caddytest.NewTester(t).InitServer(fmt.Sprintf(`{
+		"admin": {"listen": "localhost:2999"},
+		"apps": {"http": {"http_port": 9080, "servers": {"srv0": {"listen": [":9080"], "routes": [{"handle": [
+			{"handler": "payhook", "provider": "ixopay", "secrets": ["{env.PAYHOOK_TEST_SECRET}"],
+			 "max_skew": "2m", "max_body": 4096, "legacy_md5": true},
+			{"handler": "reverse_proxy", "upstreams": [{"dial": %q}]}
+		]}]}}}}
+	}`, strings.TrimPrefix(u.URL, "http://")), "json")
+	resp, body := e.send(ixopayCallback(debitOK))
+	expectAnswer(t, resp, body, http.StatusOK, "OK")
+	e.onlyDelivery()
+
+	// max_skew 2m is in force.
+	e.upstream.reset()
+	c := ixopayCallback(debitOK)
+	c.date = time.Now().Add(-3 * time.Minute).UTC().Format(http.TimeFormat)
+	resp, body = e.send(c)
+	expectAnswer(t, resp, body, http.StatusUnauthorized, "")
+	e.expectNothingForwarded()
+}
+
+// Secrets can come from files ({file.*}, as with Docker or Kubernetes
+// secrets); the file's trailing newline is not part of the secret.
+func TestSecretFromFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ixopay_secret")
+	if err := os.WriteFile(path, []byte(testSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := startCaddy(t, "route /callbacks/ixopay* {\n\t\tpayhook ixopay {\n\t\t\tsecret {file."+path+"}\n\t\t}\n\t\treverse_proxy {upstream}\n\t}")
+	resp, body := e.send(ixopayCallback(debitOK))
+	expectAnswer(t, resp, body, http.StatusOK, "OK")
+	e.onlyDelivery()
+}
+
+func TestLegacyMD5OnlyWhenEnabled(t *testing.T) {
+	send := func(e *env) int {
+		c := ixopayCallback(debitOK)
+		req, _ := http.NewRequest(http.MethodPost, caddyBase+c.uri, bytes.NewReader(c.body))
+		req.Header.Set("Content-Type", c.contentType)
+		req.Header.Set("Date", c.date)
+		req.Header.Set("X-Signature", signMD5(c))
+		resp, _ := e.do(req)
+		return resp.StatusCode
+	}
+	e := startCaddy(t, defaultSite)
+	if got := send(e); got != http.StatusUnauthorized {
+		t.Errorf("MD5 variant without legacy_md5: %d, want 401", got)
+	}
+	e.expectNothingForwarded()
+	e = startCaddy(t, "route /callbacks/ixopay* {\n\t\tpayhook ixopay {\n\t\t\tsecret {env.PAYHOOK_TEST_SECRET}\n\t\t\tlegacy_md5\n\t\t}\n\t\treverse_proxy {upstream}\n\t}")
+	if got := send(e); got != http.StatusOK {
+		t.Errorf("MD5 variant with legacy_md5: %d, want 200", got)
+	}
+	e.onlyDelivery()
+}
+
+// TestGoldenCallbacksThroughCaddy replays every golden IXOPAY request of
+// normalize/testdata through real Caddy, re-signed with a fresh Date, and
+// compares what the upstream receives with the golden envelope (less the
+// receive time and the Date checked).
+func TestGoldenCallbacksThroughCaddy(t *testing.T) {
+	e := startCaddy(t, defaultSite)
+	files, _ := filepath.Glob("../normalize/testdata/ixopay/*.in")
+	if len(files) == 0 {
+		t.Fatal("no golden requests")
+	}
+	for _, in := range files {
+		name := strings.TrimSuffix(filepath.Base(in), ".in")
+		t.Run(name, func(t *testing.T) {
+			e.t = t
+			e.upstream.reset()
+			raw, _ := os.ReadFile(in)
+			req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(raw)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(req.Body)
+			c := ixopayCallback(string(body))
+			c.contentType = req.Header.Get("Content-Type")
+			resp, answer := e.send(c)
+			if strings.HasPrefix(name, "reject_") {
+				expectAnswer(t, resp, answer, http.StatusBadRequest, "")
+				e.expectNothingForwarded()
+				return
+			}
+			expectAnswer(t, resp, answer, http.StatusOK, "OK")
+			r, _ := e.onlyDelivery()
+			golden, err := os.ReadFile(strings.TrimSuffix(in, ".in") + ".envelope.json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := comparable(t, r.Body), comparable(t, golden); got != want {
+				t.Errorf("upstream received\n%s\nwant (golden)\n%s", got, want)
+			}
+		})
+	}
+}
+
+// comparable drops what differs between runs: receive time and Date.
+func comparable(t *testing.T, envelope []byte) string {
+	var doc map[string]any
+	if err := json.Unmarshal(envelope, &doc); err != nil {
+		t.Fatal(err)
+	}
+	delete(doc, "time")
+	data := doc["data"].(map[string]any)
+	delete(data, "received_at")
+	delete(data["verification"].(map[string]any), "date")
+	out, _ := json.MarshalIndent(doc, "", "  ")
+	return string(out)
+}

@@ -1,0 +1,258 @@
+package caddymodule
+
+// The integration tests start real Caddy in-process with caddytest, in front
+// of a real upstream (httptest.Server). They all live in this package, run
+// sequentially (no t.Parallel: there is one Caddy), and need no -short:
+// caddytest skips itself under -short, so TestMain refuses that.
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+
+	"github.com/payhook/payhook/verify"
+)
+
+const (
+	testSecret         = "it-shared-secret-0123456789"
+	testPreviousSecret = "it-previous-secret-9876543210"
+	caddyBase          = "http://localhost:9080"
+)
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		fmt.Fprintln(os.Stderr, "caddymodule: the integration tests need real Caddy and would be skipped; run them without -short")
+		os.Exit(1)
+	}
+	os.Exit(m.Run())
+}
+
+// received is one request the upstream got.
+type received struct {
+	Method           string
+	RequestURI       string
+	Header           http.Header
+	Body             []byte
+	ContentLength    int64
+	TransferEncoding []string
+}
+
+// upstream is the merchant's shop: it records what it receives and answers
+// with a configurable status.
+type upstream struct {
+	*httptest.Server
+	mu       sync.Mutex
+	requests []received
+	status   int
+}
+
+func newUpstream(t *testing.T) *upstream {
+	u := &upstream{status: http.StatusOK}
+	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		u.mu.Lock()
+		u.requests = append(u.requests, received{r.Method, r.RequestURI, r.Header.Clone(), body, r.ContentLength, r.TransferEncoding})
+		status := u.status
+		u.mu.Unlock()
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, "shop says hello") // never reaches the provider
+	}))
+	t.Cleanup(u.Close)
+	return u
+}
+
+func (u *upstream) setStatus(status int) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.status = status
+}
+
+func (u *upstream) received() []received {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]received(nil), u.requests...)
+}
+
+func (u *upstream) reset() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.requests = nil
+}
+
+// env is one running Caddy configuration with its upstream and log file.
+type env struct {
+	t        *testing.T
+	upstream *upstream
+	logFile  string
+}
+
+// payhookBlock is the default payhook configuration of the tests.
+const payhookBlock = `payhook ixopay {
+			secret {env.PAYHOOK_TEST_SECRET}
+			secret {env.PAYHOOK_TEST_PREVIOUS_SECRET}
+			max_body 8KiB
+		}`
+
+// startCaddy loads a Caddyfile whose site block is siteBody, with
+// {upstream} replaced by the upstream's address, and logs at DEBUG to a file.
+func startCaddy(t *testing.T, siteBody string) *env {
+	t.Helper()
+	t.Setenv("PAYHOOK_TEST_SECRET", testSecret)
+	t.Setenv("PAYHOOK_TEST_PREVIOUS_SECRET", testPreviousSecret)
+	e := &env{t: t, upstream: newUpstream(t), logFile: filepath.Join(t.TempDir(), "caddy.log")}
+	config := fmt.Sprintf(`{
+	admin localhost:2999
+	http_port 9080
+	https_port 9443
+	grace_period 1ns
+	skip_install_trust
+	metrics
+	log {
+		output file %s
+		format json
+		level DEBUG
+	}
+}
+
+http://localhost:9080 {
+	%s
+}
+`, e.logFile, strings.ReplaceAll(siteBody, "{upstream}", strings.TrimPrefix(e.upstream.URL, "http://")))
+	loaded := false
+	defer func() {
+		// caddytest skips, rather than fails, when it cannot start Caddy.
+		if !loaded {
+			t.Errorf("Caddy did not start; the integration test cannot pass")
+		}
+	}()
+	caddytest.NewTester(t).InitServer(config, "caddyfile")
+	loaded = true
+	return e
+}
+
+// defaultSite routes /callbacks/ixopay* through payhook to the upstream,
+// passing payhook's placeholders on as headers.
+const defaultSite = `route /callbacks/ixopay* {
+		` + payhookBlock + `
+		reverse_proxy {upstream} {
+			header_up X-Payhook-Provider {http.vars.payhook.provider}
+			header_up X-Payhook-Event-Id {http.vars.payhook.event_id}
+			header_up X-Payhook-Status {http.vars.payhook.status}
+		}
+	}`
+
+// callback is a request as IXOPAY would send it.
+type callback struct {
+	method      string
+	uri         string
+	contentType string
+	date        string
+	body        []byte
+	secret      string
+	header      http.Header // extra or overriding headers, applied after signing
+	chunked     bool        // send without Content-Length
+}
+
+func ixopayCallback(body string) *callback {
+	return &callback{
+		method:      http.MethodPost,
+		uri:         "/callbacks/ixopay",
+		contentType: "application/json; charset=utf-8",
+		date:        time.Now().UTC().Format(http.TimeFormat),
+		body:        []byte(body),
+		secret:      testSecret,
+	}
+}
+
+const debitOK = `{"result":"OK","uuid":"d94c0d72f3a36e21f16e","merchantTransactionId":"order-1042","transactionType":"DEBIT","paymentMethod":"Creditcard","amount":"9.99","currency":"EUR","customer":{"firstName":"Ada","lastName":"Lovelace","email":"ada@example.org"},"returnData":{"_TYPE":"cardData","cardHolder":"Ada Lovelace","lastFourDigits":"1111"}}`
+
+// send signs and sends c to Caddy and returns the answer and its body.
+func (e *env) send(c *callback) (*http.Response, string) {
+	e.t.Helper()
+	var body io.Reader = bytes.NewReader(c.body)
+	if c.chunked {
+		body = io.MultiReader(bytes.NewReader(c.body)) // unknown length: chunked
+	}
+	req, err := http.NewRequest(c.method, caddyBase+c.uri, body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if c.contentType != "" {
+		req.Header.Set("Content-Type", c.contentType)
+	}
+	if c.date != "" {
+		req.Header.Set("Date", c.date)
+	}
+	if c.secret != "" {
+		req.Header.Set("X-Signature", verify.SignIXOPAY([]byte(c.secret), verify.IXOPAYSHA512, verify.IXOPAYMessage{
+			Method: c.method, ContentType: c.contentType, Date: c.date, RequestURI: c.uri, Body: c.body,
+		}))
+	}
+	for name, values := range c.header {
+		req.Header[name] = values
+	}
+	return e.do(req)
+}
+
+func (e *env) do(req *http.Request) (*http.Response, string) {
+	e.t.Helper()
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer resp.Body.Close()
+	answer, _ := io.ReadAll(resp.Body)
+	return resp, string(answer)
+}
+
+// logEntries returns payhook's log lines, waiting until there are at least n.
+func (e *env) logEntries(n int) []map[string]any {
+	e.t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		var entries []map[string]any
+		if f, err := os.Open(e.logFile); err == nil {
+			sc := bufio.NewScanner(f)
+			sc.Buffer(make([]byte, 1<<20), 1<<20)
+			for sc.Scan() {
+				var entry map[string]any
+				if json.Unmarshal(sc.Bytes(), &entry) == nil && entry["logger"] == "http.handlers.payhook" {
+					entries = append(entries, entry)
+				}
+			}
+			f.Close()
+		}
+		if len(entries) >= n || time.Now().After(deadline) {
+			return entries
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (e *env) rawLog() string {
+	raw, _ := os.ReadFile(e.logFile)
+	return string(raw)
+}
+
+// signMD5 signs c with IXOPAY's legacy MD5 body hash.
+func signMD5(c *callback) string {
+	return verify.SignIXOPAY([]byte(c.secret), verify.IXOPAYMD5, verify.IXOPAYMessage{
+		Method: c.method, ContentType: c.contentType, Date: c.date, RequestURI: c.uri, Body: c.body,
+	})
+}
