@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	. "github.com/payhook/payhook/normalize"
+	"github.com/payhook/payhook/normalize/envelopetest"
 	"github.com/payhook/payhook/verify"
 )
 
@@ -108,8 +109,12 @@ func FuzzIXOPAY(f *testing.F) {
 			}
 			t.Fatalf("error %v wraps no sentinel", err)
 		}
-		if _, err := Encode(ev, map[string]string{"method": "hmac-sha512"}, goldenReceivedAt); err != nil {
+		envelope, err := Encode(ev, verify.Result{Method: "hmac-sha512"}, goldenReceivedAt)
+		if err != nil {
 			t.Fatalf("accepted payload does not encode: %v", err)
+		}
+		if err := envelopetest.Validate(envelope); err != nil {
+			t.Fatalf("accepted payload gives an invalid envelope: %v\n%s", err, envelope)
 		}
 	})
 }
