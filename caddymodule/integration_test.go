@@ -359,3 +359,19 @@ func TestSendCommandDeliversThroughCaddy(t *testing.T) {
 		t.Error("send without --secret succeeded")
 	}
 }
+
+// An unknown transaction type is forwarded as unknown, never dropped, and
+// logged at warn level.
+func TestUnknownStatusIsForwardedWithAWarning(t *testing.T) {
+	e := startCaddy(t, defaultSite)
+	resp, body := e.send(ixopayCallback(`{"result":"OK","uuid":"st1","transactionType":"SETTLEMENT","amount":"1.00","currency":"EUR"}`))
+	expectAnswer(t, resp, body, http.StatusOK, "OK")
+	_, doc := e.onlyDelivery()
+	if doc.Data.Status != "unknown" || doc.Data.ProviderStatus != "SETTLEMENT OK" || doc.Type != "payhook.payment.unknown" {
+		t.Errorf("envelope: type %s status %s provider_status %s", doc.Type, doc.Data.Status, doc.Data.ProviderStatus)
+	}
+	entries := e.logEntries(1)
+	if len(entries) != 1 || entries[0]["level"] != "warn" || entries[0]["outcome"] != "forwarded" || entries[0]["provider_status"] != "SETTLEMENT OK" {
+		t.Errorf("log = %v, want one warn line for the forwarded unknown status", entries)
+	}
+}
