@@ -1,0 +1,336 @@
+package normalize
+
+import (
+	"bytes"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// DecodePHPForm decodes an application/x-www-form-urlencoded body the way
+// PHP fills $_POST, and returns it as JSON the way json_encode($_POST)
+// writes it:
+//
+//   - pairs split on '&'; key and value are URL-decoded ('+' is a space,
+//     an invalid %-escape stays as it is); a pair without '=' has value "";
+//   - leading spaces of a key are dropped, and in its base name (before the
+//     first '[') spaces and dots become '_'; an empty base name drops the pair;
+//   - a[b][c]=x nests, a[]=x (or a[ ]=x) appends at the next integer index, a key
+//     after the last ']' is ignored (a[b]c → a[b]), and a '[' without a
+//     matching ']' is not an index (a[b=1 → a_b);
+//   - integer-looking keys ("0", "-7", not "01" or "1.0") are integers, so
+//     keys 0..n-1 in order make a JSON array and anything else an object;
+//   - a repeated key keeps its first position and its last value; all
+//     values are strings;
+//   - keys nested deeper than 64 levels are dropped, as PHP's
+//     max_input_nesting_level does.
+//
+// The work is linear in the size of the body. Brackets may be sent raw or
+// percent-encoded.
+func DecodePHPForm(body []byte) []byte {
+	var out bytes.Buffer
+	out.Grow(len(body) + 2)
+	root := newPHPArray()
+	for len(body) > 0 {
+		var pair []byte
+		if i := bytes.IndexByte(body, '&'); i >= 0 {
+			pair, body = body[:i], body[i+1:]
+		} else {
+			pair, body = body, nil
+		}
+		if len(pair) == 0 {
+			continue
+		}
+		rawKey, rawValue := pair, []byte(nil)
+		if i := bytes.IndexByte(pair, '='); i >= 0 {
+			rawKey, rawValue = pair[:i], pair[i+1:]
+		}
+		root.register(urlDecode(rawKey), urlDecode(rawValue))
+	}
+	root.writeJSON(&out)
+	return out.Bytes()
+}
+
+// maxNesting is PHP's default max_input_nesting_level.
+const maxNesting = 64
+
+// register stores one decoded pair, following php_register_variable_ex.
+func (root *phpArray) register(key, value string) {
+	if i := strings.IndexByte(key, 0); i >= 0 {
+		key = key[:i] // PHP reads the name as a C string
+	}
+	key = strings.TrimLeft(key, " ")
+	open := strings.IndexByte(key, '[')
+	base := key
+	if open >= 0 {
+		base = key[:open]
+	}
+	if base == "" {
+		return
+	}
+	base = strings.NewReplacer(" ", "_", ".", "_").Replace(base)
+	if open < 0 {
+		root.set(phpKeyOf(base), phpValue{str: value})
+		return
+	}
+
+	// Walk the [index] parts. indices[0] is the base name.
+	indices := []*string{&base}
+	rest := key[open:] // starts with '['
+	for nest := 1; ; nest++ {
+		if nest > maxNesting {
+			return
+		}
+		inner := rest[1:]
+		closeAt := strings.IndexByte(inner, ']')
+		if closeAt < 0 {
+			if len(indices) == 1 {
+				// Not an index: the '[' and what follows join the base name.
+				name := base + "_" + strings.NewReplacer(" ", "_", ".", "_", "[", "_").Replace(inner)
+				root.set(phpKeyOf(name), phpValue{str: value})
+				return
+			}
+			break // the unterminated part is ignored
+		}
+		// PHP skips one white-space character before looking for ']',
+		// so "[ ]" appends too while "[  ]" and "[ b]" are keys.
+		if closeAt == 0 || (closeAt == 1 && isSpace(inner[0])) {
+			indices = append(indices, nil) // [] appends
+		} else {
+			idx := inner[:closeAt]
+			indices = append(indices, &idx)
+		}
+		rest = inner[closeAt+1:]
+		if !strings.HasPrefix(rest, "[") {
+			break // anything after the last ']' is ignored
+		}
+	}
+
+	arr := root
+	for i, idx := range indices {
+		last := i == len(indices)-1
+		if last {
+			if idx == nil {
+				arr.appendValue(phpValue{str: value})
+			} else {
+				arr.set(phpKeyOf(*idx), phpValue{str: value})
+			}
+			return
+		}
+		arr = arr.child(idx)
+	}
+}
+
+// phpKey is a PHP array key: an integer or a string.
+type phpKey struct {
+	isInt bool
+	i     int64
+	s     string
+}
+
+// phpKeyOf applies PHP's symtable rule: a canonical decimal integer string
+// is an integer key.
+func phpKeyOf(s string) phpKey {
+	if n, ok := canonicalInt(s); ok {
+		return phpKey{isInt: true, i: n}
+	}
+	return phpKey{s: s}
+}
+
+func canonicalInt(s string) (int64, bool) {
+	digits := strings.TrimPrefix(s, "-")
+	if digits == "" || len(digits) > 19 || (digits[0] == '0' && len(digits) > 1) || (s[0] == '-' && digits == "0") {
+		return 0, false
+	}
+	if !allDigits(digits) {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil
+}
+
+type phpValue struct {
+	str string
+	arr *phpArray // nil for a string
+}
+
+// phpArray is an ordered PHP array.
+type phpArray struct {
+	keys     []phpKey
+	values   []phpValue
+	index    map[phpKey]int
+	nextFree int64
+	hasNext  bool
+}
+
+func newPHPArray() *phpArray {
+	return &phpArray{index: make(map[phpKey]int)}
+}
+
+func (a *phpArray) set(k phpKey, v phpValue) {
+	if i, ok := a.index[k]; ok {
+		a.values[i] = v // last value wins, first position stays
+		return
+	}
+	a.index[k] = len(a.keys)
+	a.keys = append(a.keys, k)
+	a.values = append(a.values, v)
+	if k.isInt && (!a.hasNext || k.i >= a.nextFree) && k.i < 1<<62 {
+		a.nextFree, a.hasNext = k.i+1, true
+	}
+}
+
+func (a *phpArray) appendValue(v phpValue) {
+	k := phpKey{isInt: true}
+	if a.hasNext {
+		k.i = a.nextFree
+	}
+	a.set(k, v)
+}
+
+// child returns the array at idx (nil appends a new one), replacing a string
+// found there, as PHP does.
+func (a *phpArray) child(idx *string) *phpArray {
+	if idx == nil {
+		arr := newPHPArray()
+		a.appendValue(phpValue{arr: arr})
+		return arr
+	}
+	k := phpKeyOf(*idx)
+	if i, ok := a.index[k]; ok && a.values[i].arr != nil {
+		return a.values[i].arr
+	}
+	arr := newPHPArray()
+	a.set(k, phpValue{arr: arr})
+	return arr
+}
+
+// isList reports whether the keys are 0..n-1 in order (json_encode writes a list).
+func (a *phpArray) isList() bool {
+	for i, k := range a.keys {
+		if !k.isInt || k.i != int64(i) {
+			return false
+		}
+	}
+	return true
+}
+
+func (a *phpArray) writeJSON(out *bytes.Buffer) {
+	list := len(a.keys) > 0 && a.isList()
+	if list {
+		out.WriteByte('[')
+	} else {
+		out.WriteByte('{')
+	}
+	for i, k := range a.keys {
+		if i > 0 {
+			out.WriteByte(',')
+		}
+		if !list {
+			if k.isInt {
+				writeJSONString(out, strconv.FormatInt(k.i, 10))
+			} else {
+				writeJSONString(out, k.s)
+			}
+			out.WriteByte(':')
+		}
+		if v := a.values[i]; v.arr != nil {
+			v.arr.writeJSON(out)
+		} else {
+			writeJSONString(out, v.str)
+		}
+	}
+	if list {
+		out.WriteByte(']')
+	} else {
+		out.WriteByte('}')
+	}
+}
+
+// writeJSONString writes s as a JSON string without HTML escaping; invalid
+// UTF-8 becomes U+FFFD, as encoding/json does.
+func writeJSONString(out *bytes.Buffer, s string) {
+	const hexDigits = "0123456789abcdef"
+	out.WriteByte('"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			out.WriteString(s[start:i])
+			switch c {
+			case '"', '\\':
+				out.WriteByte('\\')
+				out.WriteByte(c)
+			case '\n':
+				out.WriteString(`\n`)
+			case '\r':
+				out.WriteString(`\r`)
+			case '\t':
+				out.WriteString(`\t`)
+			default:
+				out.WriteString(`\u00`)
+				out.WriteByte(hexDigits[c>>4])
+				out.WriteByte(hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			out.WriteString(s[start:i])
+			out.WriteString(`\ufffd`)
+			i++
+			start = i
+			continue
+		}
+		i += size
+	}
+	out.WriteString(s[start:])
+	out.WriteByte('"')
+}
+
+// urlDecode decodes like PHP's urldecode: '+' is a space and an invalid
+// %-escape is kept literally.
+func urlDecode(b []byte) string {
+	if bytes.IndexByte(b, '%') < 0 && bytes.IndexByte(b, '+') < 0 {
+		return string(b)
+	}
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '+':
+			out = append(out, ' ')
+		case c == '%' && i+2 < len(b) && isHex(b[i+1]) && isHex(b[i+2]):
+			out = append(out, unhex(b[i+1])<<4|unhex(b[i+2]))
+			i += 2
+		default:
+			out = append(out, c)
+		}
+	}
+	return string(out)
+}
+
+// isSpace is C's isspace in the "C" locale.
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0'
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10
+	default:
+		return c - 'A' + 10
+	}
+}

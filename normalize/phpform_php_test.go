@@ -1,0 +1,108 @@
+package normalize
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestDecodePHPFormMatchesPHP runs the table cases, the fuzz corpus, 20,000
+// random bodies and the Payrexx form bodies through PHP's own parse_str (the code that fills
+// $_POST) and compares the result with DecodePHPForm. It needs the php
+// command; CI installs it (.ci/run), elsewhere the test is skipped.
+func TestDecodePHPFormMatchesPHP(t *testing.T) {
+	php, err := exec.LookPath("php")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("php is not installed; .ci/run installs php-cli for this test")
+		}
+		t.Skip("php is not installed (apt-get install php-cli)")
+	}
+	var bodies [][]byte
+	for _, c := range phpFormCases {
+		bodies = append(bodies, []byte(c.body))
+	}
+	corpus, _ := filepath.Glob("testdata/fuzz/FuzzDecodePHPForm/*")
+	for _, path := range corpus {
+		raw, _ := os.ReadFile(path)
+		lines := strings.Split(string(raw), "\n")
+		if len(lines) < 2 {
+			continue
+		}
+		// go test fuzz v1: []byte("...")
+		quoted := strings.TrimSuffix(strings.TrimPrefix(lines[1], "[]byte("), ")")
+		if body, err := strconv.Unquote(quoted); err == nil {
+			bodies = append(bodies, []byte(body))
+		}
+	}
+	bodies = append(bodies, randomForms(20000)...)
+	forms, _ := filepath.Glob("testdata/payrexx/*.in")
+	for _, path := range forms {
+		req, body := readRawRequest(t, path)
+		if strings.HasPrefix(req.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+			bodies = append(bodies, body)
+		}
+	}
+
+	// One PHP process decodes every body: NUL-separated in, one JSON line out.
+	script := `foreach (explode("\0", stream_get_contents(STDIN)) as $b) { parse_str(base64_decode($b), $a);
+		echo json_encode($a, JSON_INVALID_UTF8_SUBSTITUTE), "\n"; }`
+	var in bytes.Buffer
+	for i, b := range bodies {
+		if i > 0 {
+			in.WriteByte(0)
+		}
+		in.WriteString(base64Std(b))
+	}
+	cmd := exec.Command(php, "-d", "max_input_vars=100000", "-r", script)
+	cmd.Stdin = &in
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("php: %v", err)
+	}
+	results := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+	if len(results) != len(bodies) {
+		t.Fatalf("php decoded %d bodies, want %d", len(results), len(bodies))
+	}
+	for i, body := range bodies {
+		want, ours := results[i], string(DecodePHPForm(body))
+		if want == "[]" && ours == "{}" {
+			continue // an empty PHP array is written as a list
+		}
+		var w, o any
+		if json.Unmarshal([]byte(want), &w) != nil || json.Unmarshal([]byte(ours), &o) != nil ||
+			!reflect.DeepEqual(w, o) || want[0] != ours[0] {
+			t.Errorf("body %q:\n php %s\nours %s", body, want, ours)
+		}
+	}
+	t.Logf("%d bodies compared with %s", len(bodies), php)
+}
+
+// randomForms makes n bodies from the tokens PHP's rules care about, with a
+// fixed seed so a failure repeats.
+func randomForms(n int) [][]byte {
+	tokens := []string{"a", "b", "[", "]", "%5B", "%5D", "=", "&", "0", "1", "2", "-", " ", ".", "%20", "+",
+		"x", "[]", "[0]", "[1]", "%09", "01", "%00", ";", "[ ]", "%C3%A9", "%FF"}
+	r := rand.New(rand.NewPCG(1, 2))
+	bodies := make([][]byte, n)
+	for i := range bodies {
+		var b strings.Builder
+		for range 1 + r.IntN(12) {
+			b.WriteString(tokens[r.IntN(len(tokens))])
+		}
+		bodies[i] = []byte(b.String())
+	}
+	return bodies
+}
+
+func base64Std(b []byte) string {
+	return base64.StdEncoding.EncodeToString(b)
+}
