@@ -77,6 +77,29 @@ type Input struct {
 	ContentType string
 	// Body is the raw body exactly as received.
 	Body []byte
+	// Original is Body as JSON (a form body decoded with PHP's rules); set
+	// by Decode, nil before.
+	Original []byte
+	// Fetched is the document fetched back from the provider's API, for
+	// providers verified that way; it is the truth the event is built from.
+	Fetched []byte
+}
+
+// Decode sets in.Original from in.Body: a form body decoded with PHP's
+// rules, any other body checked to be a JSON object and kept as it is.
+func Decode(in *Input) error {
+	if in.Original != nil {
+		return nil
+	}
+	if in.ContentType == "application/x-www-form-urlencoded" {
+		in.Original = DecodePHPForm(in.Body)
+		return nil
+	}
+	if _, err := parseJSONObject(in.Body); err != nil {
+		return err
+	}
+	in.Original = in.Body
+	return nil
 }
 
 // Event is the canonical form of one provider callback.

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tidwall/gjson"
+
 	. "github.com/payhook/payhook/normalize"
 	"github.com/payhook/payhook/normalize/envelopetest"
 )
@@ -49,7 +51,7 @@ func inputFor(provider string, req *http.Request, body []byte) *Input {
 // runGolden normalizes every testdata/<provider>/*.in and compares the
 // envelope with <case>.envelope.json, or the error with <case>.error. Every
 // envelope is validated against the JSON Schema.
-func runGolden(t *testing.T, provider string, normalizer Normalizer, verification func(*http.Request) any) {
+func runGolden(t *testing.T, provider string, normalizer Normalizer, verification func(*http.Request, *Input) any) {
 	files, err := filepath.Glob(filepath.Join("testdata", provider, "*.in"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no golden inputs for %s: %v", provider, err)
@@ -58,13 +60,18 @@ func runGolden(t *testing.T, provider string, normalizer Normalizer, verificatio
 		name := strings.TrimSuffix(filepath.Base(in), ".in")
 		t.Run(name, func(t *testing.T) {
 			req, body := readRequest(t, in)
-			ev, err := normalizer(inputFor(provider, req, body))
 			base := strings.TrimSuffix(in, ".in")
+			input := inputFor(provider, req, body)
+			// A fetch-verified provider's API answer, as the API sends it.
+			if answer, err := os.ReadFile(base + ".fetched.json"); err == nil {
+				input.Fetched = []byte(gjson.GetBytes(answer, "data.0").Raw)
+			}
+			ev, err := normalizer(input)
 			if err != nil {
 				compareGolden(t, base+".error", []byte(err.Error()+"\n"))
 				return
 			}
-			envelope, err := Encode(ev, verification(req), goldenReceivedAt)
+			envelope, err := Encode(ev, verification(req, input), goldenReceivedAt)
 			if err != nil {
 				t.Fatal(err)
 			}

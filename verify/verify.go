@@ -42,6 +42,20 @@ type Callback struct {
 	// ClientIP is the client's address as the server determined it (after any
 	// trusted proxies); the zero value when unknown.
 	ClientIP netip.Addr
+	// Claim is what the callback says it is about, for verifiers that fetch
+	// it back from the provider's API; read from the body before verifying.
+	Claim Claim
+}
+
+// Claim is what an unsigned callback says it is about: the resource that a
+// fetch-back verifier asks the provider's API for. Nothing in it is trusted.
+type Claim struct {
+	// Kind is the provider's kind of resource ("Transaction", "Subscription", …).
+	Kind string
+	// ID identifies the resource: an id, or a path under the API's base.
+	ID string
+	// Status is the status the callback claims, kept for the record.
+	Status string
 }
 
 // Result describes how authenticity was established. It goes into the
@@ -53,6 +67,19 @@ type Result struct {
 	Date string `json:"date,omitempty"`
 	// Variant names a scheme's older variant when that is what matched.
 	Variant string `json:"variant,omitempty"`
+	// Signature names an additional signature that was checked.
+	Signature string `json:"signature,omitempty"`
+	// Resource is what was fetched back, relative to the provider's API
+	// (never a host or a credential).
+	Resource string `json:"resource,omitempty"`
+	// Status is the status the provider's API returned.
+	Status string `json:"status,omitempty"`
+	// ClaimedStatus is the status the callback claimed, when it differs from
+	// the one the API returned (the API wins).
+	ClaimedStatus string `json:"claimed_status,omitempty"`
+	// Fetched is the document fetched from the provider's API, the truth
+	// the envelope is built from.
+	Fetched []byte `json:"-"`
 }
 
 // Verifier establishes the authenticity of one provider's callbacks.

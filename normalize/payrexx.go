@@ -1,0 +1,180 @@
+package normalize
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	_ "time/tzdata" // Payrexx's old time format is Swiss local time
+
+	"github.com/tidwall/gjson"
+)
+
+// Payrexx webhooks and API documents are described in ../shared/providers.md
+// ("Payrexx"). A webhook is {"transaction": {…}} or {"subscription": {…}},
+// as JSON or as a PHP form post; payhook fetches the object back and builds
+// the event from the fetched document, keeping the webhook in data.original.
+
+// payrexxTransactionStatus maps every transaction status Payrexx has used:
+// the documented ones, those only the PHP SDK knows, and the names from
+// before 2019-02-13.
+var payrexxTransactionStatus = map[string]Status{
+	"waiting":            StatusPending,
+	"initiated":          StatusPending, // SDK only
+	"confirmed":          StatusCaptured,
+	"authorized":         StatusAuthorized,
+	"reserved":           StatusAuthorized,
+	"uncaptured":         StatusAuthorized, // authorized, capture outstanding (Clearhaus)
+	"cancelled":          StatusCancelled,
+	"declined":           StatusFailed,
+	"error":              StatusFailed,
+	"technical error":    StatusFailed, // before 2019-02-13
+	"refunded":           StatusRefunded,
+	"partially-refunded": StatusPartiallyRefunded,
+	"partially refunded": StatusPartiallyRefunded, // before 2019-02-13
+	"refund_pending":     StatusRefundPending,
+	"chargeback":         StatusChargeback,
+	"chargeback dispute": StatusChargeback, // before 2019-02-13
+	"disputed":           StatusChargeback, // SDK only
+	"expired":            StatusExpired,    // SDK only
+	// "insecure" is in the SDK without documentation; what it means for the
+	// money is not known, so it is forwarded as unknown for the shop to decide.
+	"insecure": StatusUnknown,
+}
+
+var payrexxSubscriptionStatus = map[string]Status{
+	"active":    StatusActive,
+	"overdue":   StatusOverdue,
+	"in_notice": StatusInNotice,
+	"cancelled": StatusCancelled,
+	"failed":    StatusFailed,
+}
+
+// PayrexxClaim reads what a Payrexx webhook says it is about: the kind
+// ("Transaction" or "Subscription"), its id and its claimed status. It
+// decodes in.Body first (see Decode).
+func PayrexxClaim(in *Input) (kind, id, status string, err error) {
+	if err := Decode(in); err != nil {
+		return "", "", "", err
+	}
+	doc := gjson.ParseBytes(in.Original)
+	object := doc.Get("transaction")
+	kind = "Transaction"
+	if !object.IsObject() {
+		object, kind = doc.Get("subscription"), "Subscription"
+	}
+	if !object.IsObject() {
+		return "", "", "", fmt.Errorf("%w: transaction or subscription", ErrMissingField)
+	}
+	id = text(object.Get("id"))
+	if id == "" {
+		return "", "", "", fmt.Errorf("%w: %s id", ErrMissingField, strings.ToLower(kind))
+	}
+	if !allDigits(id) || len(id) > 19 {
+		return "", "", "", fmt.Errorf("%w: %s id is not a Payrexx id", ErrMalformed, strings.ToLower(kind))
+	}
+	return kind, id, text(object.Get("status")), nil
+}
+
+// errNotFetched means Payrexx was called without the fetched document: a
+// wiring mistake, not a provider's fault.
+var errNotFetched = errors.New("payrexx: no document was fetched from the API")
+
+// Payrexx normalizes a Payrexx webhook. Status, amount, currency and
+// references come from in.Fetched (the API's document); the webhook itself
+// goes to data.original.
+func Payrexx(in *Input) (*Event, error) {
+	kind, _, _, err := PayrexxClaim(in)
+	if err != nil {
+		return nil, err
+	}
+	if len(in.Fetched) == 0 {
+		return nil, errNotFetched
+	}
+	doc, err := parseJSONObject(in.Fetched)
+	if err != nil {
+		return nil, fmt.Errorf("fetched document: %w", err)
+	}
+
+	ev := &Event{
+		Provider:          in.Provider,
+		Object:            ObjectPayment,
+		ProviderStatus:    text(doc.Get("status")),
+		ProviderReference: text(doc.Get("id")),
+		MerchantReference: firstText(doc, "referenceId", "invoice.referenceId"),
+		Original:          in.Original,
+		Fetched:           in.Fetched,
+		Time:              payrexxTime(text(doc.Get("time"))),
+	}
+	statuses := payrexxTransactionStatus
+	if kind == "Subscription" {
+		ev.Object, statuses = ObjectSubscription, payrexxSubscriptionStatus
+	}
+	status, known := statuses[strings.ToLower(ev.ProviderStatus)]
+	ev.Status, ev.Unmapped = status, !known
+	if !known {
+		ev.Status = StatusUnknown
+	}
+
+	switch strings.ToUpper(text(doc.Get("mode"))) {
+	case "TEST":
+		ev.Test = boolPtr(true)
+	case "LIVE":
+		ev.Test = boolPtr(false)
+	}
+
+	// Amounts are in the smallest unit since 2020-06-10 (2 JPY is 2).
+	if minor := firstText(doc, "amount", "invoice.amount"); minor != "" {
+		currency := strings.ToUpper(firstText(doc, "currency", "invoice.currency"))
+		if currency == "" {
+			return nil, fmt.Errorf("%w: currency", ErrMissingField)
+		}
+		amount, err := ParseMinorUnits(minor, currency)
+		if err != nil {
+			return nil, err
+		}
+		ev.Amount = &amount
+	}
+	return ev, nil
+}
+
+// zurich is the time zone of Payrexx's old "YYYY-MM-DD HH:MM:SS" times,
+// which carry none: Payrexx runs in Switzerland and shows these times in
+// Swiss local time.
+var zurich = func() *time.Location {
+	loc, err := time.LoadLocation("Europe/Zurich")
+	if err != nil {
+		return time.UTC
+	}
+	return loc
+}()
+
+// payrexxTime reads a Payrexx time: ISO 8601 (since 2025) or the older
+// "YYYY-MM-DD HH:MM:SS" in Swiss time. An unreadable time is ignored: the
+// envelope then carries the receive time.
+func payrexxTime(s string) time.Time {
+	if s == "" || len(s) > 40 {
+		return time.Time{}
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t
+	}
+	for _, layout := range []string{"2006-01-02 15:04:05", "2006-01-02T15:04:05"} {
+		if t, err := time.ParseInLocation(layout, s, zurich); err == nil {
+			return t
+		}
+	}
+	return time.Time{}
+}
+
+// firstText returns the first non-empty scalar among paths.
+func firstText(doc gjson.Result, paths ...string) string {
+	for _, p := range paths {
+		if s := text(doc.Get(p)); s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+func boolPtr(b bool) *bool { return &b }
