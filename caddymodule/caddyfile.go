@@ -26,10 +26,15 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
 //
 //	payhook <provider> {
-//	    secret     <value>       # repeatable: every secret is accepted
+//	    secret     <value>       # ixopay, repeatable: every secret is accepted
 //	    max_skew   <duration>    # default 5m
 //	    max_body   <size>        # default 1MiB
 //	    legacy_md5               # ixopay: also accept the MD5 body hash
+//	    instance   <name>        # payrexx, shopandpay: the instance name
+//	    api_key    <value>       # payrexx, shopandpay: the API secret
+//	    api_base   <url>         # the provider's API; default: its own
+//	    api_timeout <duration>   # per API request; default 5s
+//	    signature_secret <value> # payrexx: also require X-Webhook-Signature
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume directive name
@@ -74,6 +79,22 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("max_body: invalid size %q", value)
 			}
 			h.MaxBody = int64(size)
+		case "instance", "api_key", "api_base", "signature_secret":
+			var value string
+			if !d.AllArgs(&value) {
+				return d.ArgErr()
+			}
+			*map[string]*string{"instance": &h.Instance, "api_key": &h.APIKey, "api_base": &h.APIBase, "signature_secret": &h.SignatureSecret}[option] = value
+		case "api_timeout":
+			var value string
+			if !d.AllArgs(&value) {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(value)
+			if err != nil || dur <= 0 {
+				return d.Errf("api_timeout: invalid duration %q", value)
+			}
+			h.APITimeout = caddy.Duration(dur)
 		case "legacy_md5":
 			if d.NextArg() {
 				return d.ArgErr()

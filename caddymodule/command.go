@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net/http"
 	"net/url"
 	"strings"
@@ -126,10 +126,10 @@ func sendSample(ctx context.Context, providerName, target string, opts sendOptio
 	}
 	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("User-Agent", "caddy-payhook-send")
+	if p.signRequired && opts.secret == "" {
+		return nil, nil, errors.New("--secret is required: " + providerName + " callbacks are signed")
+	}
 	if p.sign != nil {
-		if opts.secret == "" {
-			return nil, nil, errors.New("--secret is required: " + providerName + " callbacks are signed")
-		}
 		p.sign(req, body, []byte(opts.secret))
 	}
 	resp, err := http.DefaultClient.Do(req)
@@ -141,8 +141,9 @@ func sendSample(ctx context.Context, providerName, target string, opts sendOptio
 	return resp, answer, err
 }
 
+// randomID returns 12 random decimal digits: a valid transaction id for
+// every provider (Payrexx's are integers).
 func randomID() string {
-	b := make([]byte, 10)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
+	n, _ := rand.Int(rand.Reader, big.NewInt(1e12))
+	return fmt.Sprintf("%012d", n)
 }

@@ -14,25 +14,31 @@ type rejection struct {
 	err    error  // the sentinel
 	status int    // the answer to the provider
 	code   string // a stable reason for logs and metrics
+	hint   string // what an operator should do, for the log
 }
 
 // rejections lists every sentinel a step can fail with. The first match wins.
 var rejections = []rejection{
-	{errMethod, http.StatusMethodNotAllowed, "method_not_allowed"},
-	{errContentType, http.StatusUnsupportedMediaType, "content_type_not_accepted"},
-	{errBodyTooLarge, http.StatusRequestEntityTooLarge, "body_too_large"},
-	{errBodyUnreadable, http.StatusBadRequest, "body_unreadable"},
-	{verify.ErrNotSigned, http.StatusUnauthorized, "signature_missing"},
-	{verify.ErrMalformedSignature, http.StatusUnauthorized, "signature_malformed"},
-	{verify.ErrBadSignature, http.StatusUnauthorized, "signature_mismatch"},
-	{verify.ErrNoDate, http.StatusUnauthorized, "date_missing"},
-	{verify.ErrMalformedDate, http.StatusUnauthorized, "date_malformed"},
-	{verify.ErrDateOutsideWindow, http.StatusUnauthorized, "date_outside_window"},
-	{normalize.ErrMalformed, http.StatusBadRequest, "payload_malformed"},
-	{normalize.ErrMissingField, http.StatusBadRequest, "field_missing"},
-	{normalize.ErrInexactAmount, http.StatusBadRequest, "amount_inexact"},
-	{normalize.ErrUnknownCurrency, http.StatusBadRequest, "currency_unknown"},
-	{errEncode, http.StatusInternalServerError, "envelope_not_encodable"},
+	{errMethod, http.StatusMethodNotAllowed, "method_not_allowed", ""},
+	{errContentType, http.StatusUnsupportedMediaType, "content_type_not_accepted", ""},
+	{errBodyTooLarge, http.StatusRequestEntityTooLarge, "body_too_large", ""},
+	{errBodyUnreadable, http.StatusBadRequest, "body_unreadable", ""},
+	{verify.ErrNotSigned, http.StatusUnauthorized, "signature_missing", ""},
+	{verify.ErrMalformedSignature, http.StatusUnauthorized, "signature_malformed", ""},
+	{verify.ErrBadSignature, http.StatusUnauthorized, "signature_mismatch", ""},
+	{verify.ErrNoDate, http.StatusUnauthorized, "date_missing", ""},
+	{verify.ErrMalformedDate, http.StatusUnauthorized, "date_malformed", ""},
+	{verify.ErrDateOutsideWindow, http.StatusUnauthorized, "date_outside_window", ""},
+	{verify.ErrUnknownResource, http.StatusUnauthorized, "resource_unknown", ""},
+	{verify.ErrAPIUnavailable, http.StatusServiceUnavailable, "api_unavailable", ""},
+	{verify.ErrAPIRefused, http.StatusServiceUnavailable, "api_refused",
+		"payhook's credentials for the provider's API are wrong: check api_key and instance (or token)"},
+	{verify.ErrAPIResponse, http.StatusServiceUnavailable, "api_response_unexpected", "check api_base"},
+	{normalize.ErrMalformed, http.StatusBadRequest, "payload_malformed", ""},
+	{normalize.ErrMissingField, http.StatusBadRequest, "field_missing", ""},
+	{normalize.ErrInexactAmount, http.StatusBadRequest, "amount_inexact", ""},
+	{normalize.ErrUnknownCurrency, http.StatusBadRequest, "currency_unknown", ""},
+	{errEncode, http.StatusInternalServerError, "envelope_not_encodable", ""},
 }
 
 // internalError is the answer to an error that no rejection names: a 500,

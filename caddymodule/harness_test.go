@@ -8,10 +8,12 @@ package caddymodule
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -255,4 +257,81 @@ func signMD5(c *callback) string {
 	return verify.SignIXOPAY([]byte(c.secret), verify.IXOPAYMD5, verify.IXOPAYMessage{
 		Method: c.method, ContentType: c.contentType, Date: c.date, RequestURI: c.uri, Body: c.body,
 	})
+}
+
+// fakeAPI is a provider's API (Payrexx here): it answers GET requests from
+// a table of documents by path, and records what it was asked and how many
+// connections were opened.
+type fakeAPI struct {
+	*httptest.Server
+	mu       sync.Mutex
+	docs     map[string]apiAnswer // by URL path
+	requests []*http.Request
+	conns    int
+	delay    time.Duration
+}
+
+type apiAnswer struct {
+	status int
+	body   string
+}
+
+func newFakeAPI(t *testing.T) *fakeAPI {
+	f := &fakeAPI{docs: map[string]apiAnswer{}}
+	f.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		f.requests = append(f.requests, r.Clone(context.Background()))
+		answer, ok := f.docs[r.URL.Path]
+		delay := f.delay
+		f.mu.Unlock()
+		time.Sleep(delay)
+		if !ok {
+			answer = apiAnswer{http.StatusNotFound, `{"status":"error","message":"No Transaction found"}`}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(answer.status)
+		_, _ = io.WriteString(w, answer.body)
+	}))
+	f.Config.ConnState = func(_ net.Conn, state http.ConnState) {
+		if state == http.StateNew {
+			f.mu.Lock()
+			f.conns++
+			f.mu.Unlock()
+		}
+	}
+	f.Start()
+	t.Cleanup(f.Close)
+	return f
+}
+
+func (f *fakeAPI) set(path string, status int, body string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.docs[path] = apiAnswer{status, body}
+}
+
+func (f *fakeAPI) asked() []*http.Request {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]*http.Request(nil), f.requests...)
+}
+
+func (f *fakeAPI) connections() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.conns
+}
+
+// post sends a plain (unsigned) callback.
+func (e *env) post(uri, contentType, body string, header http.Header) (*http.Response, string) {
+	e.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, caddyBase+uri, strings.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	for name, values := range header {
+		req.Header[name] = values
+	}
+	return e.do(req)
 }

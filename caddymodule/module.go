@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -61,10 +63,43 @@ type Handler struct {
 	// the body with MD5 instead of SHA-512. Off by default.
 	LegacyMD5 bool `json:"legacy_md5,omitempty"`
 
+	// Instance is the merchant's Payrexx instance name (payrexx, shopandpay).
+	Instance string `json:"instance,omitempty"`
+
+	// APIKey is the credential payhook sends to the provider's API when it
+	// fetches a callback's resource back (payrexx, shopandpay: the API
+	// secret, sent as X-API-KEY). Use a placeholder.
+	APIKey string `json:"api_key,omitempty"`
+
+	// APIBase is the origin of the provider's API. Default: the provider's
+	// own (https://api.payrexx.com, https://api.shop-and-pay.com); a white
+	// label's API host goes here. Must be https (http only for loopback).
+	APIBase string `json:"api_base,omitempty"`
+
+	// APITimeout bounds each request to the provider's API. Default: 5s.
+	APITimeout caddy.Duration `json:"api_timeout,omitempty"`
+
+	// SignatureSecret, when set, also requires a valid X-Webhook-Signature
+	// (hex HMAC-SHA256 of the body) on Payrexx webhooks. It adds to the
+	// fetch-back, never replaces it.
+	SignatureSecret string `json:"signature_secret,omitempty"`
+
 	provider *provider
+	resolved resolvedConfig
 	verifier verify.Verifier
 	logger   *zap.Logger
 	metrics  *metrics
+}
+
+// resolvedConfig is the configuration with its placeholders expanded, kept
+// out of the JSON config.
+type resolvedConfig struct {
+	secrets          [][]byte
+	apiKey           []byte
+	signatureSecrets [][]byte
+	instance         string
+	apiBase          string
+	fetcher          *verify.Fetcher
 }
 
 // CaddyModule returns the Caddy module information.
@@ -93,16 +128,24 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.validateFields(); err != nil {
 		return err
 	}
-	secrets, err := h.expandSecrets()
-	if err != nil {
+	if err := h.resolve(); err != nil {
 		return err
 	}
-	h.verifier, err = p.newVerifier(h, secrets)
+	var err error
+	h.verifier, err = p.newVerifier(h)
 	if err != nil {
 		return fmt.Errorf("%s: %w", h.Provider, err)
 	}
 	h.metrics, err = registerMetrics(ctx.GetMetricsRegistry())
 	return err
+}
+
+// Cleanup releases the connections to the provider's API.
+func (h *Handler) Cleanup() error {
+	if h.resolved.fetcher != nil {
+		h.resolved.fetcher.Close()
+	}
+	return nil
 }
 
 // validateFields checks what can be checked before the secrets are expanded.
@@ -112,6 +155,9 @@ func (h *Handler) validateFields() error {
 	}
 	if h.MaxBody < 0 {
 		return fmt.Errorf("max_body must be positive, got %d", h.MaxBody)
+	}
+	if h.APITimeout < 0 {
+		return fmt.Errorf("api_timeout must be positive, got %s", time.Duration(h.APITimeout))
 	}
 	for _, option := range h.setOptions() {
 		if !slices.Contains(h.provider.options, option) {
@@ -131,31 +177,105 @@ func (h *Handler) setOptions() []string {
 	if h.LegacyMD5 {
 		set = append(set, "legacy_md5")
 	}
+	for option, value := range map[string]string{
+		"instance": h.Instance, "api_key": h.APIKey, "api_base": h.APIBase, "signature_secret": h.SignatureSecret,
+	} {
+		if value != "" {
+			set = append(set, option)
+		}
+	}
+	if h.APITimeout != 0 {
+		set = append(set, "api_timeout")
+	}
 	return set
 }
 
-// expandSecrets replaces the {env.*} and {file.*} placeholders in the
-// secrets. A placeholder that is unknown or expands to nothing is an error
-// naming the placeholder, never the value: an unset variable must not turn
-// into an empty secret that anyone can sign with.
-func (h *Handler) expandSecrets() ([][]byte, error) {
-	repl := caddy.NewReplacer()
-	secrets := make([][]byte, 0, len(h.Secrets))
+// resolve expands the {env.*} and {file.*} placeholders of the secrets and
+// settings into h.resolved, checks the API base, and creates the provider
+// API's client when the provider fetches.
+func (h *Handler) resolve() error {
+	r := &h.resolved
 	for i, s := range h.Secrets {
-		value, err := repl.ReplaceOrErr(s, true, true)
+		secret, err := h.expand(fmt.Sprintf("secret #%d", i+1), s, true)
 		if err != nil {
-			return nil, fmt.Errorf("secret #%d: %w (is the environment variable set, or the file readable?)", i+1, err)
+			return err
 		}
-		if value == "" {
-			return nil, fmt.Errorf("secret #%d is empty", i+1)
-		}
-		if value == s && !strings.Contains(s, "{") {
-			h.logger.Warn("a secret is written literally in the configuration; use {env.*} or {file.*} so that it stays out of config files and the admin API",
-				zap.Int("secret", i+1))
-		}
-		secrets = append(secrets, []byte(value))
+		r.secrets = append(r.secrets, []byte(secret))
 	}
-	return secrets, nil
+	if h.APIKey != "" {
+		key, err := h.expand("api_key", h.APIKey, true)
+		if err != nil {
+			return err
+		}
+		r.apiKey = []byte(key)
+	}
+	if h.SignatureSecret != "" {
+		secret, err := h.expand("signature_secret", h.SignatureSecret, true)
+		if err != nil {
+			return err
+		}
+		r.signatureSecrets = [][]byte{[]byte(secret)}
+	}
+	if h.Instance != "" {
+		instance, err := h.expand("instance", h.Instance, false)
+		if err != nil {
+			return err
+		}
+		r.instance = instance
+	}
+	if h.provider.defaultAPIBase != "" {
+		base := h.APIBase
+		if base == "" {
+			base = h.provider.defaultAPIBase
+		}
+		base, err := h.expand("api_base", base, false)
+		if err != nil {
+			return err
+		}
+		if r.apiBase, err = checkAPIBase(base); err != nil {
+			return err
+		}
+		r.fetcher = verify.NewFetcher(time.Duration(h.APITimeout), 0)
+	}
+	return nil
+}
+
+// expand replaces the placeholders in a configuration value. A placeholder
+// that is unknown or expands to nothing is an error naming the placeholder,
+// never the value: an unset variable must not turn into an empty secret
+// that anyone can sign with.
+func (h *Handler) expand(name, value string, secret bool) (string, error) {
+	expanded, err := caddy.NewReplacer().ReplaceOrErr(value, true, true)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w (is the environment variable set, or the file readable?)", name, err)
+	}
+	if expanded == "" {
+		return "", fmt.Errorf("%s is empty", name)
+	}
+	if secret && !strings.Contains(value, "{") {
+		h.logger.Warn("a secret is written literally in the configuration; use {env.*} or {file.*} so that it stays out of config files and the admin API",
+			zap.String("option", name))
+	}
+	return expanded, nil
+}
+
+// checkAPIBase accepts an https origin (with an optional path prefix), or
+// http on a loopback host for tests: payhook sends credentials there.
+func checkAPIBase(base string) (string, error) {
+	u, err := url.Parse(base)
+	if err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("api_base %q: want an https origin such as https://api.payrexx.com", base)
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if ip, err := netip.ParseAddr(u.Hostname()); !(u.Hostname() == "localhost" || (err == nil && ip.IsLoopback())) {
+			return "", fmt.Errorf("api_base %q: credentials go there, so it must be https (http only on loopback)", base)
+		}
+	default:
+		return "", fmt.Errorf("api_base %q: want an https origin", base)
+	}
+	return strings.TrimRight(u.String(), "/"), nil
 }
 
 // Validate is a no-op: every check needs the provisioned provider and is
@@ -175,12 +295,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		h.reject(w, rec, err)
 		return nil
 	}
+	in := h.input(cb)
+	if err := h.claim(in, cb); err != nil {
+		h.reject(w, rec, err)
+		return nil
+	}
 	result, err := h.verifier.Verify(r.Context(), cb)
 	if err != nil {
 		h.reject(w, rec, err)
 		return nil
 	}
-	event, err := h.normalize(cb)
+	in.Fetched = result.Fetched
+	event, err := h.provider.normalize(in)
 	if err != nil {
 		h.reject(w, rec, err)
 		return nil
@@ -199,10 +325,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	return nil
 }
 
-// normalize turns the verified callback into the canonical event.
-func (h *Handler) normalize(cb *verify.Callback) (*normalize.Event, error) {
+// input is the callback's payload as the normalizer sees it.
+func (h *Handler) input(cb *verify.Callback) *normalize.Input {
 	mediaType, _ := mediaType(cb.Header.Get("Content-Type"))
-	return h.provider.normalize(&normalize.Input{Provider: h.Provider, ContentType: mediaType, Body: cb.Body})
+	return &normalize.Input{Provider: h.Provider, ContentType: mediaType, Body: cb.Body}
+}
+
+// claim reads what an unsigned callback says it is about, for a verifier
+// that fetches it back. Signed callbacks are verified before being parsed.
+func (h *Handler) claim(in *normalize.Input, cb *verify.Callback) error {
+	if h.provider.claim == nil {
+		return nil
+	}
+	claim, err := h.provider.claim(in)
+	cb.Claim = claim
+	return err
 }
 
 // forward hands the envelope to the next handler in place of the provider's
@@ -232,6 +369,9 @@ func (h *Handler) answer(w http.ResponseWriter, rec *record, up upstreamResult) 
 func (h *Handler) reject(w http.ResponseWriter, rec *record, err error) {
 	rej := classify(err)
 	rec.outcome, rec.reason, rec.detail = outcomeRejected, rej.code, err.Error()
+	if rej.hint != "" {
+		rec.detail += "; " + rej.hint
+	}
 	rec.answered = rej.status
 	if rej.status == http.StatusMethodNotAllowed {
 		w.Header().Set("Allow", http.MethodPost)
@@ -284,6 +424,7 @@ func writePlain(w http.ResponseWriter, status int, body string) {
 // Interface guards.
 var (
 	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddy.Validator             = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )

@@ -19,14 +19,21 @@ type provider struct {
 	// by their Caddyfile names.
 	options []string
 	// newVerifier builds the verifier from the provisioned configuration.
-	newVerifier func(h *Handler, secrets [][]byte) (verify.Verifier, error)
+	newVerifier func(h *Handler) (verify.Verifier, error)
+	// claim reads what an unsigned callback is about before it is verified,
+	// for providers verified by fetching that back; nil for signed ones.
+	claim func(in *normalize.Input) (verify.Claim, error)
+	// defaultAPIBase is the provider's API, for providers payhook fetches from.
+	defaultAPIBase string
 	// normalize turns a verified payload into the canonical event.
 	normalize normalize.Normalizer
 	// ack writes the provider's success acknowledgement and returns its status.
 	ack func(w http.ResponseWriter) int
-	// sample and sign fabricate a callback for `caddy payhook send`.
-	sample normalize.SampleBuilder
-	sign   func(r *http.Request, body []byte, secret []byte)
+	// sample and sign fabricate a callback for `caddy payhook send`;
+	// signRequired says whether sign needs a secret.
+	sample       normalize.SampleBuilder
+	sign         func(r *http.Request, body []byte, secret []byte)
+	signRequired bool
 }
 
 // providers is the registry: the only place that lists the providers.
@@ -34,17 +41,54 @@ var providers = map[string]*provider{
 	"ixopay": {
 		contentTypes: []string{"application/json"},
 		options:      []string{"secret", "legacy_md5"},
-		newVerifier: func(h *Handler, secrets [][]byte) (verify.Verifier, error) {
-			if len(secrets) == 0 {
+		newVerifier: func(h *Handler) (verify.Verifier, error) {
+			if len(h.resolved.secrets) == 0 {
 				return nil, errors.New("at least one secret is required (secret {env.IXOPAY_SHARED_SECRET})")
 			}
-			return &verify.IXOPAY{Secrets: secrets, MaxSkew: time.Duration(h.MaxSkew), LegacyMD5: h.LegacyMD5}, nil
+			return &verify.IXOPAY{Secrets: h.resolved.secrets, MaxSkew: time.Duration(h.MaxSkew), LegacyMD5: h.LegacyMD5}, nil
 		},
-		normalize: normalize.IXOPAY,
-		ack:       ackText("OK"),
-		sample:    normalize.IXOPAYSample,
-		sign:      signIXOPAY,
+		normalize:    normalize.IXOPAY,
+		ack:          ackText("OK"),
+		sample:       normalize.IXOPAYSample,
+		sign:         signIXOPAY,
+		signRequired: true,
 	},
+	"payrexx":    payrexxPlatform("https://api.payrexx.com"),
+	"shopandpay": payrexxPlatform("https://api.shop-and-pay.com"),
+}
+
+// payrexxPlatform serves Payrexx and its white labels, which differ only in
+// their API host: webhooks (JSON or PHP form) are verified by fetching the
+// transaction back from the API.
+func payrexxPlatform(defaultAPIBase string) *provider {
+	return &provider{
+		contentTypes:   []string{"application/x-www-form-urlencoded", "application/json"},
+		options:        []string{"instance", "api_key", "api_base", "api_timeout", "signature_secret"},
+		defaultAPIBase: defaultAPIBase,
+		newVerifier: func(h *Handler) (verify.Verifier, error) {
+			if h.resolved.instance == "" {
+				return nil, errors.New("instance is required (the Payrexx instance name)")
+			}
+			if len(h.resolved.apiKey) == 0 {
+				return nil, errors.New("api_key is required (api_key {env.PAYREXX_API_KEY})")
+			}
+			return &verify.Payrexx{
+				APIBase:          h.resolved.apiBase,
+				Instance:         h.resolved.instance,
+				APIKey:           h.resolved.apiKey,
+				SignatureSecrets: h.resolved.signatureSecrets,
+				Fetcher:          h.resolved.fetcher,
+			}, nil
+		},
+		claim: func(in *normalize.Input) (verify.Claim, error) {
+			kind, id, status, err := normalize.PayrexxClaim(in)
+			return verify.Claim{Kind: kind, ID: id, Status: status}, err
+		},
+		normalize: normalize.Payrexx,
+		ack:       ackText("OK"),
+		sample:    normalize.PayrexxSample,
+		sign:      signPayrexx,
+	}
 }
 
 func providerNames() []string {
@@ -64,6 +108,13 @@ func ackText(body string) func(w http.ResponseWriter) int {
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write([]byte(body))
 		return http.StatusOK
+	}
+}
+
+// signPayrexx adds the optional X-Webhook-Signature.
+func signPayrexx(r *http.Request, body []byte, secret []byte) {
+	if len(secret) > 0 {
+		r.Header.Set("X-Webhook-Signature", verify.SignHexHMACSHA256(secret, body))
 	}
 }
 

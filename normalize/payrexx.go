@@ -1,6 +1,7 @@
 package normalize
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -178,3 +179,26 @@ func firstText(doc gjson.Result, paths ...string) string {
 }
 
 func boolPtr(b bool) *bool { return &b }
+
+// payrexxSampleStatus is the transaction status Payrexx sends for each
+// canonical status.
+var payrexxSampleStatus = map[Status]string{
+	StatusPending: "waiting", StatusCaptured: "confirmed", StatusAuthorized: "authorized", StatusCancelled: "cancelled",
+	StatusFailed: "declined", StatusRefunded: "refunded", StatusPartiallyRefunded: "partially-refunded",
+	StatusRefundPending: "refund_pending", StatusChargeback: "chargeback", StatusExpired: "expired",
+}
+
+// PayrexxSample fabricates a Payrexx webhook (JSON) for s. The provider
+// reference must be a Payrexx transaction id (digits).
+func PayrexxSample(s Sample) ([]byte, string, error) {
+	status, ok := payrexxSampleStatus[s.Status]
+	if !ok {
+		return nil, "", fmt.Errorf("payrexx sends no webhook with status %q (it sends: %s)", s.Status, sampleStatuses(payrexxSampleStatus))
+	}
+	body, err := json.Marshal(map[string]any{"transaction": map[string]any{
+		"id": s.ProviderReference, "status": status, "mode": "TEST", "referenceId": s.MerchantReference,
+		"amount": s.Amount.MinorUnits, "time": time.Now().UTC().Format(time.RFC3339),
+		"invoice": map[string]any{"currency": s.Amount.Currency, "referenceId": s.MerchantReference},
+	}})
+	return body, "application/json", err
+}

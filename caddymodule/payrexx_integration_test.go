@@ -1,0 +1,294 @@
+package caddymodule
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+	"github.com/tidwall/gjson"
+
+	"github.com/payhook/payhook/verify"
+)
+
+const payrexxAPIKey = "it-payrexx-api-secret"
+
+// payrexxSite routes /callbacks/payrexx* through payhook, fetching from api.
+func payrexxSite(provider string, api *fakeAPI, extra string) string {
+	return fmt.Sprintf(`route /callbacks/payrexx* {
+		payhook %s {
+			instance myshop
+			api_key {env.PAYHOOK_TEST_PAYREXX_KEY}
+			api_base %s
+			api_timeout 500ms
+			%s
+		}
+		reverse_proxy {upstream}
+	}`, provider, api.URL, extra)
+}
+
+func startPayrexx(t *testing.T, provider, extra string) (*env, *fakeAPI) {
+	t.Helper()
+	t.Setenv("PAYHOOK_TEST_PAYREXX_KEY", payrexxAPIKey)
+	api := newFakeAPI(t)
+	return startCaddy(t, payrexxSite(provider, api, extra)), api
+}
+
+const (
+	payrexxTransactionPath = "/v1.14/Transaction/4711/"
+	payrexxConfirmedDoc    = `{"id":4711,"uuid":"a1b2","status":"confirmed","mode":"LIVE","referenceId":"order-2001","amount":4590,"time":"2026-11-20T10:34:47+01:00","invoice":{"currency":"CHF","referenceId":"order-2001"},"contact":{"email":"max@example.ch"}}`
+	payrexxForm            = "transaction%5Bid%5D=4711&transaction%5Bstatus%5D=confirmed&transaction%5Bamount%5D=4590&transaction%5Binvoice%5D%5Bcurrency%5D=CHF&transaction%5Binvoice%5D%5Bcustom_fields%5D%5B0%5D%5Bname%5D=Hobby&transaction%5Binvoice%5D%5Bcustom_fields%5D%5B0%5D%5Bvalue%5D=Golf&transaction%5Bcontact%5D%5Bemail%5D=max%40example.ch"
+	formType               = "application/x-www-form-urlencoded"
+)
+
+func apiSuccess(doc string) string { return `{"status":"success","data":[` + doc + `]}` }
+
+// Agreement, form-encoded: the envelope comes from the API's document, the
+// decoded webhook is data.original, the document data.fetched.
+func TestPayrexxFormWebhookVerifiedByFetch(t *testing.T) {
+	e, api := startPayrexx(t, "payrexx", "")
+	api.set(payrexxTransactionPath, 200, apiSuccess(payrexxConfirmedDoc))
+	resp, body := e.post("/callbacks/payrexx", formType, payrexxForm, nil)
+	expectAnswer(t, resp, body, http.StatusOK, "OK")
+
+	asked := api.asked()
+	if len(asked) != 1 || asked[0].URL.Path != payrexxTransactionPath || asked[0].URL.Query().Get("instance") != "myshop" ||
+		asked[0].Header.Get("X-Api-Key") != payrexxAPIKey {
+		t.Fatalf("API was asked %d times; first: %v", len(asked), asked)
+	}
+	r, doc := e.onlyDelivery()
+	d := doc.Data
+	if doc.Source != "payhook/payrexx" || d.Status != "captured" || d.ProviderStatus != "confirmed" || d.ProviderReference != "4711" ||
+		d.MerchantReference != "order-2001" || d.Amount.MinorUnits != 4590 || d.Amount.Currency != "CHF" {
+		t.Errorf("envelope: %+v", doc)
+	}
+	if got := gjson.GetBytes(r.Body, "data.original.transaction.invoice.custom_fields.0.value").String(); got != "Golf" {
+		t.Errorf("data.original is not the decoded form: %s", gjson.GetBytes(r.Body, "data.original").Raw)
+	}
+	if got := gjson.GetBytes(r.Body, "data.fetched.uuid").String(); got != "a1b2" {
+		t.Errorf("data.fetched = %s", gjson.GetBytes(r.Body, "data.fetched").Raw)
+	}
+	if d.Verification["method"] != "api-fetch" || d.Verification["status"] != "confirmed" || d.Verification["resource"] != "Transaction/4711" {
+		t.Errorf("verification = %v", d.Verification)
+	}
+	if strings.Contains(string(r.Body), payrexxAPIKey) {
+		t.Error("the envelope contains the API key")
+	}
+}
+
+func TestPayrexxJSONWebhookVerifiedByFetch(t *testing.T) {
+	e, api := startPayrexx(t, "payrexx", "")
+	api.set(payrexxTransactionPath, 200, apiSuccess(payrexxConfirmedDoc))
+	resp, body := e.post("/callbacks/payrexx", "application/json", `{"transaction":{"id":4711,"status":"confirmed","metadata":[]}}`, nil)
+	expectAnswer(t, resp, body, http.StatusOK, "OK")
+	_, doc := e.onlyDelivery()
+	if doc.Data.Status != "captured" || string(doc.Data.Original) != `{"transaction":{"id":4711,"status":"confirmed","metadata":[]}}` {
+		t.Errorf("envelope: %+v", doc.Data)
+	}
+}
+
+// Disagreement: the API wins; what the webhook claimed is recorded.
+func TestPayrexxAPIWinsOverTheWebhook(t *testing.T) {
+	e, api := startPayrexx(t, "payrexx", "")
+	api.set(payrexxTransactionPath, 200, apiSuccess(`{"id":4711,"status":"declined","amount":100,"invoice":{"currency":"CHF"},"referenceId":"order-2001"}`))
+	resp, body := e.post("/callbacks/payrexx", "application/json",
+		`{"transaction":{"id":4711,"status":"confirmed","amount":999999,"referenceId":"order-2001","invoice":{"currency":"EUR"}}}`, nil)
+	expectAnswer(t, resp, body, http.StatusOK, "OK")
+	_, doc := e.onlyDelivery()
+	d := doc.Data
+	if d.Status != "failed" || d.Amount.MinorUnits != 100 || d.Amount.Currency != "CHF" || d.Verification["claimed_status"] != "confirmed" {
+		t.Errorf("envelope: status %s amount %+v verification %v; want the API's declined 100 CHF", d.Status, d.Amount, d.Verification)
+	}
+}
+
+// Every failure gets its status, and nothing reaches the shop.
+func TestPayrexxFailuresForwardNothing(t *testing.T) {
+	tests := []struct {
+		name     string
+		answer   *apiAnswer // nil: unknown id (the fake answers 404)
+		slow     bool
+		webhook  string
+		status   int
+		reason   string
+		level    string
+		noFetch  bool
+		logCheck string
+	}{
+		{"unknown id", nil, false, `{"transaction":{"id":4711}}`, 401, "resource_unknown", "warn", false, ""},
+		{"unknown id, empty data", &apiAnswer{200, `{"status":"success","data":[]}`}, false, `{"transaction":{"id":4711}}`, 401, "resource_unknown", "warn", false, ""},
+		{"API answers 500", &apiAnswer{500, `oops`}, false, `{"transaction":{"id":4711}}`, 503, "api_unavailable", "error", false, ""},
+		{"API answers 503", &apiAnswer{503, ``}, false, `{"transaction":{"id":4711}}`, 503, "api_unavailable", "error", false, ""},
+		{"API too slow", &apiAnswer{200, apiSuccess(payrexxConfirmedDoc)}, true, `{"transaction":{"id":4711}}`, 503, "api_unavailable", "error", false, ""},
+		{"API refuses the key", &apiAnswer{401, `{"status":"error","message":"Invalid API key"}`}, false, `{"transaction":{"id":4711}}`, 503, "api_refused", "error", false, "check api_key and instance"},
+		{"API refuses the key with 200", &apiAnswer{200, `{"status":"error","message":"The API Signature is invalid"}`}, false, `{"transaction":{"id":4711}}`, 503, "api_refused", "error", false, "check api_key"},
+		{"id is not a Payrexx id", nil, false, `{"transaction":{"id":"4711/../../Gateway/1"}}`, 400, "payload_malformed", "warn", true, ""},
+		{"no transaction", nil, false, `{"ping":true}`, 400, "field_missing", "warn", true, ""},
+		{"not JSON", nil, false, `transaction[id]=4711`, 400, "payload_malformed", "warn", true, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, api := startPayrexx(t, "payrexx", "")
+			if tt.answer != nil {
+				api.set(payrexxTransactionPath, tt.answer.status, tt.answer.body)
+			}
+			if tt.slow {
+				api.delay = 2 * time.Second
+			}
+			start := time.Now()
+			resp, body := e.post("/callbacks/payrexx", "application/json", tt.webhook, nil)
+			expectAnswer(t, resp, body, tt.status, "")
+			if tt.slow && time.Since(start) > 1500*time.Millisecond {
+				t.Errorf("a slow API held the callback %s; api_timeout is 500ms", time.Since(start))
+			}
+			e.expectNothingForwarded()
+			if tt.noFetch && len(api.asked()) != 0 {
+				t.Errorf("the API was asked about a webhook rejected before verification")
+			}
+			entries := e.logEntries(1)
+			if len(entries) != 1 || entries[0]["reason"] != tt.reason || entries[0]["level"] != tt.level {
+				t.Fatalf("log = %v, want one %s line with reason %s", entries, tt.level, tt.reason)
+			}
+			if detail, _ := entries[0]["detail"].(string); !strings.Contains(detail, tt.logCheck) {
+				t.Errorf("log detail %q does not say %q", detail, tt.logCheck)
+			}
+			if strings.Contains(e.rawLog(), payrexxAPIKey) {
+				t.Error("the log contains the API key")
+			}
+		})
+	}
+}
+
+func TestPayrexxReusesAPIConnections(t *testing.T) {
+	e, api := startPayrexx(t, "payrexx", "")
+	api.set(payrexxTransactionPath, 200, apiSuccess(payrexxConfirmedDoc))
+	for range 5 {
+		resp, body := e.post("/callbacks/payrexx", formType, payrexxForm, nil)
+		expectAnswer(t, resp, body, http.StatusOK, "OK")
+	}
+	if n := api.connections(); n != 1 {
+		t.Errorf("5 webhooks opened %d connections to the API, want 1", n)
+	}
+}
+
+func TestPayrexxOptionalWebhookSignature(t *testing.T) {
+	t.Setenv("PAYHOOK_TEST_PAYREXX_SIG", "it-webhook-signing-secret")
+	e, api := startPayrexx(t, "payrexx", "signature_secret {env.PAYHOOK_TEST_PAYREXX_SIG}")
+	api.set(payrexxTransactionPath, 200, apiSuccess(payrexxConfirmedDoc))
+	sig := verify.SignHexHMACSHA256([]byte("it-webhook-signing-secret"), []byte(payrexxForm))
+	for _, tt := range []struct {
+		name   string
+		header http.Header
+		status int
+	}{
+		{"missing", nil, 401},
+		{"wrong", http.Header{"X-Webhook-Signature": {verify.SignHexHMACSHA256([]byte("nope"), []byte(payrexxForm))}}, 401},
+		{"valid", http.Header{"X-Webhook-Signature": {sig}}, 200},
+	} {
+		e.upstream.reset()
+		before := len(api.asked())
+		resp, body := e.post("/callbacks/payrexx", formType, payrexxForm, tt.header)
+		if resp.StatusCode != tt.status {
+			t.Errorf("%s signature: %d %q, want %d", tt.name, resp.StatusCode, body, tt.status)
+		}
+		if tt.status != 200 {
+			e.expectNothingForwarded()
+			if len(api.asked()) != before {
+				t.Errorf("%s signature: the API was still asked", tt.name)
+			}
+		} else {
+			_, doc := e.onlyDelivery()
+			if doc.Data.Verification["signature"] != "hmac-sha256" || doc.Data.Verification["method"] != "api-fetch" {
+				t.Errorf("verification = %v", doc.Data.Verification)
+			}
+		}
+	}
+}
+
+// Shop & Pay is the same platform under its own name.
+func TestShopAndPayIsTheSamePlatform(t *testing.T) {
+	e, api := startPayrexx(t, "shopandpay", "")
+	api.set(payrexxTransactionPath, 200, apiSuccess(payrexxConfirmedDoc))
+	resp, body := e.post("/callbacks/payrexx", formType, payrexxForm, nil)
+	expectAnswer(t, resp, body, http.StatusOK, "OK")
+	_, doc := e.onlyDelivery()
+	if doc.Source != "payhook/shopandpay" || doc.Data.Provider != "shopandpay" || doc.Data.Status != "captured" {
+		t.Errorf("envelope: source %s provider %s status %s", doc.Source, doc.Data.Provider, doc.Data.Status)
+	}
+}
+
+func TestPayrexxConfigurationMistakes(t *testing.T) {
+	t.Setenv("PAYHOOK_TEST_PAYREXX_KEY", payrexxAPIKey)
+	site := func(payhook string) string {
+		return "{\n\tadmin localhost:2999\n\thttp_port 9080\n}\nhttp://localhost:9080 {\n\t" + payhook + "\n\trespond 200\n}\n"
+	}
+	for _, tt := range []struct{ name, payhook, want string }{
+		{"no instance", "payhook payrexx {\n\t\tapi_key {env.PAYHOOK_TEST_PAYREXX_KEY}\n\t}", "instance is required"},
+		{"no api_key", "payhook payrexx {\n\t\tinstance myshop\n\t}", "api_key is required"},
+		{"unset api_key", "payhook payrexx {\n\t\tinstance myshop\n\t\tapi_key {env.PAYHOOK_TEST_UNSET_KEY}\n\t}", "{env.PAYHOOK_TEST_UNSET_KEY} is empty"},
+		{"plain http api_base", "payhook payrexx {\n\t\tinstance myshop\n\t\tapi_key {env.PAYHOOK_TEST_PAYREXX_KEY}\n\t\tapi_base http://api.payrexx.com\n\t}", "must be https"},
+		{"api_base with a query", "payhook payrexx {\n\t\tinstance myshop\n\t\tapi_key {env.PAYHOOK_TEST_PAYREXX_KEY}\n\t\tapi_base https://api.payrexx.com/?x=1\n\t}", "want an https origin"},
+		{"secret on payrexx", "payhook payrexx {\n\t\tinstance myshop\n\t\tapi_key {env.PAYHOOK_TEST_PAYREXX_KEY}\n\t\tsecret x\n\t}", "secret does not apply to provider payrexx"},
+		{"api_key on ixopay", "payhook ixopay {\n\t\tsecret {env.PAYHOOK_TEST_PAYREXX_KEY}\n\t\tapi_key x\n\t}", "api_key does not apply to provider ixopay"},
+		{"bad api_timeout", "payhook payrexx {\n\t\tinstance myshop\n\t\tapi_key {env.PAYHOOK_TEST_PAYREXX_KEY}\n\t\tapi_timeout never\n\t}", "api_timeout"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			caddytest.AssertLoadError(t, site(tt.payhook), "caddyfile", tt.want)
+		})
+	}
+}
+
+// TestPayrexxGoldenThroughCaddy replays every golden Payrexx webhook with
+// its API answer through real Caddy and compares what the shop receives with
+// the golden envelope (less the receive time).
+func TestPayrexxGoldenThroughCaddy(t *testing.T) {
+	e, api := startPayrexx(t, "payrexx", "")
+	files, _ := filepath.Glob("../normalize/testdata/payrexx/*.in")
+	if len(files) == 0 {
+		t.Fatal("no golden webhooks")
+	}
+	for _, in := range files {
+		name := strings.TrimSuffix(filepath.Base(in), ".in")
+		t.Run(name, func(t *testing.T) {
+			e.t = t
+			e.upstream.reset()
+			raw, _ := os.ReadFile(in)
+			req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(raw)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(req.Body)
+			base := strings.TrimSuffix(in, ".in")
+			if answer, err := os.ReadFile(base + ".fetched.json"); err == nil {
+				id := gjson.GetBytes(answer, "data.0.id").String()
+				kind := "Transaction"
+				if gjson.GetBytes(answer, "data.0.valid_until").Exists() {
+					kind = "Subscription"
+				}
+				api.set("/v1.14/"+kind+"/"+id+"/", 200, string(answer))
+			}
+			resp, answer := e.post("/callbacks/payrexx", req.Header.Get("Content-Type"), string(body), nil)
+			if strings.HasPrefix(name, "reject_") {
+				expectAnswer(t, resp, answer, http.StatusBadRequest, "")
+				e.expectNothingForwarded()
+				return
+			}
+			expectAnswer(t, resp, answer, http.StatusOK, "OK")
+			r, _ := e.onlyDelivery()
+			golden, err := os.ReadFile(base + ".envelope.json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := comparable(t, r.Body), comparable(t, golden); got != want {
+				t.Errorf("upstream received\n%s\nwant (golden)\n%s", got, want)
+			}
+		})
+	}
+}
+
