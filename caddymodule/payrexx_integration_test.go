@@ -291,4 +291,3 @@ func TestPayrexxGoldenThroughCaddy(t *testing.T) {
 		})
 	}
 }
-
