@@ -43,8 +43,10 @@ type envelopeData struct {
 
 // ID returns the event's deterministic id: the lowercase hex of the first 16
 // bytes of SHA-256 over "payhook-event-v1", provider, object,
-// provider_reference, provider_status, amount value and currency, each
-// followed by a NUL byte. Retries and replays of one provider event share
+// provider_reference, provider_status, canonical status, amount value and
+// currency, each followed by a NUL byte. The canonical status is included
+// because some providers keep their own status word while the state moves
+// on (a Swedbank Pay order stays "Paid" from authorization to capture). Retries and replays of one provider event share
 // it; another status, amount or transaction changes it. When the callback
 // carries no provider reference, the SHA-256 of the original payload stands
 // in for it.
@@ -59,7 +61,7 @@ func (e *Event) ID() string {
 	if e.Amount != nil {
 		value, currency = strconv.FormatInt(e.Amount.MinorUnits, 10), e.Amount.Currency
 	}
-	for _, part := range [...]string{"payhook-event-v1", e.Provider, string(e.Object), reference, e.ProviderStatus, value, currency} {
+	for _, part := range [...]string{"payhook-event-v1", e.Provider, string(e.Object), reference, e.ProviderStatus, string(e.Status), value, currency} {
 		h.Write([]byte(part))
 		h.Write([]byte{0})
 	}

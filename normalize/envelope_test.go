@@ -30,6 +30,7 @@ func TestEventIDIsDeterministic(t *testing.T) {
 		"object":             func(e *Event) { e.Object = ObjectSubscription },
 		"provider reference": func(e *Event) { e.ProviderReference = "d94d" },
 		"provider status":    func(e *Event) { e.ProviderStatus = "DEBIT ERROR" },
+		"canonical status":   func(e *Event) { e.Status = StatusAuthorized },
 		"amount":             func(e *Event) { e.Amount = &Amount{998, "EUR"} },
 		"currency":           func(e *Event) { e.Amount = &Amount{999, "CHF"} },
 		"no amount":          func(e *Event) { e.Amount = nil },
