@@ -26,7 +26,7 @@ type envelopeDoc struct {
 		MerchantReference string            `json:"merchant_reference"`
 		ProviderReference string            `json:"provider_reference"`
 		Amount            *normalize.Amount `json:"amount"`
-		Verification      map[string]string `json:"verification"`
+		Verification      map[string]any    `json:"verification"`
 		Original          json.RawMessage   `json:"original"`
 	} `json:"data"`
 }

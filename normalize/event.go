@@ -83,6 +83,9 @@ type Input struct {
 	// Fetched is the document fetched back from the provider's API, for
 	// providers verified that way; it is the truth the event is built from.
 	Fetched []byte
+	// DefaultCurrency is the configured currency for providers whose
+	// payloads name none (Pyxis).
+	DefaultCurrency string
 }
 
 // Decode sets in.Original from in.Body: a form body decoded with PHP's

@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tidwall/gjson"
-
 	. "github.com/payhook/payhook/normalize"
 	"github.com/payhook/payhook/normalize/envelopetest"
 )
@@ -52,6 +50,13 @@ func inputFor(provider string, req *http.Request, body []byte) *Input {
 // envelope with <case>.envelope.json, or the error with <case>.error. Every
 // envelope is validated against the JSON Schema.
 func runGolden(t *testing.T, provider string, normalizer Normalizer, verification func(*http.Request, *Input) any) {
+	runGoldenWith(t, provider, normalizer, verification, func(answer []byte) []byte { return answer })
+}
+
+// runGoldenWith is runGolden for fetch-verified providers: unwrap turns a
+// <case>.fetched.json (the API's answer) into what the verifier hands the
+// normalizer.
+func runGoldenWith(t *testing.T, provider string, normalizer Normalizer, verification func(*http.Request, *Input) any, unwrap func([]byte) []byte) {
 	files, err := filepath.Glob(filepath.Join("testdata", provider, "*.in"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no golden inputs for %s: %v", provider, err)
@@ -64,7 +69,7 @@ func runGolden(t *testing.T, provider string, normalizer Normalizer, verificatio
 			input := inputFor(provider, req, body)
 			// A fetch-verified provider's API answer, as the API sends it.
 			if answer, err := os.ReadFile(base + ".fetched.json"); err == nil {
-				input.Fetched = []byte(gjson.GetBytes(answer, "data.0").Raw)
+				input.Fetched = unwrap(answer)
 			}
 			ev, err := normalizer(input)
 			if err != nil {

@@ -44,7 +44,7 @@ func (v *Payrexx) Verify(ctx context.Context, cb *Callback) (Result, error) {
 		if err := checkHexHMACSHA256(cb.Header.Get("X-Webhook-Signature"), cb.Body, v.SignatureSecrets); err != nil {
 			return Result{}, err
 		}
-		res.Signature = "hmac-sha256"
+		res.Also = append(res.Also, "hmac-sha256")
 	}
 	claim := cb.Claim
 	if !payrexxKinds[claim.Kind] || claim.ID == "" || !isDigits(claim.ID) {

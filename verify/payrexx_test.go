@@ -185,7 +185,7 @@ func TestPayrexxOptionalSignature(t *testing.T) {
 		if !errors.Is(err, tt.want) {
 			t.Errorf("%s: error = %v, want %v", tt.name, err, tt.want)
 		}
-		if err == nil && res.Signature != "hmac-sha256" {
+		if err == nil && (len(res.Also) != 1 || res.Also[0] != "hmac-sha256") {
 			t.Errorf("%s: result %+v does not record the signature", tt.name, res)
 		}
 		if err != nil && len(api.requests) != before {

@@ -67,8 +67,9 @@ type Result struct {
 	Date string `json:"date,omitempty"`
 	// Variant names a scheme's older variant when that is what matched.
 	Variant string `json:"variant,omitempty"`
-	// Signature names an additional signature that was checked.
-	Signature string `json:"signature,omitempty"`
+	// Also names the checks passed in addition to Method: "hmac-sha256" (an
+	// extra signature), "url-token", "ip-allowlist".
+	Also []string `json:"also,omitempty"`
 	// Resource is what was fetched back, relative to the provider's API
 	// (never a host or a credential).
 	Resource string `json:"resource,omitempty"`

@@ -1,0 +1,85 @@
+package normalize
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// The Pyxis hosted payment system (docs.pyxis.co.uk) posts {"payment":
+// {…Payment model…}, "data": {…the merchant's Data map…}} to the OnSuccess
+// or OnFail URL of a payment request. See ../shared/providers.md ("Pyxis").
+
+var pyxisStatus = map[string]Status{
+	"success": StatusCaptured,
+	"failed":  StatusFailed,
+	"pending": StatusPending, // bank transfers complete later
+}
+
+// PyxisDefaultCurrency is the currency of Pyxis amounts when the payment
+// does not name one: Pyxis is a UK system and its Payment model carries no
+// currency.
+const PyxisDefaultCurrency = "GBP"
+
+// Pyxis normalizes a Pyxis payment notification. The amount is taken as a
+// decimal in the currency's major unit ("12.50" is £12.50), in
+// payment.currency if present, else in.DefaultCurrency, else GBP.
+func Pyxis(in *Input) (*Event, error) {
+	doc, err := parseJSONObject(in.Body)
+	if err != nil {
+		return nil, err
+	}
+	payment := doc.Get("payment")
+	if !payment.IsObject() {
+		return nil, fmt.Errorf("%w: payment", ErrMissingField)
+	}
+	providerStatus := text(payment.Get("status"))
+	if providerStatus == "" {
+		return nil, fmt.Errorf("%w: payment.status", ErrMissingField)
+	}
+	status, known := pyxisStatus[strings.ToLower(providerStatus)]
+	ev := &Event{
+		Provider:          in.Provider,
+		Object:            ObjectPayment,
+		Status:            orUnknown(status, known),
+		Unmapped:          !known,
+		ProviderStatus:    providerStatus,
+		ProviderReference: text(payment.Get("id")),
+		Original:          in.Body,
+		Time:              pyxisTime(text(payment.Get("timeStamp"))),
+	}
+	if ev.Status == StatusFailed {
+		if reason := text(payment.Get("statusReason")); reason != "" {
+			ev.Failure = &Failure{Code: providerStatus, Message: reason}
+		}
+	}
+	if decimal := text(payment.Get("amount")); decimal != "" {
+		currency := strings.ToUpper(firstText(payment, "currency"))
+		if currency == "" {
+			currency = in.DefaultCurrency
+		}
+		if currency == "" {
+			currency = PyxisDefaultCurrency
+		}
+		amount, err := ParseDecimalAmount(decimal, currency)
+		if err != nil {
+			return nil, err
+		}
+		ev.Amount = &amount
+	}
+	return ev, nil
+}
+
+// pyxisTime reads an ISO 8601 time stamp; one without a zone is UTC.
+func pyxisTime(s string) time.Time {
+	if len(s) > 40 {
+		return time.Time{}
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t
+	}
+	if t, err := time.Parse("2006-01-02T15:04:05.999999999", s); err == nil {
+		return t
+	}
+	return time.Time{}
+}

@@ -1,0 +1,225 @@
+package normalize
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/tidwall/gjson"
+)
+
+// Swedbank Pay (formerly PayEx) callbacks are described in
+// ../shared/providers.md ("Swedbank Pay"). They are unsigned and only name a
+// resource; payhook fetches it, and the event is built from the fetched
+// document (a payment order, or a transaction with its payment expanded).
+
+// SwedbankPayClaim reads the resource a callback names, in any of its three
+// shapes: Checkout v2/v3.0 and v3.1 ({"paymentOrder": {"id": …}}), and the
+// legacy payment-instrument API ({"payment": "/psp/…", "transaction":
+// "/psp/…"}). A payment order is preferred (as the documentation requires),
+// then the transaction, then the payment. The path is not trusted here:
+// the verifier checks it.
+func SwedbankPayClaim(in *Input) (kind, path string, err error) {
+	doc, err := parseJSONObject(in.Body)
+	if err != nil {
+		return "", "", err
+	}
+	in.Original = in.Body
+	for _, c := range [...]struct{ field, kind string }{
+		{"paymentOrder", "paymentorder"}, {"transaction", "transaction"}, {"payment", "payment"},
+	} {
+		if id := resourceID(doc.Get(c.field)); id != "" {
+			return c.kind, id, nil
+		}
+	}
+	return "", "", fmt.Errorf("%w: paymentOrder, transaction or payment", ErrMissingField)
+}
+
+// resourceID reads {"id": "/psp/…"} or the bare "/psp/…" string.
+func resourceID(r gjson.Result) string {
+	if r.IsObject() {
+		r = r.Get("id")
+	}
+	if r.Type == gjson.String {
+		return r.Str
+	}
+	return ""
+}
+
+// swedbankOrderStatus maps a payment order's status. "Paid" is resolved by
+// swedbankPaidStatus.
+var swedbankOrderStatus = map[string]Status{
+	"Initialized": StatusPending,
+	"Pending":     StatusPending,
+	"Failed":      StatusFailed,
+	"Cancelled":   StatusCancelled, // authorization fully cancelled
+	"Aborted":     StatusCancelled, // aborted by the merchant or the payer
+	"Reversed":    StatusRefunded,  // fully reversed
+}
+
+// swedbankTransactionCompleted maps a transaction type whose state is Completed.
+var swedbankTransactionCompleted = map[string]Status{
+	"Authorization":  StatusAuthorized,
+	"Capture":        StatusCaptured,
+	"Sale":           StatusCaptured,
+	"Reversal":       StatusRefunded,
+	"Cancellation":   StatusCancelled,
+	"Initialization": StatusPending,
+}
+
+// swedbankTransactionStatus maps a transaction's type × state.
+func swedbankTransactionStatus(transactionType, state string) (Status, bool) {
+	completed, typeKnown := swedbankTransactionCompleted[transactionType]
+	if !typeKnown {
+		return StatusUnknown, false
+	}
+	reversal := transactionType == "Reversal"
+	switch state {
+	case "Completed":
+		return completed, true
+	case "Initialized", "Pending", "Ready", "AwaitingActivity":
+		if reversal {
+			return StatusRefundPending, true
+		}
+		return StatusPending, true
+	case "Failed":
+		if reversal {
+			return StatusRefundFailed, true
+		}
+		return StatusFailed, true
+	case "Aborted":
+		if reversal {
+			return StatusRefundFailed, true
+		}
+		return StatusCancelled, true
+	}
+	return StatusUnknown, false
+}
+
+// swedbankPaymentState maps a legacy payment's state.
+var swedbankPaymentState = map[string]Status{
+	"Ready": StatusPending, "Pending": StatusPending, "Failed": StatusFailed, "Aborted": StatusCancelled,
+}
+
+var errNothingFetched = errors.New("swedbankpay: no document was fetched from the API")
+
+// SwedbankPay normalizes a Swedbank Pay callback from the fetched document.
+func SwedbankPay(in *Input) (*Event, error) {
+	if _, _, err := SwedbankPayClaim(in); err != nil {
+		return nil, err
+	}
+	if len(in.Fetched) == 0 {
+		return nil, errNothingFetched
+	}
+	doc, err := parseJSONObject(in.Fetched)
+	if err != nil {
+		return nil, fmt.Errorf("fetched document: %w", err)
+	}
+	ev := &Event{Provider: in.Provider, Object: ObjectPayment, Original: in.Original, Fetched: in.Fetched}
+	var amountOf, currencyOf gjson.Result
+	switch order, transaction := doc.Get("paymentOrder"), doc.Get("transaction"); {
+	case order.IsObject():
+		ev.ProviderStatus = text(order.Get("status"))
+		ev.ProviderReference = text(order.Get("id"))
+		ev.MerchantReference = firstText(order, "orderReference", "payeeInfo.orderReference", "payeeInfo.payeeReference")
+		ev.Time = swedbankTime(order)
+		status, known := swedbankOrderStatus[ev.ProviderStatus]
+		if ev.ProviderStatus == "Paid" {
+			status, known = swedbankPaidStatus(order), true
+		}
+		ev.Status, ev.Unmapped = orUnknown(status, known), !known
+		amountOf, currencyOf = order.Get("amount"), order.Get("currency")
+	case transaction.IsObject():
+		payment := doc.Get("payment")
+		transactionType, state := text(transaction.Get("type")), text(transaction.Get("state"))
+		ev.ProviderStatus = strings.TrimSpace(transactionType + " " + state)
+		ev.ProviderReference = text(transaction.Get("id"))
+		ev.MerchantReference = firstText(transaction, "payeeReference")
+		if ev.MerchantReference == "" {
+			ev.MerchantReference = firstText(payment, "payeeInfo.orderReference", "orderReference")
+		}
+		ev.Time = swedbankTime(transaction)
+		status, known := swedbankTransactionStatus(transactionType, state)
+		ev.Status, ev.Unmapped = orUnknown(status, known), !known
+		if ev.Status == StatusFailed || ev.Status == StatusRefundFailed {
+			ev.Failure = swedbankProblem(transaction.Get("problem"))
+		}
+		amountOf, currencyOf = transaction.Get("amount"), payment.Get("currency")
+	case doc.Get("payment").IsObject():
+		payment := doc.Get("payment")
+		ev.ProviderStatus = text(payment.Get("state"))
+		ev.ProviderReference = text(payment.Get("id"))
+		ev.MerchantReference = firstText(payment, "payeeInfo.orderReference", "orderReference", "payeeInfo.payeeReference")
+		ev.Time = swedbankTime(payment)
+		status, known := swedbankPaymentState[ev.ProviderStatus]
+		ev.Status, ev.Unmapped = orUnknown(status, known), !known
+		amountOf, currencyOf = payment.Get("amount"), payment.Get("currency")
+	default:
+		return nil, fmt.Errorf("fetched document: %w: paymentOrder, transaction or payment", ErrMissingField)
+	}
+
+	if minor := text(amountOf); minor != "" {
+		currency := strings.ToUpper(text(currencyOf))
+		if currency == "" {
+			return nil, fmt.Errorf("%w: currency", ErrMissingField)
+		}
+		amount, err := ParseMinorUnits(minor, currency)
+		if err != nil {
+			return nil, err
+		}
+		ev.Amount = &amount
+	}
+	return ev, nil
+}
+
+// swedbankPaidStatus resolves "Paid": the payer completed, which on a Sale
+// order means captured and on an Authorization order means authorized until
+// it is captured. Checkout v3.1 orders carry no transactionType; there an
+// amount still to capture means authorized.
+func swedbankPaidStatus(order gjson.Result) Status {
+	remaining := order.Get("remainingCaptureAmount")
+	toCapture := remaining.Exists() && text(remaining) != "0" && text(remaining) != ""
+	switch text(order.Get("transactionType")) {
+	case "Sale":
+		return StatusCaptured
+	case "Authorization":
+		if remaining.Exists() && !toCapture {
+			return StatusCaptured
+		}
+		return StatusAuthorized
+	}
+	if toCapture {
+		return StatusAuthorized
+	}
+	return StatusCaptured
+}
+
+// swedbankProblem reads an RFC 7807 problem document.
+func swedbankProblem(problem gjson.Result) *Failure {
+	if !problem.IsObject() {
+		return nil
+	}
+	f := &Failure{Code: firstText(problem, "type", "title"), Message: firstText(problem, "detail", "title")}
+	if first := problem.Get("problems.0"); first.IsObject() && f.Message == "" {
+		f.Message = text(first.Get("description"))
+	}
+	return f
+}
+
+// swedbankTime is the resource's last update, else its creation.
+func swedbankTime(resource gjson.Result) time.Time {
+	for _, field := range []string{"updated", "created"} {
+		if t, err := time.Parse(time.RFC3339Nano, text(resource.Get(field))); err == nil {
+			return t
+		}
+	}
+	return time.Time{}
+}
+
+func orUnknown(s Status, known bool) Status {
+	if !known {
+		return StatusUnknown
+	}
+	return s
+}

@@ -1,0 +1,94 @@
+package normalize_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	. "github.com/payhook/payhook/normalize"
+	"github.com/payhook/payhook/normalize/envelopetest"
+	"github.com/payhook/payhook/verify"
+)
+
+func swedbankVerification(_ *http.Request, in *Input) any {
+	_, path, _ := SwedbankPayClaim(in)
+	doc := gjson.ParseBytes(in.Fetched)
+	status := doc.Get("paymentOrder.status").String()
+	if tr := doc.Get("transaction"); tr.Exists() {
+		status = tr.Get("type").String() + " " + tr.Get("state").String()
+	}
+	return verify.Result{Method: "api-fetch", Resource: path, Status: status}
+}
+
+func TestSwedbankPayGolden(t *testing.T) {
+	runGoldenWith(t, "swedbankpay", SwedbankPay, swedbankVerification, func(answer []byte) []byte { return bytes.TrimSpace(answer) })
+}
+
+func TestSwedbankPayClaim(t *testing.T) {
+	tests := []struct {
+		body, kind, path string
+		err              error
+	}{
+		{`{"paymentOrder":{"id":"/psp/paymentorders/1"},"transaction":{"id":"/psp/t/1"}}`, "paymentorder", "/psp/paymentorders/1", nil},
+		{`{"orderReference":"5","paymentOrder":{"id":"/psp/paymentorders/2","number":"7"}}`, "paymentorder", "/psp/paymentorders/2", nil},
+		{`{"payment":"/psp/creditcard/payments/1","transaction":"/psp/creditcard/payments/1/transactions/2"}`, "transaction", "/psp/creditcard/payments/1/transactions/2", nil},
+		{`{"payment":{"id":"/psp/creditcard/payments/1"}}`, "payment", "/psp/creditcard/payments/1", nil},
+		{`{"paymentOrder":{"id":42}}`, "", "", ErrMissingField},
+		{`{"orderReference":"5"}`, "", "", ErrMissingField},
+		{`[]`, "", "", ErrMalformed},
+	}
+	for _, tt := range tests {
+		kind, path, err := SwedbankPayClaim(&Input{Body: []byte(tt.body)})
+		if kind != tt.kind || path != tt.path || !errors.Is(err, tt.err) {
+			t.Errorf("SwedbankPayClaim(%s) = %q %q %v, want %q %q %v", tt.body, kind, path, err, tt.kind, tt.path, tt.err)
+		}
+	}
+}
+
+// TestSwedbankPayTransactionMapping pins every transaction type × state.
+func TestSwedbankPayTransactionMapping(t *testing.T) {
+	states := []string{"Completed", "Initialized", "Pending", "Ready", "AwaitingActivity", "Failed", "Aborted"}
+	want := map[string][7]Status{
+		"Authorization":  {StatusAuthorized, StatusPending, StatusPending, StatusPending, StatusPending, StatusFailed, StatusCancelled},
+		"Capture":        {StatusCaptured, StatusPending, StatusPending, StatusPending, StatusPending, StatusFailed, StatusCancelled},
+		"Sale":           {StatusCaptured, StatusPending, StatusPending, StatusPending, StatusPending, StatusFailed, StatusCancelled},
+		"Reversal":       {StatusRefunded, StatusRefundPending, StatusRefundPending, StatusRefundPending, StatusRefundPending, StatusRefundFailed, StatusRefundFailed},
+		"Cancellation":   {StatusCancelled, StatusPending, StatusPending, StatusPending, StatusPending, StatusFailed, StatusCancelled},
+		"Initialization": {StatusPending, StatusPending, StatusPending, StatusPending, StatusPending, StatusFailed, StatusCancelled},
+	}
+	for transactionType, statuses := range want {
+		for i, state := range states {
+			fetched := fmt.Sprintf(`{"payment":{"id":"/psp/p/1","currency":"SEK"},"transaction":{"id":"/psp/p/1/transactions/1","type":%q,"state":%q,"amount":100}}`, transactionType, state)
+			ev, err := SwedbankPay(&Input{Provider: "swedbankpay", Body: []byte(`{"transaction":"/psp/p/1/transactions/1"}`), Fetched: []byte(fetched)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ev.Status != statuses[i] || ev.Unmapped || ev.ProviderStatus != transactionType+" "+state {
+				t.Errorf("%s %s = %s (unmapped %v), want %s", transactionType, state, ev.Status, ev.Unmapped, statuses[i])
+			}
+		}
+	}
+}
+
+func FuzzSwedbankPay(f *testing.F) {
+	f.Add([]byte(`{"paymentOrder":{"id":"/psp/paymentorders/1"}}`), []byte(`{"paymentOrder":{"id":"/psp/paymentorders/1","status":"Paid","amount":"100","currency":"SEK","remainingCaptureAmount":5}}`))
+	f.Add([]byte(`{"payment":"/psp/p/1","transaction":"/psp/p/1/transactions/2"}`), []byte(`{"payment":{"currency":"nok"},"transaction":{"type":"Reversal","state":"Failed","amount":1,"problem":{"type":"x"}}}`))
+	f.Fuzz(func(t *testing.T, body, fetched []byte) {
+		ev, err := SwedbankPay(&Input{Provider: "swedbankpay", Body: body, Fetched: fetched})
+		if err != nil {
+			return
+		}
+		envelope, err := Encode(ev, verify.Result{Method: "api-fetch"}, time.Now())
+		if err != nil {
+			t.Fatalf("accepted payload does not encode: %v", err)
+		}
+		if err := envelopetest.Validate(envelope); err != nil {
+			t.Fatalf("accepted payload gives an invalid envelope: %v\n%s", err, envelope)
+		}
+	})
+}

@@ -1,0 +1,123 @@
+package verify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/tidwall/gjson"
+)
+
+// ErrBadResource means the resource a callback names is not a path payhook
+// will ever request: the callback is refused without any outbound request.
+var ErrBadResource = errors.New("resource reference invalid")
+
+// maxPSPPathLen bounds a Swedbank Pay resource path; real ones are under 150.
+const maxPSPPathLen = 256
+
+// CheckPSPPath accepts only a Swedbank Pay resource path: "/psp/" followed
+// by non-empty segments of ASCII letters, digits, '-' and '_'. That leaves
+// no room for a scheme, a host, "..", a query, percent-encoding, a
+// backslash or any other trick that could point payhook's request (and its
+// bearer token) anywhere but under the configured API base.
+func CheckPSPPath(path string) error {
+	if len(path) > maxPSPPathLen {
+		return fmt.Errorf("%w: longer than %d bytes", ErrBadResource, maxPSPPathLen)
+	}
+	rest, ok := strings.CutPrefix(path, "/psp/")
+	if !ok || rest == "" {
+		return fmt.Errorf("%w: not a /psp/ path", ErrBadResource)
+	}
+	for segment := range strings.SplitSeq(rest, "/") {
+		if segment == "" {
+			return fmt.Errorf("%w: empty path segment", ErrBadResource)
+		}
+		for i := 0; i < len(segment); i++ {
+			c := segment[i]
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+				return fmt.Errorf("%w: character %q in path", ErrBadResource, c)
+			}
+		}
+	}
+	return nil
+}
+
+// SwedbankPay verifies Swedbank Pay (PayEx) callbacks, which are not
+// signed, the way Swedbank Pay's documentation requires: by GETting the
+// resource the callback names with the merchant's bearer token and acting
+// on what that returns. The callback's claim is a /psp/… path.
+type SwedbankPay struct {
+	// APIBase is the API's origin: https://api.payex.com, or
+	// https://api.externalintegration.payex.com for the test environment.
+	APIBase string
+	// Token is the merchant's API bearer token.
+	Token []byte
+	// Fetcher performs the API requests; share one per configuration.
+	Fetcher *Fetcher
+}
+
+// swedbankKinds maps a claim's kind to the top-level field of the API's
+// answer that holds the resource.
+var swedbankKinds = map[string]string{"paymentorder": "paymentOrder", "transaction": "transaction", "payment": "payment"}
+
+// Verify fetches cb.Claim back. For a transaction, whose document has no
+// currency, it also fetches the payment the transaction belongs to and
+// expands it in place of its link, as Swedbank Pay's $expand would.
+func (v *SwedbankPay) Verify(ctx context.Context, cb *Callback) (Result, error) {
+	field, ok := swedbankKinds[cb.Claim.Kind]
+	if !ok {
+		return Result{}, fmt.Errorf("%w: unknown kind %q", ErrBadResource, truncate(cb.Claim.Kind, 24))
+	}
+	doc, err := v.get(ctx, cb.Claim.ID, field)
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{Method: "api-fetch", Resource: cb.Claim.ID, Fetched: doc}
+	resource := gjson.GetBytes(doc, field)
+	switch field {
+	case "transaction":
+		res.Status = strings.TrimSpace(resource.Get("type").String() + " " + resource.Get("state").String())
+		paymentPath := gjson.GetBytes(doc, "payment")
+		if paymentPath.Type == gjson.String {
+			payment, err := v.get(ctx, paymentPath.Str, "payment")
+			if err != nil {
+				return Result{}, err
+			}
+			res.Fetched = []byte(`{"payment":` + gjson.GetBytes(payment, "payment").Raw + `,"transaction":` + resource.Raw + `}`)
+		}
+	case "payment":
+		res.Status = resource.Get("state").String()
+	default:
+		res.Status = resource.Get("status").String()
+	}
+	return res, nil
+}
+
+// get fetches path and checks that the answer holds the resource at field
+// with that id.
+func (v *SwedbankPay) get(ctx context.Context, path, field string) ([]byte, error) {
+	if err := CheckPSPPath(path); err != nil {
+		return nil, err
+	}
+	resp, err := v.Fetcher.Get(ctx, strings.TrimRight(v.APIBase, "/")+path, http.Header{"Authorization": {"Bearer " + string(v.Token)}})
+	if err != nil {
+		return nil, err
+	}
+	if resp.Status >= 400 {
+		// Swedbank Pay answers an id it cannot parse with 400 and a problem document.
+		return nil, fmt.Errorf("%w (HTTP %d)", ErrUnknownResource, resp.Status)
+	}
+	if !gjson.ValidBytes(resp.Body) {
+		return nil, fmt.Errorf("%w: not JSON (HTTP %d)", ErrAPIResponse, resp.Status)
+	}
+	resource := gjson.GetBytes(resp.Body, field)
+	if !resource.IsObject() {
+		return nil, fmt.Errorf("%w: no %s in the answer", ErrAPIResponse, field)
+	}
+	if id := resource.Get("id").String(); !strings.EqualFold(id, path) {
+		return nil, fmt.Errorf("%w: asked for %s, got %s", ErrAPIResponse, path, truncate(id, 80))
+	}
+	return resp.Body, nil
+}

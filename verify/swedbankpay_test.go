@@ -1,0 +1,165 @@
+package verify
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tidwall/gjson"
+)
+
+func TestCheckPSPPath(t *testing.T) {
+	for _, ok := range []string{
+		"/psp/paymentorders/5adc265f-f87f-4313-577e-08d3dca1a26c",
+		"/psp/creditcard/payments/5adc265f-f87f-4313-577e-08d3dca1a26c/transactions/12345678-1234-1234-1234-123456789012",
+		"/psp/paymentorders/ABC_def-123",
+	} {
+		if err := CheckPSPPath(ok); err != nil {
+			t.Errorf("CheckPSPPath(%q) = %v", ok, err)
+		}
+	}
+	for _, bad := range []string{
+		"", "/", "/psp/", "/psp", "psp/paymentorders/1", "/PSP/paymentorders/1", "/api/paymentorders/1",
+		"https://evil.example/psp/paymentorders/1", "//evil.example/psp/paymentorders/1",
+		"/psp/../admin", "/psp/paymentorders/../../x", "/psp/paymentorders/./1", "/psp//paymentorders/1",
+		"/psp/paymentorders/1/", "/psp/paymentorders/1?x=1", "/psp/paymentorders/1#f", "/psp/paymentorders/%2e%2e",
+		"/psp/paymentorders/1%2F..", "/psp/paymentorders\\..\\x", "/psp/paymentorders/1@evil.example",
+		"/psp/paymentorders/1:443", "/psp/paymentorders/ 1", "/psp/paymentorders/1\n", "/psp/paymentorders/é",
+		"/psp/" + strings.Repeat("a", 300),
+	} {
+		if err := CheckPSPPath(bad); !errors.Is(err, ErrBadResource) {
+			t.Errorf("CheckPSPPath(%q) = %v, want ErrBadResource", bad, err)
+		}
+	}
+}
+
+// FuzzCheckPSPPath: whatever passes, joined to the API base, must parse as a
+// URL on the same host whose path is exactly the input.
+func FuzzCheckPSPPath(f *testing.F) {
+	for _, s := range []string{"/psp/paymentorders/1", "/psp/../x", "//evil/psp/x", "/psp/a%2fb", "/psp/a/b/c"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, path string) {
+		if CheckPSPPath(path) != nil {
+			return
+		}
+		req, err := http.NewRequest(http.MethodGet, "https://api.payex.com"+path, nil)
+		if err != nil {
+			t.Fatalf("accepted %q, but it is not a URL: %v", path, err)
+		}
+		if req.URL.Host != "api.payex.com" || req.URL.Path != path || req.URL.RawQuery != "" || req.URL.Fragment != "" || strings.Contains(path, "..") {
+			t.Fatalf("accepted %q, which leaves the API: host %q path %q", path, req.URL.Host, req.URL.Path)
+		}
+	})
+}
+
+const (
+	poPath = "/psp/paymentorders/5adc265f-f87f-4313-577e-08d3dca1a26c"
+	poDoc  = `{"paymentOrder":{"id":"` + poPath + `","status":"Paid","currency":"SEK","amount":1500,"transactionType":"Sale"}}`
+	trPath = "/psp/creditcard/payments/11111111-2222-3333-4444-555555555555/transactions/99999999-2222-3333-4444-555555555555"
+	pyPath = "/psp/creditcard/payments/11111111-2222-3333-4444-555555555555"
+)
+
+func swedbankVerifier(base string) *SwedbankPay {
+	return &SwedbankPay{APIBase: base, Token: []byte("bearer-secret"), Fetcher: NewFetcher(time.Second, 0)}
+}
+
+func TestSwedbankPayFetchesThePaymentOrder(t *testing.T) {
+	api := newFakePayrexx(t, func(path string) (int, string) {
+		if path == poPath {
+			return 200, poDoc
+		}
+		return 404, `{"type":"https://api.payex.com/psp/errordetail/notfound","title":"Not found","status":404}`
+	})
+	v := swedbankVerifier(api.URL)
+	res, err := v.Verify(context.Background(), &Callback{Claim: Claim{Kind: "paymentorder", ID: poPath}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Method != "api-fetch" || res.Status != "Paid" || res.Resource != poPath || string(res.Fetched) != poDoc {
+		t.Errorf("result = %+v", res)
+	}
+	if got := api.requests[0].Header.Get("Authorization"); got != "Bearer bearer-secret" {
+		t.Errorf("Authorization = %q", got)
+	}
+	_, err = v.Verify(context.Background(), &Callback{Claim: Claim{Kind: "paymentorder", ID: "/psp/paymentorders/unknown"}})
+	if !errors.Is(err, ErrUnknownResource) {
+		t.Errorf("unknown order: %v", err)
+	}
+}
+
+func TestSwedbankPayExpandsATransactionsPayment(t *testing.T) {
+	api := newFakePayrexx(t, func(path string) (int, string) {
+		switch path {
+		case trPath:
+			return 200, `{"payment":"` + pyPath + `","transaction":{"id":"` + trPath + `","type":"Capture","state":"Completed","amount":1500,"payeeReference":"cap-1"}}`
+		case pyPath:
+			return 200, `{"payment":{"id":"` + pyPath + `","currency":"NOK","amount":1500,"state":"Ready"}}`
+		}
+		return 404, ``
+	})
+	res, err := swedbankVerifier(api.URL).Verify(context.Background(), &Callback{Claim: Claim{Kind: "transaction", ID: trPath}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != "Capture Completed" || gjson.GetBytes(res.Fetched, "payment.currency").String() != "NOK" ||
+		gjson.GetBytes(res.Fetched, "transaction.payeeReference").String() != "cap-1" {
+		t.Errorf("result %+v fetched %s", res, res.Fetched)
+	}
+}
+
+func TestSwedbankPayNeverLeavesTheAPI(t *testing.T) {
+	api := newFakePayrexx(t, func(string) (int, string) { return 200, poDoc })
+	for _, claim := range []Claim{
+		{Kind: "paymentorder", ID: "https://evil.example/psp/paymentorders/1"},
+		{Kind: "paymentorder", ID: "//evil.example/psp/x"},
+		{Kind: "paymentorder", ID: "/psp/../../admin"},
+		{Kind: "paymentorder", ID: "/psp/paymentorders/%2e%2e/x"},
+		{Kind: "paymentorder", ID: "/psp/paymentorders/1?redirect=https://evil.example"},
+		{Kind: "other", ID: poPath},
+	} {
+		if _, err := swedbankVerifier(api.URL).Verify(context.Background(), &Callback{Claim: claim}); !errors.Is(err, ErrBadResource) {
+			t.Errorf("claim %+v: %v, want ErrBadResource", claim, err)
+		}
+	}
+	// A transaction document naming a payment elsewhere is refused too.
+	evil := newFakePayrexx(t, func(string) (int, string) {
+		return 200, `{"payment":"https://evil.example/psp/x","transaction":{"id":"` + trPath + `","type":"Sale","state":"Completed"}}`
+	})
+	if _, err := swedbankVerifier(evil.URL).Verify(context.Background(), &Callback{Claim: Claim{Kind: "transaction", ID: trPath}}); !errors.Is(err, ErrBadResource) {
+		t.Errorf("payment link off the API: %v, want ErrBadResource", err)
+	}
+	if len(api.requests) != 0 {
+		t.Errorf("%d requests were made for forged paths", len(api.requests))
+	}
+}
+
+func TestSwedbankPayAnswers(t *testing.T) {
+	for _, tt := range []struct {
+		status int
+		body   string
+		want   error
+	}{
+		{404, ``, ErrUnknownResource},
+		{400, `{"title":"Bad request"}`, ErrUnknownResource},
+		{401, ``, ErrAPIRefused},
+		{403, ``, ErrAPIRefused},
+		{500, ``, ErrAPIUnavailable},
+		{503, ``, ErrAPIUnavailable},
+		{200, `not json`, ErrAPIResponse},
+		{200, `{"paymentOrder":{"id":"/psp/paymentorders/other","status":"Paid"}}`, ErrAPIResponse},
+		{200, `{"transaction":{}}`, ErrAPIResponse},
+	} {
+		api := newFakePayrexx(t, func(string) (int, string) { return tt.status, tt.body })
+		_, err := swedbankVerifier(api.URL).Verify(context.Background(), &Callback{Claim: Claim{Kind: "paymentorder", ID: poPath}})
+		if !errors.Is(err, tt.want) {
+			t.Errorf("%d %s: %v, want %v", tt.status, tt.body, err, tt.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "bearer-secret") {
+			t.Errorf("error reveals the token: %v", err)
+		}
+	}
+}
