@@ -35,6 +35,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    api_base   <url>         # the provider's API; default: its own
 //	    api_timeout <duration>   # per API request; default 5s
 //	    signature_secret <value> # payrexx: also require X-Webhook-Signature
+//	    token      <value>       # swedbankpay: the API bearer token
+//	    url_token  <value>       # repeatable; required for pyxis, any provider may add it
+//	    allow_ips  <cidr...>     # any provider: only these client addresses
+//	    currency   <code>        # pyxis: the currency of amounts (default GBP)
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume directive name
@@ -79,12 +83,27 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("max_body: invalid size %q", value)
 			}
 			h.MaxBody = int64(size)
-		case "instance", "api_key", "api_base", "signature_secret":
+		case "instance", "api_key", "api_base", "signature_secret", "token", "currency":
 			var value string
 			if !d.AllArgs(&value) {
 				return d.ArgErr()
 			}
-			*map[string]*string{"instance": &h.Instance, "api_key": &h.APIKey, "api_base": &h.APIBase, "signature_secret": &h.SignatureSecret}[option] = value
+			*map[string]*string{
+				"instance": &h.Instance, "api_key": &h.APIKey, "api_base": &h.APIBase,
+				"signature_secret": &h.SignatureSecret, "token": &h.Token, "currency": &h.Currency,
+			}[option] = value
+		case "url_token":
+			var value string
+			if !d.AllArgs(&value) {
+				return d.ArgErr()
+			}
+			h.URLTokens = append(h.URLTokens, value)
+		case "allow_ips":
+			ips := d.RemainingArgs()
+			if len(ips) == 0 {
+				return d.ArgErr()
+			}
+			h.AllowIPs = append(h.AllowIPs, ips...)
 		case "api_timeout":
 			var value string
 			if !d.AllArgs(&value) {

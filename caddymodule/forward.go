@@ -5,8 +5,10 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/payhook/payhook/normalize"
+	"github.com/payhook/payhook/verify"
 )
 
 // strippedHeaders are the provider's headers that must not reach the shop:
@@ -33,6 +35,17 @@ func prepareForward(r *http.Request, envelope []byte) {
 	r.Body = io.NopCloser(bytes.NewReader(envelope))
 	r.GetBody = func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(envelope)), nil
+	}
+}
+
+// stripURLToken removes the token parameter from the request's URL: the
+// shop never sees the secret, nor do access logs written after payhook.
+func stripURLToken(r *http.Request) {
+	r.URL.RawQuery = verify.StripURLToken(r.URL.RawQuery)
+	path, _, _ := strings.Cut(r.RequestURI, "?")
+	r.RequestURI = path
+	if r.URL.RawQuery != "" {
+		r.RequestURI += "?" + r.URL.RawQuery
 	}
 }
 

@@ -114,6 +114,12 @@ const payhookBlock = `payhook ixopay {
 // {upstream} replaced by the upstream's address, and logs at DEBUG to a file.
 func startCaddy(t *testing.T, siteBody string) *env {
 	t.Helper()
+	return startCaddyWith(t, "", siteBody)
+}
+
+// startCaddyWith is startCaddy with extra global options.
+func startCaddyWith(t *testing.T, globals, siteBody string) *env {
+	t.Helper()
 	t.Setenv("PAYHOOK_TEST_SECRET", testSecret)
 	t.Setenv("PAYHOOK_TEST_PREVIOUS_SECRET", testPreviousSecret)
 	e := &env{t: t, upstream: newUpstream(t), logFile: filepath.Join(t.TempDir(), "caddy.log")}
@@ -129,12 +135,13 @@ func startCaddy(t *testing.T, siteBody string) *env {
 		format json
 		level DEBUG
 	}
+	%s
 }
 
 http://localhost:9080 {
 	%s
 }
-`, e.logFile, strings.ReplaceAll(siteBody, "{upstream}", strings.TrimPrefix(e.upstream.URL, "http://")))
+`, e.logFile, globals, strings.ReplaceAll(siteBody, "{upstream}", strings.TrimPrefix(e.upstream.URL, "http://")))
 	loaded := false
 	defer func() {
 		// caddytest skips, rather than fails, when it cannot start Caddy.

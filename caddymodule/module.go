@@ -84,6 +84,25 @@ type Handler struct {
 	// fetch-back, never replaces it.
 	SignatureSecret string `json:"signature_secret,omitempty"`
 
+	// Token is the merchant's API bearer token (swedbankpay), sent when
+	// payhook fetches a callback's resource back. Use a placeholder.
+	Token string `json:"token,omitempty"`
+
+	// URLTokens are secrets the provider must send as the callback URL's
+	// "token" query parameter (…/callbacks/pyxis?token=…). Required for
+	// pyxis; any provider can add it. Several are accepted, for a rotation.
+	// The parameter is removed before the request is forwarded.
+	URLTokens []string `json:"url_tokens,omitempty"`
+
+	// AllowIPs restricts callbacks to these client addresses or CIDRs, as
+	// Caddy determines the client address (honouring the server's
+	// trusted_proxies). Checked before anything else; others get 403.
+	AllowIPs []string `json:"allow_ips,omitempty"`
+
+	// Currency is the ISO 4217 currency of amounts for providers whose
+	// payloads name none (pyxis; default GBP).
+	Currency string `json:"currency,omitempty"`
+
 	provider *provider
 	resolved resolvedConfig
 	verifier verify.Verifier
@@ -97,6 +116,9 @@ type resolvedConfig struct {
 	secrets          [][]byte
 	apiKey           []byte
 	signatureSecrets [][]byte
+	token            []byte
+	urlTokens        [][]byte
+	allowList        *verify.AllowList
 	instance         string
 	apiBase          string
 	fetcher          *verify.Fetcher
@@ -119,14 +141,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("unknown provider %q (known: %s)", h.Provider, strings.Join(providerNames(), ", "))
 	}
 	h.provider = p
+	if err := h.validateFields(); err != nil {
+		return err
+	}
 	if h.MaxSkew == 0 {
 		h.MaxSkew = caddy.Duration(DefaultMaxSkew)
 	}
 	if h.MaxBody == 0 {
 		h.MaxBody = DefaultMaxBody
-	}
-	if err := h.validateFields(); err != nil {
-		return err
 	}
 	if err := h.resolve(); err != nil {
 		return err
@@ -135,6 +157,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.verifier, err = p.newVerifier(h)
 	if err != nil {
 		return fmt.Errorf("%s: %w", h.Provider, err)
+	}
+	if len(h.resolved.urlTokens) > 0 && !p.verifiedByURLToken {
+		h.verifier = verify.WithChecks(h.verifier, &verify.URLToken{Tokens: h.resolved.urlTokens})
 	}
 	h.metrics, err = registerMetrics(ctx.GetMetricsRegistry())
 	return err
@@ -160,12 +185,15 @@ func (h *Handler) validateFields() error {
 		return fmt.Errorf("api_timeout must be positive, got %s", time.Duration(h.APITimeout))
 	}
 	for _, option := range h.setOptions() {
-		if !slices.Contains(h.provider.options, option) {
+		if !slices.Contains(h.provider.options, option) && !slices.Contains(genericOptions, option) {
 			return fmt.Errorf("%s does not apply to provider %s", option, h.Provider)
 		}
 	}
 	return nil
 }
+
+// genericOptions apply to every provider.
+var genericOptions = []string{"max_body", "url_token", "allow_ips"}
 
 // setOptions lists the provider-specific options this configuration sets,
 // by their Caddyfile names.
@@ -174,11 +202,15 @@ func (h *Handler) setOptions() []string {
 	if len(h.Secrets) > 0 {
 		set = append(set, "secret")
 	}
+	if h.MaxSkew != 0 {
+		set = append(set, "max_skew")
+	}
 	if h.LegacyMD5 {
 		set = append(set, "legacy_md5")
 	}
 	for option, value := range map[string]string{
 		"instance": h.Instance, "api_key": h.APIKey, "api_base": h.APIBase, "signature_secret": h.SignatureSecret,
+		"token": h.Token, "currency": h.Currency,
 	} {
 		if value != "" {
 			set = append(set, option)
@@ -215,6 +247,31 @@ func (h *Handler) resolve() error {
 			return err
 		}
 		r.signatureSecrets = [][]byte{[]byte(secret)}
+	}
+	if h.Token != "" {
+		token, err := h.expand("token", h.Token, true)
+		if err != nil {
+			return err
+		}
+		r.token = []byte(token)
+	}
+	for i, t := range h.URLTokens {
+		token, err := h.expand(fmt.Sprintf("url_token #%d", i+1), t, true)
+		if err != nil {
+			return err
+		}
+		r.urlTokens = append(r.urlTokens, []byte(token))
+	}
+	if len(h.AllowIPs) > 0 {
+		var err error
+		if r.allowList, err = verify.ParseAllowList(h.AllowIPs); err != nil {
+			return err
+		}
+	}
+	if h.Currency != "" {
+		if _, ok := normalize.MinorUnitExponent(h.Currency); !ok {
+			return fmt.Errorf("currency %q is not an ISO 4217 code with a minor unit", h.Currency)
+		}
 	}
 	if h.Instance != "" {
 		instance, err := h.expand("instance", h.Instance, false)
@@ -290,6 +347,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	defer h.finish(rec)
 	caddyhttp.SetVar(r.Context(), "payhook.provider", h.Provider)
 
+	if err := h.allow(rec.clientIP); err != nil {
+		h.reject(w, rec, err)
+		return nil
+	}
 	cb, err := h.read(w, r)
 	if err != nil {
 		h.reject(w, rec, err)
@@ -304,6 +365,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if err != nil {
 		h.reject(w, rec, err)
 		return nil
+	}
+	if h.resolved.allowList != nil {
+		result.Also = append(result.Also, h.resolved.allowList.Name())
 	}
 	in.Fetched = result.Fetched
 	event, err := h.provider.normalize(in)
@@ -325,10 +389,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	return nil
 }
 
+// allow checks the client address against allow_ips, before anything of
+// the request is read.
+func (h *Handler) allow(clientIP string) error {
+	if h.resolved.allowList == nil {
+		return nil
+	}
+	return h.resolved.allowList.Allow(clientIP)
+}
+
 // input is the callback's payload as the normalizer sees it.
 func (h *Handler) input(cb *verify.Callback) *normalize.Input {
 	mediaType, _ := mediaType(cb.Header.Get("Content-Type"))
-	return &normalize.Input{Provider: h.Provider, ContentType: mediaType, Body: cb.Body}
+	return &normalize.Input{Provider: h.Provider, ContentType: mediaType, Body: cb.Body, DefaultCurrency: h.Currency}
 }
 
 // claim reads what an unsigned callback says it is about, for a verifier
@@ -346,6 +419,9 @@ func (h *Handler) claim(in *normalize.Input, cb *verify.Callback) error {
 // body and reports what it answered.
 func (h *Handler) forward(r *http.Request, next caddyhttp.Handler, envelope []byte) upstreamResult {
 	prepareForward(r, envelope)
+	if len(h.resolved.urlTokens) > 0 {
+		stripURLToken(r)
+	}
 	rw := new(upstreamRecorder)
 	err := next.ServeHTTP(rw, r)
 	return upstreamResult{status: rw.status, err: err}

@@ -25,6 +25,9 @@ type provider struct {
 	claim func(in *normalize.Input) (verify.Claim, error)
 	// defaultAPIBase is the provider's API, for providers payhook fetches from.
 	defaultAPIBase string
+	// verifiedByURLToken says the provider's verification is the URL token
+	// itself, which therefore is not added again as an extra check.
+	verifiedByURLToken bool
 	// normalize turns a verified payload into the canonical event.
 	normalize normalize.Normalizer
 	// ack writes the provider's success acknowledgement and returns its status.
@@ -40,7 +43,7 @@ type provider struct {
 var providers = map[string]*provider{
 	"ixopay": {
 		contentTypes: []string{"application/json"},
-		options:      []string{"secret", "legacy_md5"},
+		options:      []string{"secret", "legacy_md5", "max_skew"},
 		newVerifier: func(h *Handler) (verify.Verifier, error) {
 			if len(h.resolved.secrets) == 0 {
 				return nil, errors.New("at least one secret is required (secret {env.IXOPAY_SHARED_SECRET})")
@@ -55,6 +58,40 @@ var providers = map[string]*provider{
 	},
 	"payrexx":    payrexxPlatform("https://api.payrexx.com"),
 	"shopandpay": payrexxPlatform("https://api.shop-and-pay.com"),
+	"swedbankpay": {
+		contentTypes:   []string{"application/json"},
+		options:        []string{"token", "api_base", "api_timeout"},
+		defaultAPIBase: "https://api.payex.com",
+		newVerifier: func(h *Handler) (verify.Verifier, error) {
+			if len(h.resolved.token) == 0 {
+				return nil, errors.New("token is required (token {env.SWEDBANK_PAY_TOKEN})")
+			}
+			return &verify.SwedbankPay{APIBase: h.resolved.apiBase, Token: h.resolved.token, Fetcher: h.resolved.fetcher}, nil
+		},
+		claim: func(in *normalize.Input) (verify.Claim, error) {
+			kind, path, err := normalize.SwedbankPayClaim(in)
+			return verify.Claim{Kind: kind, ID: path}, err
+		},
+		normalize: normalize.SwedbankPay,
+		ack:       ackText("OK"),
+		sample:    normalize.SwedbankPaySample,
+	},
+	"pyxis": {
+		contentTypes:       []string{"application/json"},
+		options:            []string{"currency"},
+		verifiedByURLToken: true,
+		newVerifier: func(h *Handler) (verify.Verifier, error) {
+			if len(h.resolved.urlTokens) == 0 {
+				return nil, errors.New("url_token is required (url_token {env.PYXIS_CALLBACK_TOKEN}); Pyxis signs nothing")
+			}
+			return &verify.URLToken{Tokens: h.resolved.urlTokens}, nil
+		},
+		normalize:    normalize.Pyxis,
+		ack:          ackText("OK"),
+		sample:       normalize.PyxisSample,
+		sign:         signURLToken,
+		signRequired: true,
+	},
 }
 
 // payrexxPlatform serves Payrexx and its white labels, which differ only in
@@ -109,6 +146,14 @@ func ackText(body string) func(w http.ResponseWriter) int {
 		_, _ = w.Write([]byte(body))
 		return http.StatusOK
 	}
+}
+
+// signURLToken puts the token into the callback URL, as the merchant does
+// when registering it with the provider.
+func signURLToken(r *http.Request, _ []byte, secret []byte) {
+	q := r.URL.Query()
+	q.Set(verify.URLTokenParam, string(secret))
+	r.URL.RawQuery = q.Encode()
 }
 
 // signPayrexx adds the optional X-Webhook-Signature.

@@ -1,6 +1,7 @@
 package normalize
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -82,4 +83,26 @@ func pyxisTime(s string) time.Time {
 		return t
 	}
 	return time.Time{}
+}
+
+var pyxisSampleStatus = map[Status]string{StatusCaptured: "Success", StatusFailed: "Failed", StatusPending: "Pending"}
+
+// PyxisSample fabricates a Pyxis payment notification for s.
+func PyxisSample(s Sample) ([]byte, string, error) {
+	status, ok := pyxisSampleStatus[s.Status]
+	if !ok {
+		return nil, "", fmt.Errorf("pyxis sends no notification with status %q (it sends: %s)", s.Status, sampleStatuses(pyxisSampleStatus))
+	}
+	exp, ok := MinorUnitExponent(s.Amount.Currency)
+	if !ok {
+		return nil, "", fmt.Errorf("%w: %q", ErrUnknownCurrency, s.Amount.Currency)
+	}
+	body, err := json.Marshal(map[string]any{
+		"payment": map[string]any{
+			"id": s.ProviderReference, "amount": json.Number(formatDecimal(s.Amount.MinorUnits, exp)), "currency": s.Amount.Currency,
+			"status": status, "timeStamp": time.Now().UTC().Format(time.RFC3339), "description": "sample from caddy payhook send",
+		},
+		"data": map[string]any{"orderId": s.MerchantReference},
+	})
+	return body, "application/json", err
 }

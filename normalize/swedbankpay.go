@@ -1,6 +1,7 @@
 package normalize
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -222,4 +223,15 @@ func orUnknown(s Status, known bool) Status {
 		return StatusUnknown
 	}
 	return s
+}
+
+// SwedbankPaySample fabricates a Checkout v3.1 callback. Swedbank Pay
+// callbacks carry no status: payhook fetches the payment order, so the
+// sample only names one (ProviderReference becomes its id).
+func SwedbankPaySample(s Sample) ([]byte, string, error) {
+	body, err := json.Marshal(map[string]any{
+		"orderReference": s.MerchantReference,
+		"paymentOrder":   map[string]any{"id": "/psp/paymentorders/" + s.ProviderReference, "instrument": "paymentorders", "number": 12345678},
+	})
+	return body, "application/json", err
 }

@@ -1,0 +1,350 @@
+package caddymodule
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+	"github.com/tidwall/gjson"
+)
+
+const (
+	swedbankToken = "it-swedbank-bearer-token"
+	pyxisToken    = "it-pyxis-url-token-3f9a"
+	poPath        = "/psp/paymentorders/5adc265f-f87f-4313-577e-08d3dca1a26c"
+	payPath       = "/psp/creditcard/payments/7e6cdfc3-1276-44e9-9992-7cf4419750e1"
+	trPath        = payPath + "/transactions/ec2a9b09-601a-42ae-8e33-a5737e1cf177"
+	callbackV31   = `{"orderReference":"549213","paymentOrder":{"id":"` + poPath + `","instrument":"paymentorders","number":12345678}}`
+	callbackV2    = `{"paymentOrder":{"id":"` + poPath + `","instrument":"paymentorders"},"payment":{"id":"` + payPath + `","number":"222222222"},"transaction":{"id":"` + trPath + `","number":333333333}}`
+	callbackOld   = `{"payment":"` + payPath + `","paymentNumber":123456,"transaction":"` + trPath + `","transactionNumber":"12345678"}`
+)
+
+func swedbankSite(api *fakeAPI, extra string) string {
+	return fmt.Sprintf(`route /callbacks/swedbankpay* {
+		payhook swedbankpay {
+			token {env.PAYHOOK_TEST_SWEDBANK_TOKEN}
+			api_base %s
+			api_timeout 500ms
+			%s
+		}
+		reverse_proxy {upstream}
+	}`, api.URL, extra)
+}
+
+func startSwedbank(t *testing.T, globals, extra string) (*env, *fakeAPI) {
+	t.Helper()
+	t.Setenv("PAYHOOK_TEST_SWEDBANK_TOKEN", swedbankToken)
+	api := newFakeAPI(t)
+	return startCaddyWith(t, globals, swedbankSite(api, extra)), api
+}
+
+func paymentOrder(fields string) string {
+	return `{"paymentOrder":{"id":"` + poPath + `","currency":"SEK","amount":150000,"orderReference":"549213","updated":"2026-11-20T09:34:47Z",` + fields + `}}`
+}
+
+// Each status of a payment order and of a transaction reaches the shop as
+// the canonical status, built from what the API answered.
+func TestSwedbankPayStatusesThroughCaddy(t *testing.T) {
+	e, api := startSwedbank(t, "", "")
+	payment := `{"payment":{"id":"` + payPath + `","currency":"NOK","amount":1500,"state":"Ready"}}`
+	transaction := func(kind, state string) string {
+		return `{"payment":"` + payPath + `","transaction":{"id":"` + trPath + `","type":"` + kind + `","state":"` + state + `","amount":1500,"payeeReference":"ord-88"}}`
+	}
+	tests := []struct {
+		name, callback, path, doc, status, providerStatus string
+	}{
+		{"order initialized", callbackV31, poPath, paymentOrder(`"status":"Initialized"`), "pending", "Initialized"},
+		{"order paid, sale", callbackV2, poPath, paymentOrder(`"status":"Paid","transactionType":"Sale"`), "captured", "Paid"},
+		{"order paid, authorization", callbackV2, poPath, paymentOrder(`"status":"Paid","transactionType":"Authorization","remainingCaptureAmount":150000`), "authorized", "Paid"},
+		{"order paid, authorization captured", callbackV2, poPath, paymentOrder(`"status":"Paid","transactionType":"Authorization","remainingCaptureAmount":0`), "captured", "Paid"},
+		{"order paid, v3.1 to capture", callbackV31, poPath, paymentOrder(`"status":"Paid","remainingCaptureAmount":"150000"`), "authorized", "Paid"},
+		{"order failed", callbackV31, poPath, paymentOrder(`"status":"Failed"`), "failed", "Failed"},
+		{"order cancelled", callbackV31, poPath, paymentOrder(`"status":"Cancelled"`), "cancelled", "Cancelled"},
+		{"order aborted", callbackV31, poPath, paymentOrder(`"status":"Aborted"`), "cancelled", "Aborted"},
+		{"order reversed", callbackV31, poPath, paymentOrder(`"status":"Reversed"`), "refunded", "Reversed"},
+		{"capture completed", callbackOld, trPath, transaction("Capture", "Completed"), "captured", "Capture Completed"},
+		{"sale completed", callbackOld, trPath, transaction("Sale", "Completed"), "captured", "Sale Completed"},
+		{"authorization completed", callbackOld, trPath, transaction("Authorization", "Completed"), "authorized", "Authorization Completed"},
+		{"reversal completed", callbackOld, trPath, transaction("Reversal", "Completed"), "refunded", "Reversal Completed"},
+		{"cancellation completed", callbackOld, trPath, transaction("Cancellation", "Completed"), "cancelled", "Cancellation Completed"},
+		{"authorization failed", callbackOld, trPath, transaction("Authorization", "Failed"), "failed", "Authorization Failed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e.t = t
+			e.upstream.reset()
+			api.set(tt.path, 200, tt.doc)
+			api.set(payPath, 200, payment)
+			resp, body := e.post("/callbacks/swedbankpay", "application/json", tt.callback, nil)
+			expectAnswer(t, resp, body, http.StatusOK, "OK")
+			r, doc := e.onlyDelivery()
+			if doc.Data.Status != tt.status || doc.Data.ProviderStatus != tt.providerStatus || doc.Data.Verification["method"] != "api-fetch" {
+				t.Errorf("status %s provider_status %s verification %v, want %s %s", doc.Data.Status, doc.Data.ProviderStatus, doc.Data.Verification, tt.status, tt.providerStatus)
+			}
+			if !gjson.GetBytes(r.Body, "data.fetched").IsObject() || strings.Contains(string(r.Body), swedbankToken) {
+				t.Errorf("data.fetched missing, or the token leaked: %s", r.Body)
+			}
+		})
+	}
+	asked := api.asked()
+	if len(asked) == 0 || asked[0].Header.Get("Authorization") != "Bearer "+swedbankToken {
+		t.Errorf("the API was not asked with the bearer token")
+	}
+}
+
+func TestSwedbankPayFailuresForwardNothing(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		answer *apiAnswer
+		status int
+		reason string
+	}{
+		{"unknown payment order", nil, 401, "resource_unknown"},
+		{"API answers 502", &apiAnswer{502, ``}, 503, "api_unavailable"},
+		{"API refuses the token", &apiAnswer{401, `{"title":"Unauthorized"}`}, 503, "api_refused"},
+		{"API answers another order", &apiAnswer{200, `{"paymentOrder":{"id":"/psp/paymentorders/other","status":"Paid"}}`}, 503, "api_response_unexpected"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e, api := startSwedbank(t, "", "")
+			if tt.answer != nil {
+				api.set(poPath, tt.answer.status, tt.answer.body)
+			}
+			resp, body := e.post("/callbacks/swedbankpay", "application/json", callbackV31, nil)
+			expectAnswer(t, resp, body, tt.status, "")
+			e.expectNothingForwarded()
+			if entries := e.logEntries(1); len(entries) != 1 || entries[0]["reason"] != tt.reason {
+				t.Errorf("log = %v, want reason %s", entries, tt.reason)
+			}
+			if strings.Contains(e.rawLog(), swedbankToken) {
+				t.Error("the log contains the bearer token")
+			}
+		})
+	}
+	t.Run("API unreachable", func(t *testing.T) {
+		t.Setenv("PAYHOOK_TEST_SWEDBANK_TOKEN", swedbankToken)
+		closed := httptest.NewServer(http.NotFoundHandler())
+		closed.Close()
+		e := startCaddy(t, swedbankSite(&fakeAPI{Server: closed}, ""))
+		resp, body := e.post("/callbacks/swedbankpay", "application/json", callbackV31, nil)
+		expectAnswer(t, resp, body, http.StatusServiceUnavailable, "")
+		e.expectNothingForwarded()
+	})
+}
+
+// No request forgery through payhook: a resource that is not a plain /psp/
+// path is a 400 and payhook makes no outbound request at all, neither to the
+// API nor to the host the callback names.
+func TestSwedbankPayForgedResourcesMakeNoRequest(t *testing.T) {
+	var attackerHits atomic.Int64
+	attacker := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		attackerHits.Add(1)
+		_, _ = w.Write([]byte(paymentOrder(`"status":"Paid","transactionType":"Sale"`)))
+	}))
+	defer attacker.Close()
+	attackerHost := strings.TrimPrefix(attacker.URL, "http://")
+	e, api := startSwedbank(t, "", "")
+	for _, forged := range []string{
+		attacker.URL + "/psp/paymentorders/1",
+		"//" + attackerHost + "/psp/paymentorders/1",
+		"/psp/../../" + attackerHost,
+		"/psp/paymentorders/%2e%2e/%2e%2e/admin",
+		"/psp/paymentorders/1?url=" + attacker.URL,
+		"/psp/paymentorders/1#" + attackerHost,
+		"/psp/paymentorders/1@" + attackerHost,
+		"/psp\\..\\" + attackerHost,
+		"/psp//" + attackerHost + "/x",
+		"http:/psp/paymentorders/1",
+	} {
+		t.Run(forged, func(t *testing.T) {
+			e.t = t
+			callback := fmt.Sprintf(`{"paymentOrder":{"id":%q}}`, forged)
+			resp, body := e.post("/callbacks/swedbankpay", "application/json", callback, nil)
+			expectAnswer(t, resp, body, http.StatusBadRequest, "")
+			e.expectNothingForwarded()
+		})
+	}
+	// A fetched transaction whose payment link points elsewhere is refused too.
+	api.set(trPath, 200, `{"payment":"`+attacker.URL+`/psp/x","transaction":{"id":"`+trPath+`","type":"Sale","state":"Completed","amount":1}}`)
+	resp, body := e.post("/callbacks/swedbankpay", "application/json", callbackOld, nil)
+	expectAnswer(t, resp, body, http.StatusBadRequest, "")
+	e.expectNothingForwarded()
+
+	if n := attackerHits.Load(); n != 0 {
+		t.Errorf("the attacker's host received %d requests", n)
+	}
+	if asked := api.asked(); len(asked) != 1 || asked[0].URL.Path != trPath {
+		t.Errorf("the API was asked %d times; only the real transaction may be fetched", len(asked))
+	}
+}
+
+// allow_ips is checked against Caddy's client address, which honours the
+// server's trusted_proxies, before the body is read or the API asked.
+func TestAllowIPs(t *testing.T) {
+	const trusted = "servers {\n\t\ttrusted_proxies static 127.0.0.1/32\n\t}"
+	e, api := startSwedbank(t, trusted, "allow_ips 20.91.170.120/29 51.107.183.58")
+	api.set(poPath, 200, paymentOrder(`"status":"Paid","transactionType":"Sale"`))
+	for _, tt := range []struct {
+		forwardedFor string
+		body         string
+		status       int
+	}{
+		{"20.91.170.121", callbackV31, 200},
+		{"51.107.183.58", callbackV31, 200},
+		{"20.91.170.128", callbackV31, 403},
+		{"203.0.113.7", callbackV31, 403},
+		{"", callbackV31, 403}, // the proxy itself, 127.0.0.1
+		// Refused before the body is read: an oversized body from outside is 403, not 413.
+		{"203.0.113.7", `{"pad":"` + strings.Repeat("x", 2<<20) + `"}`, 403},
+	} {
+		e.upstream.reset()
+		before := len(api.asked())
+		var header http.Header
+		if tt.forwardedFor != "" {
+			header = http.Header{"X-Forwarded-For": {tt.forwardedFor}}
+		}
+		resp, body := e.post("/callbacks/swedbankpay", "application/json", tt.body, header)
+		if resp.StatusCode != tt.status {
+			t.Errorf("from %q: %d %q, want %d", tt.forwardedFor, resp.StatusCode, body, tt.status)
+		}
+		if tt.status == 403 {
+			e.expectNothingForwarded()
+			if len(api.asked()) != before {
+				t.Errorf("from %q: the API was asked although the address is not allowed", tt.forwardedFor)
+			}
+		} else {
+			r, _ := e.onlyDelivery()
+			if also := gjson.GetBytes(r.Body, "data.verification.also").String(); !strings.Contains(also, "ip-allowlist") {
+				t.Errorf("verification.also = %s, want ip-allowlist", also)
+			}
+		}
+	}
+}
+
+// Without trusted_proxies, X-Forwarded-For is not believed.
+func TestAllowIPsIgnoresUntrustedForwardedFor(t *testing.T) {
+	e, api := startSwedbank(t, "", "allow_ips 20.91.170.120/29")
+	api.set(poPath, 200, paymentOrder(`"status":"Paid","transactionType":"Sale"`))
+	resp, body := e.post("/callbacks/swedbankpay", "application/json", callbackV31, http.Header{"X-Forwarded-For": {"20.91.170.121"}})
+	expectAnswer(t, resp, body, http.StatusForbidden, "")
+	e.expectNothingForwarded()
+	if entries := e.logEntries(1); len(entries) != 1 || entries[0]["reason"] != "address_not_allowed" || entries[0]["client_ip"] != "127.0.0.1" {
+		t.Errorf("log = %v", entries)
+	}
+}
+
+func pyxisSite(extra string) string {
+	return `route /callbacks/pyxis* {
+		payhook pyxis {
+			url_token {env.PAYHOOK_TEST_PYXIS_TOKEN}
+			` + extra + `
+		}
+		reverse_proxy {upstream}
+	}`
+}
+
+const pyxisSuccess = `{"payment":{"id":"6f1c2a90","amount":12.5,"status":"Success","timeStamp":"2026-11-20T10:34:47Z","source":{"holder":"J Smith"}},"data":{"orderId":"1042","customerEmail":"j.smith@example.co.uk"}}`
+
+func TestPyxisURLToken(t *testing.T) {
+	t.Setenv("PAYHOOK_TEST_PYXIS_TOKEN", pyxisToken)
+	accessLog := t.TempDir() + "/access.log"
+	// Caddy's access log records the request as received; the README's
+	// filter keeps the token out of it.
+	e := startCaddy(t, pyxisSite("")+`
+	log {
+		output file `+accessLog+`
+		format filter {
+			request>uri query {
+				delete token
+			}
+		}
+	}`)
+	resp, body := e.post("/callbacks/pyxis/success?shop=main&token="+pyxisToken+"&lang=en", "application/json", pyxisSuccess, nil)
+	expectAnswer(t, resp, body, http.StatusOK, "OK")
+	r, doc := e.onlyDelivery()
+	if r.RequestURI != "/callbacks/pyxis/success?shop=main&lang=en" {
+		t.Errorf("upstream got %s; want the token removed and the other parameters kept", r.RequestURI)
+	}
+	if doc.Data.Status != "captured" || doc.Data.ProviderReference != "6f1c2a90" || doc.Data.Amount.MinorUnits != 1250 ||
+		doc.Data.Amount.Currency != "GBP" || doc.Data.Verification["method"] != "url-token" {
+		t.Errorf("envelope: %+v", doc.Data)
+	}
+	if gjson.GetBytes(r.Body, "data.original.data.orderId").String() != "1042" {
+		t.Errorf("data.original lost the Data map")
+	}
+	for _, tt := range []struct {
+		uri    string
+		reason string
+	}{
+		{"/callbacks/pyxis/success", "token_missing"},
+		{"/callbacks/pyxis/success?token=", "token_missing"},
+		{"/callbacks/pyxis/success?token=guess", "token_wrong"},
+		{"/callbacks/pyxis/success?token=" + pyxisToken + "&token=x", "token_wrong"},
+	} {
+		e.upstream.reset()
+		resp, body := e.post(tt.uri, "application/json", pyxisSuccess, nil)
+		expectAnswer(t, resp, body, http.StatusUnauthorized, "")
+		e.expectNothingForwarded()
+	}
+	entries := e.logEntries(5)
+	if len(entries) != 5 || entries[1]["reason"] != "token_missing" || entries[3]["reason"] != "token_wrong" {
+		t.Errorf("log = %v", entries)
+	}
+	if strings.Contains(e.rawLog(), pyxisToken) {
+		t.Errorf("payhook's log contains the URL token")
+	}
+	access, _ := os.ReadFile(accessLog)
+	if len(access) == 0 || strings.Contains(string(access), pyxisToken) || !strings.Contains(string(access), "shop=main") {
+		t.Errorf("the filtered access log must hold the requests without the token:\n%s", access)
+	}
+}
+
+// url_token adds to any provider's own verification.
+func TestURLTokenAddsToIXOPAY(t *testing.T) {
+	t.Setenv("PAYHOOK_TEST_PYXIS_TOKEN", pyxisToken)
+	e := startCaddy(t, `route /callbacks/ixopay* {
+		payhook ixopay {
+			secret {env.PAYHOOK_TEST_SECRET}
+			url_token {env.PAYHOOK_TEST_PYXIS_TOKEN}
+		}
+		reverse_proxy {upstream}
+	}`)
+	c := ixopayCallback(debitOK)
+	resp, body := e.send(c) // signed, but no token
+	expectAnswer(t, resp, body, http.StatusUnauthorized, "")
+	e.expectNothingForwarded()
+	c = ixopayCallback(debitOK)
+	c.uri = "/callbacks/ixopay?token=" + pyxisToken
+	resp, body = e.send(c)
+	expectAnswer(t, resp, body, http.StatusOK, "OK")
+	r, doc := e.onlyDelivery()
+	if r.RequestURI != "/callbacks/ixopay" || doc.Data.Verification["method"] != "hmac-sha512" ||
+		gjson.GetBytes(r.Body, "data.verification.also.0").String() != "url-token" {
+		t.Errorf("upstream %s, verification %s", r.RequestURI, gjson.GetBytes(r.Body, "data.verification").Raw)
+	}
+}
+
+func TestUnsignedProvidersConfigurationMistakes(t *testing.T) {
+	t.Setenv("PAYHOOK_TEST_SWEDBANK_TOKEN", swedbankToken)
+	site := func(payhook string) string {
+		return "{\n\tadmin localhost:2999\n\thttp_port 9080\n}\nhttp://localhost:9080 {\n\t" + payhook + "\n\trespond 200\n}\n"
+	}
+	for _, tt := range []struct{ name, payhook, want string }{
+		{"swedbankpay without token", "payhook swedbankpay", "token is required"},
+		{"pyxis without url_token", "payhook pyxis", "url_token is required"},
+		{"pyxis with unset url_token", "payhook pyxis {\n\t\turl_token {env.PAYHOOK_TEST_UNSET_TOKEN}\n\t}", "{env.PAYHOOK_TEST_UNSET_TOKEN} is empty"},
+		{"bad allow_ips", "payhook swedbankpay {\n\t\ttoken {env.PAYHOOK_TEST_SWEDBANK_TOKEN}\n\t\tallow_ips 20.91.170.120/99\n\t}", "is not an address or CIDR"},
+		{"allow_ips without address", "payhook swedbankpay {\n\t\ttoken {env.PAYHOOK_TEST_SWEDBANK_TOKEN}\n\t\tallow_ips\n\t}", "wrong argument count"},
+		{"bad currency", "payhook pyxis {\n\t\turl_token {env.PAYHOOK_TEST_SWEDBANK_TOKEN}\n\t\tcurrency XAU\n\t}", "not an ISO 4217 code"},
+		{"currency on swedbankpay", "payhook swedbankpay {\n\t\ttoken {env.PAYHOOK_TEST_SWEDBANK_TOKEN}\n\t\tcurrency SEK\n\t}", "currency does not apply"},
+		{"max_skew on pyxis", "payhook pyxis {\n\t\turl_token {env.PAYHOOK_TEST_SWEDBANK_TOKEN}\n\t\tmax_skew 1m\n\t}", "max_skew does not apply"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			caddytest.AssertLoadError(t, site(tt.payhook), "caddyfile", tt.want)
+		})
+	}
+}
