@@ -18,7 +18,7 @@ import (
 
 // demoSecrets are set for the demo when the environment lacks them, so that
 // Caddyfile.example starts on a fresh machine. Never used outside the demo.
-var demoSecrets = map[string]string{"IXOPAY_SHARED_SECRET": "demo-secret"}
+var demoSecrets = map[string]string{"IXOPAY_SHARED_SECRET": "demo-secret", "PYXIS_CALLBACK_TOKEN": "demo-token"}
 
 func demoCommand() *cobra.Command {
 	var configFile, upstreamAddr string

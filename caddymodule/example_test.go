@@ -16,6 +16,7 @@ import (
 // way `caddy validate` does, so the README's first command cannot rot.
 func TestCaddyfileExampleIsValid(t *testing.T) {
 	t.Setenv("IXOPAY_SHARED_SECRET", "example-secret")
+	t.Setenv("PYXIS_CALLBACK_TOKEN", "example-token")
 	raw, err := os.ReadFile("../Caddyfile.example")
 	if err != nil {
 		t.Fatal(err)
