@@ -39,6 +39,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    url_token  <value>       # repeatable; required for pyxis, any provider may add it
 //	    allow_ips  <cidr...>     # any provider: only these client addresses
 //	    currency   <code>        # pyxis: the currency of amounts (default GBP)
+//	    dedupe     <duration>|off # remember delivered events; default 8d
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume directive name
@@ -92,6 +93,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				"instance": &h.Instance, "api_key": &h.APIKey, "api_base": &h.APIBase,
 				"signature_secret": &h.SignatureSecret, "token": &h.Token, "currency": &h.Currency,
 			}[option] = value
+		case "dedupe":
+			var value string
+			if !d.AllArgs(&value) {
+				return d.ArgErr()
+			}
+			if _, err := dedupeWindow(value); err != nil {
+				return d.Err(err.Error())
+			}
+			h.Dedupe = value
 		case "url_token":
 			var value string
 			if !d.AllArgs(&value) {

@@ -63,12 +63,13 @@ func TestJSONConfig(t *testing.T) {
 	e := &env{t: t, upstream: u, logFile: filepath.Join(t.TempDir(), "unused.log")}
 	caddytest.NewTester(t).InitServer(fmt.Sprintf(`{
 		"admin": {"listen": "localhost:2999"},
+		"storage": {"module": "file_system", "root": %q},
 		"apps": {"http": {"http_port": 9080, "servers": {"srv0": {"listen": [":9080"], "routes": [{"handle": [
 			{"handler": "payhook", "provider": "ixopay", "secrets": ["{env.PAYHOOK_TEST_SECRET}"],
 			 "max_skew": "2m", "max_body": 4096, "legacy_md5": true},
 			{"handler": "reverse_proxy", "upstreams": [{"dial": %q}]}
 		]}]}}}}
-	}`, strings.TrimPrefix(u.URL, "http://")), "json")
+	}`, t.TempDir(), strings.TrimPrefix(u.URL, "http://")), "json")
 	resp, body := e.send(ixopayCallback(debitOK))
 	expectAnswer(t, resp, body, http.StatusOK, "OK")
 	e.onlyDelivery()
@@ -122,7 +123,7 @@ func TestLegacyMD5OnlyWhenEnabled(t *testing.T) {
 // compares what the upstream receives with the golden envelope (less the
 // receive time and the Date checked).
 func TestGoldenCallbacksThroughCaddy(t *testing.T) {
-	e := startCaddy(t, defaultSite)
+	e := startCaddy(t, noDedupe(defaultSite))
 	files, _ := filepath.Glob("../normalize/testdata/ixopay/*.in")
 	if len(files) == 0 {
 		t.Fatal("no golden requests")

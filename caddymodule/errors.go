@@ -43,6 +43,7 @@ var rejections = []rejection{
 	{normalize.ErrInexactAmount, http.StatusBadRequest, "amount_inexact", ""},
 	{normalize.ErrUnknownCurrency, http.StatusBadRequest, "currency_unknown", ""},
 	{errEncode, http.StatusInternalServerError, "envelope_not_encodable", ""},
+	{errClaimUnavailable, http.StatusServiceUnavailable, "dedupe_unavailable", ""},
 }
 
 // internalError is the answer to an error that no rejection names: a 500,

@@ -58,7 +58,7 @@ func replayGolden(t *testing.T, e *env, provider string, serve func(fetched []by
 }
 
 func TestPayrexxGoldenThroughCaddy(t *testing.T) {
-	e, api := startPayrexx(t, "payrexx", "")
+	e, api := startPayrexx(t, "payrexx", "dedupe off")
 	replayGolden(t, e, "payrexx", func(answer []byte) {
 		kind := "Transaction"
 		if gjson.GetBytes(answer, "data.0.valid_until").Exists() {
@@ -72,7 +72,7 @@ func TestPayrexxGoldenThroughCaddy(t *testing.T) {
 // or a transaction with its payment expanded, which the fake API serves as
 // the two documents Swedbank Pay has.
 func TestSwedbankPayGoldenThroughCaddy(t *testing.T) {
-	e, api := startSwedbank(t, "", "")
+	e, api := startSwedbank(t, "", "dedupe off")
 	replayGolden(t, e, "swedbankpay", func(fetched []byte) {
 		if order := gjson.GetBytes(fetched, "paymentOrder"); order.Exists() {
 			api.set(order.Get("id").String(), 200, string(fetched))
@@ -86,6 +86,6 @@ func TestSwedbankPayGoldenThroughCaddy(t *testing.T) {
 
 func TestPyxisGoldenThroughCaddy(t *testing.T) {
 	t.Setenv("PAYHOOK_TEST_PYXIS_TOKEN", "golden-token")
-	e := startCaddy(t, pyxisSite(""))
+	e := startCaddy(t, pyxisSite("dedupe off"))
 	replayGolden(t, e, "pyxis", nil)
 }

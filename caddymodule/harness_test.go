@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -57,9 +58,11 @@ type received struct {
 // with a configurable status.
 type upstream struct {
 	*httptest.Server
-	mu       sync.Mutex
-	requests []received
-	status   int
+	mu         sync.Mutex
+	requests   []received
+	status     int
+	hold       chan struct{} // when set, requests wait until it is closed
+	answeredAt atomic.Int64  // when the shop first answered, in Unix nanoseconds
 }
 
 func newUpstream(t *testing.T) *upstream {
@@ -68,14 +71,29 @@ func newUpstream(t *testing.T) *upstream {
 		body, _ := io.ReadAll(r.Body)
 		u.mu.Lock()
 		u.requests = append(u.requests, received{r.Method, r.RequestURI, r.Header.Clone(), body, r.ContentLength, r.TransferEncoding})
-		status := u.status
+		status, hold := u.status, u.hold
 		u.mu.Unlock()
+		if hold != nil {
+			<-hold
+		}
 		w.Header().Set("Content-Type", "text/plain")
 		w.WriteHeader(status)
 		_, _ = io.WriteString(w, "shop says hello") // never reaches the provider
+		u.answeredAt.CompareAndSwap(0, time.Now().UnixNano())
 	}))
 	t.Cleanup(u.Close)
 	return u
+}
+
+// holdRequests makes the shop keep every request until the returned
+// function is called.
+func (u *upstream) holdRequests() (release func()) {
+	hold := make(chan struct{})
+	u.mu.Lock()
+	u.hold = hold
+	u.mu.Unlock()
+	var once sync.Once
+	return func() { once.Do(func() { close(hold) }) }
 }
 
 func (u *upstream) setStatus(status int) {
@@ -101,6 +119,7 @@ type env struct {
 	t        *testing.T
 	upstream *upstream
 	logFile  string
+	storage  string // Caddy's storage directory, one per test
 }
 
 // payhookBlock is the default payhook configuration of the tests.
@@ -109,6 +128,12 @@ const payhookBlock = `payhook ixopay {
 			secret {env.PAYHOOK_TEST_PREVIOUS_SECRET}
 			max_body 8KiB
 		}`
+
+// noDedupe turns deduplication off in a site body, for tests that send one
+// event several times to check something else.
+func noDedupe(site string) string {
+	return strings.Replace(site, "max_body 8KiB", "max_body 8KiB\n\t\t\tdedupe off", 1)
+}
 
 // startCaddy loads a Caddyfile whose site block is siteBody, with
 // {upstream} replaced by the upstream's address, and logs at DEBUG to a file.
@@ -120,9 +145,15 @@ func startCaddy(t *testing.T, siteBody string) *env {
 // startCaddyWith is startCaddy with extra global options.
 func startCaddyWith(t *testing.T, globals, siteBody string) *env {
 	t.Helper()
+	return startCaddyOn(t, t.TempDir(), globals, siteBody)
+}
+
+// startCaddyOn is startCaddyWith on a given storage directory.
+func startCaddyOn(t *testing.T, storage, globals, siteBody string) *env {
+	t.Helper()
 	t.Setenv("PAYHOOK_TEST_SECRET", testSecret)
 	t.Setenv("PAYHOOK_TEST_PREVIOUS_SECRET", testPreviousSecret)
-	e := &env{t: t, upstream: newUpstream(t), logFile: filepath.Join(t.TempDir(), "caddy.log")}
+	e := &env{t: t, upstream: newUpstream(t), logFile: filepath.Join(t.TempDir(), "caddy.log"), storage: storage}
 	config := fmt.Sprintf(`{
 	admin localhost:2999
 	http_port 9080
@@ -130,6 +161,7 @@ func startCaddyWith(t *testing.T, globals, siteBody string) *env {
 	grace_period 1ns
 	skip_install_trust
 	metrics
+	storage file_system %s
 	log {
 		output file %s
 		format json
@@ -141,7 +173,7 @@ func startCaddyWith(t *testing.T, globals, siteBody string) *env {
 http://localhost:9080 {
 	%s
 }
-`, e.logFile, globals, strings.ReplaceAll(siteBody, "{upstream}", strings.TrimPrefix(e.upstream.URL, "http://")))
+`, e.storage, e.logFile, globals, strings.ReplaceAll(siteBody, "{upstream}", strings.TrimPrefix(e.upstream.URL, "http://")))
 	loaded := false
 	defer func() {
 		// caddytest skips, rather than fails, when it cannot start Caddy.

@@ -116,7 +116,7 @@ func TestVerifiedCallbackIsForwardedAndAcknowledged(t *testing.T) {
 
 // A retry of the same event (fresh Date, fresh signature) carries the same id.
 func TestRetryKeepsTheEventID(t *testing.T) {
-	e := startCaddy(t, defaultSite)
+	e := startCaddy(t, noDedupe(defaultSite))
 	e.send(ixopayCallback(debitOK))
 	_, first := e.onlyDelivery()
 	e.upstream.reset()

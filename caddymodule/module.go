@@ -103,9 +103,16 @@ type Handler struct {
 	// payloads name none (pyxis; default GBP).
 	Currency string `json:"currency,omitempty"`
 
+	// Dedupe is how long a delivered event is remembered, so that a later
+	// copy of it (a provider retry, a replay) is acknowledged without being
+	// forwarded again: a duration ("8d", "36h") or "off". Default: 8d. The
+	// record lives in Caddy's configured storage.
+	Dedupe string `json:"dedupe,omitempty"`
+
 	provider *provider
 	resolved resolvedConfig
 	verifier verify.Verifier
+	dedupe   *deduper
 	logger   *zap.Logger
 	metrics  *metrics
 }
@@ -161,12 +168,41 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if len(h.resolved.urlTokens) > 0 && !p.verifiedByURLToken {
 		h.verifier = verify.WithChecks(h.verifier, &verify.URLToken{Tokens: h.resolved.urlTokens})
 	}
-	h.metrics, err = registerMetrics(ctx.GetMetricsRegistry())
-	return err
+	if h.metrics, err = registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return err
+	}
+	window, err := dedupeWindow(h.Dedupe)
+	if err != nil {
+		return err
+	}
+	if window > 0 {
+		h.dedupe = newDeduper(ctx.Storage(), window, h.logger)
+		go h.dedupe.janitor()
+	}
+	return nil
 }
 
-// Cleanup releases the connections to the provider's API.
+// dedupeWindow reads the dedupe option: 0 means off.
+func dedupeWindow(value string) (time.Duration, error) {
+	switch value {
+	case "":
+		return DefaultDedupeWindow, nil
+	case "off":
+		return 0, nil
+	}
+	window, err := caddy.ParseDuration(value)
+	if err != nil || window <= 0 {
+		return 0, fmt.Errorf("dedupe: want a duration such as 8d, or off; got %q", value)
+	}
+	return window, nil
+}
+
+// Cleanup releases the delivery claims still held and the connections to
+// the provider's API.
 func (h *Handler) Cleanup() error {
+	if h.dedupe != nil {
+		h.dedupe.close()
+	}
 	if h.resolved.fetcher != nil {
 		h.resolved.fetcher.Close()
 	}
@@ -193,7 +229,7 @@ func (h *Handler) validateFields() error {
 }
 
 // genericOptions apply to every provider.
-var genericOptions = []string{"max_body", "url_token", "allow_ips"}
+var genericOptions = []string{"max_body", "url_token", "allow_ips", "dedupe"}
 
 // setOptions lists the provider-specific options this configuration sets,
 // by their Caddyfile names.
@@ -385,7 +421,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	caddyhttp.SetVar(r.Context(), "payhook.event_id", rec.eventID)
 	caddyhttp.SetVar(r.Context(), "payhook.status", string(event.Status))
 
-	h.answer(w, rec, h.forward(r, next, envelope))
+	if h.dedupe == nil {
+		h.answer(w, rec, h.forward(r, next, envelope))
+		return nil
+	}
+	duplicate, release, err := h.dedupe.claim(r.Context(), rec.eventID)
+	switch {
+	case err != nil:
+		h.reject(w, rec, err)
+	case duplicate:
+		rec.outcome = outcomeDuplicate
+		rec.answered = h.provider.ack(w)
+	default:
+		up := h.forward(r, next, envelope)
+		release(up.delivered())
+		h.answer(w, rec, up)
+	}
 	return nil
 }
 

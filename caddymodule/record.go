@@ -12,6 +12,7 @@ import (
 // Outcomes of a callback, as logged and counted.
 const (
 	outcomeForwarded      = "forwarded"
+	outcomeDuplicate      = "duplicate"
 	outcomeRejected       = "rejected"
 	outcomeUpstreamFailed = "upstream_failed"
 )
@@ -63,6 +64,8 @@ func (h *Handler) finish(rec *record) {
 
 	level, msg := zapcore.InfoLevel, "callback forwarded"
 	switch {
+	case rec.outcome == outcomeDuplicate:
+		msg = "callback was a duplicate; acknowledged, not forwarded"
 	case rec.outcome == outcomeRejected && rec.answered >= 500:
 		level, msg = zapcore.ErrorLevel, "callback failed"
 	case rec.outcome == outcomeRejected:

@@ -50,7 +50,7 @@ func paymentOrder(fields string) string {
 // Each status of a payment order and of a transaction reaches the shop as
 // the canonical status, built from what the API answered.
 func TestSwedbankPayStatusesThroughCaddy(t *testing.T) {
-	e, api := startSwedbank(t, "", "")
+	e, api := startSwedbank(t, "", "dedupe off")
 	payment := `{"payment":{"id":"` + payPath + `","currency":"NOK","amount":1500,"state":"Ready"}}`
 	transaction := func(kind, state string) string {
 		return `{"payment":"` + payPath + `","transaction":{"id":"` + trPath + `","type":"` + kind + `","state":"` + state + `","amount":1500,"payeeReference":"ord-88"}}`
@@ -186,7 +186,7 @@ func TestSwedbankPayForgedResourcesMakeNoRequest(t *testing.T) {
 // server's trusted_proxies, before the body is read or the API asked.
 func TestAllowIPs(t *testing.T) {
 	const trusted = "servers {\n\t\ttrusted_proxies static 127.0.0.1/32\n\t}"
-	e, api := startSwedbank(t, trusted, "allow_ips 20.91.170.120/29 51.107.183.58")
+	e, api := startSwedbank(t, trusted, "allow_ips 20.91.170.120/29 51.107.183.58\n\t\t\tdedupe off")
 	api.set(poPath, 200, paymentOrder(`"status":"Paid","transactionType":"Sale"`))
 	for _, tt := range []struct {
 		forwardedFor string
