@@ -1,0 +1,184 @@
+package caddymodule
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/payhook/payhook/verify"
+)
+
+// buildCaddy builds caddymodule/cmd/caddy (Caddy with payhook) once per test run.
+var buildCaddy = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "payhook-caddy-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "caddy")
+	out, err := exec.Command("go", "build", "-o", bin, "./cmd/caddy").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build ./cmd/caddy: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+// caddyProcess is Caddy with payhook running as its own process.
+type caddyProcess struct {
+	cmd  *exec.Cmd
+	port int
+	log  string
+}
+
+// startCaddyProcess runs a Caddy on httpPort (admin on adminPort) that
+// routes IXOPAY callbacks to upstream, with storage in storageDir.
+func startCaddyProcess(t *testing.T, storageDir string, httpPort, adminPort int, upstreamURL string) *caddyProcess {
+	t.Helper()
+	bin, err := buildCaddy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	logFile := filepath.Join(dir, "caddy.log")
+	config := fmt.Sprintf(`{
+	admin localhost:%d
+	http_port %d
+	storage file_system %s
+	skip_install_trust
+	log {
+		output file %s
+		format json
+	}
+}
+http://localhost:%d {
+	route /callbacks/ixopay* {
+		payhook ixopay {
+			secret {env.PAYHOOK_TEST_SECRET}
+		}
+		reverse_proxy %s
+	}
+}
+`, adminPort, httpPort, storageDir, logFile, httpPort, strings.TrimPrefix(upstreamURL, "http://"))
+	configFile := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(configFile, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "run", "--config", configFile, "--adapter", "caddyfile")
+	cmd.Env = append(os.Environ(), "PAYHOOK_TEST_SECRET="+testSecret, "HOME="+dir)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &caddyProcess{cmd: cmd, port: httpPort, log: logFile}
+	t.Cleanup(p.stop)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if c, err := net.Dial("tcp", fmt.Sprintf("localhost:%d", httpPort)); err == nil {
+			c.Close()
+			return p
+		}
+		if time.Now().After(deadline) {
+			raw, _ := os.ReadFile(logFile)
+			t.Fatalf("Caddy on port %d did not start:\n%s", httpPort, raw)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// stop stops Caddy gracefully, as a service manager would.
+func (p *caddyProcess) stop() {
+	if p.cmd.ProcessState != nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// send signs and posts an IXOPAY callback to this Caddy.
+func (p *caddyProcess) send(t *testing.T, body string) (int, string) {
+	c := ixopayCallback(body)
+	req, _ := http.NewRequest(http.MethodPost, fmt.Sprintf("http://localhost:%d%s", p.port, c.uri), strings.NewReader(body))
+	req.Header.Set("Content-Type", c.contentType)
+	req.Header.Set("Date", c.date)
+	req.Header.Set("X-Signature", verify.SignIXOPAY([]byte(testSecret), verify.IXOPAYSHA512, verify.IXOPAYMessage{
+		Method: c.method, ContentType: c.contentType, Date: c.date, RequestURI: c.uri, Body: c.body,
+	}))
+	resp, err := (&http.Client{Timeout: 20 * time.Second}).Do(req)
+	if err != nil {
+		t.Errorf("port %d: %v", p.port, err)
+		return 0, ""
+	}
+	defer resp.Body.Close()
+	buf := make([]byte, 64)
+	n, _ := resp.Body.Read(buf)
+	return resp.StatusCode, string(buf[:n])
+}
+
+// Two Caddy instances sharing one storage never both forward the same
+// event, and a restarted instance still knows what was delivered.
+func TestTwoInstancesShareDedupe(t *testing.T) {
+	storage := t.TempDir()
+	shop := newUpstream(t)
+	a := startCaddyProcess(t, storage, 9181, 2991, shop.URL)
+	b := startCaddyProcess(t, storage, 9182, 2992, shop.URL)
+
+	release := shop.holdRequests()
+	go func() { time.Sleep(500 * time.Millisecond); release() }()
+	var wg sync.WaitGroup
+	var oks, others atomic.Int64
+	for i := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			instance := a
+			if i%2 == 1 {
+				instance = b
+			}
+			status, body := instance.send(t, debitOK)
+			if status == http.StatusOK && body == "OK" {
+				oks.Add(1)
+			} else {
+				others.Add(1)
+				t.Logf("copy %d: %d %q", i, status, body)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := len(shop.received()); n != 1 {
+		t.Fatalf("the shop received %d copies from two instances, want exactly 1", n)
+	}
+	if oks.Load() != 16 {
+		t.Errorf("%d of 16 copies heard OK (%d others)", oks.Load(), others.Load())
+	}
+
+	// Restart instance a: a new process, the same storage.
+	a.stop()
+	a = startCaddyProcess(t, storage, 9181, 2991, shop.URL)
+	shop.reset()
+	if status, body := a.send(t, debitOK); status != http.StatusOK || body != "OK" {
+		t.Errorf("after a restart: %d %q", status, body)
+	}
+	if n := len(shop.received()); n != 0 {
+		t.Errorf("after a restart the event was forwarded again")
+	}
+	// Nothing is left locked once both stop.
+	a.stop()
+	b.stop()
+	if locks, _ := filepath.Glob(filepath.Join(storage, "locks", "payhook*")); len(locks) != 0 {
+		t.Errorf("locks left behind: %v", locks)
+	}
+}
