@@ -50,7 +50,7 @@ type deduper struct {
 	logger  *zap.Logger
 	now     func() time.Time
 
-	cache *deliveredCache
+	cache *expiringSet
 
 	mu      sync.Mutex
 	flights map[string]*flight // deliveries in progress in this process
@@ -77,7 +77,7 @@ func newDeduper(storage certmagic.Storage, window time.Duration, logger *zap.Log
 		window:  window,
 		logger:  logger,
 		now:     time.Now,
-		cache:   newDeliveredCache(dedupeCacheSize),
+		cache:   newExpiringSet(dedupeCacheSize),
 		flights: make(map[string]*flight),
 		held:    make(map[string]bool),
 		stop:    make(chan struct{}),
@@ -284,8 +284,9 @@ func (d *deduper) expire(ctx context.Context) {
 	}
 }
 
-// deliveredCache is a bounded LRU of delivered event ids and their expiry.
-type deliveredCache struct {
+// expiringSet is a bounded LRU of keys that count until they expire: the
+// delivered events, the resources a provider's API just called unknown.
+type expiringSet struct {
 	mu    sync.Mutex
 	max   int
 	order *list.List // front: most recent
@@ -297,11 +298,11 @@ type cacheEntry struct {
 	expires time.Time
 }
 
-func newDeliveredCache(max int) *deliveredCache {
-	return &deliveredCache{max: max, order: list.New(), items: make(map[string]*list.Element)}
+func newExpiringSet(max int) *expiringSet {
+	return &expiringSet{max: max, order: list.New(), items: make(map[string]*list.Element)}
 }
 
-func (c *deliveredCache) add(id string, expires time.Time) {
+func (c *expiringSet) add(id string, expires time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.items[id]; ok {
@@ -317,7 +318,7 @@ func (c *deliveredCache) add(id string, expires time.Time) {
 	}
 }
 
-func (c *deliveredCache) contains(id string, now time.Time) bool {
+func (c *expiringSet) contains(id string, now time.Time) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	el, ok := c.items[id]

@@ -221,8 +221,8 @@ func TestRecordsExpire(t *testing.T) {
 	}
 }
 
-func TestDeliveredCacheIsBounded(t *testing.T) {
-	c := newDeliveredCache(3)
+func TestExpiringSetIsBounded(t *testing.T) {
+	c := newExpiringSet(3)
 	far := time.Now().Add(time.Hour)
 	for _, id := range []string{"a", "b", "c", "d"} {
 		c.add(id, far)

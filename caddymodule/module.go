@@ -5,6 +5,7 @@
 package caddymodule
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -113,8 +114,11 @@ type Handler struct {
 	resolved resolvedConfig
 	verifier verify.Verifier
 	dedupe   *deduper
-	logger   *zap.Logger
-	metrics  *metrics
+	// unknown remembers resources the provider's API just called unknown,
+	// so that a forger repeating one costs no further API request.
+	unknown *expiringSet
+	logger  *zap.Logger
+	metrics *metrics
 }
 
 // resolvedConfig is the configuration with its placeholders expanded, kept
@@ -164,6 +168,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.verifier, err = p.newVerifier(h)
 	if err != nil {
 		return fmt.Errorf("%s: %w", h.Provider, err)
+	}
+	if p.claim != nil {
+		h.unknown = newExpiringSet(unknownCacheSize)
 	}
 	if len(h.resolved.urlTokens) > 0 && !p.verifiedByURLToken {
 		h.verifier = verify.WithChecks(h.verifier, &verify.URLToken{Tokens: h.resolved.urlTokens})
@@ -397,7 +404,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		h.reject(w, rec, err)
 		return nil
 	}
-	result, err := h.verifier.Verify(r.Context(), cb)
+	result, err := h.verify(r.Context(), cb)
 	if err != nil {
 		h.reject(w, rec, err)
 		return nil
@@ -438,6 +445,32 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		h.answer(w, rec, up)
 	}
 	return nil
+}
+
+// unknownCacheSize and unknownFor bound the memory of resources the API
+// called unknown: a minute is short against providers' retry schedules
+// (Payrexx retries after 15 minutes) and long against a forger's loop.
+const (
+	unknownCacheSize = 4096
+	unknownFor       = time.Minute
+)
+
+// verify runs the provider's verification. For fetch-verified providers a
+// resource the API called unknown within the last minute is refused again
+// without asking the API.
+func (h *Handler) verify(ctx context.Context, cb *verify.Callback) (verify.Result, error) {
+	if h.unknown == nil {
+		return h.verifier.Verify(ctx, cb)
+	}
+	key := cb.Claim.Kind + "/" + cb.Claim.ID
+	if h.unknown.contains(key, time.Now()) {
+		return verify.Result{}, fmt.Errorf("%w (the API called it unknown less than %s ago)", verify.ErrUnknownResource, unknownFor)
+	}
+	result, err := h.verifier.Verify(ctx, cb)
+	if errors.Is(err, verify.ErrUnknownResource) {
+		h.unknown.add(key, time.Now().Add(unknownFor))
+	}
+	return result, err
 }
 
 // allow checks the client address against allow_ips, before anything of

@@ -238,3 +238,21 @@ func TestPayrexxConfigurationMistakes(t *testing.T) {
 		})
 	}
 }
+
+// A forger repeating an id the API does not know costs one API request a
+// minute, not one per callback.
+func TestRepeatedUnknownIDAsksTheAPIOnce(t *testing.T) {
+	e, api := startPayrexx(t, "payrexx", "")
+	for range 5 {
+		resp, body := e.post("/callbacks/payrexx", "application/json", `{"transaction":{"id":999}}`, nil)
+		expectAnswer(t, resp, body, http.StatusUnauthorized, "")
+	}
+	e.expectNothingForwarded()
+	if n := len(api.asked()); n != 1 {
+		t.Errorf("5 forged callbacks for one unknown id asked the API %d times, want 1", n)
+	}
+	// Another id is asked about.
+	api.set(payrexxTransactionPath, 200, apiSuccess(payrexxConfirmedDoc))
+	resp, body := e.post("/callbacks/payrexx", formType, payrexxForm, nil)
+	expectAnswer(t, resp, body, http.StatusOK, "OK")
+}
