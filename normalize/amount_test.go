@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -170,4 +171,26 @@ func TestParseDecimalAmountOverflow(t *testing.T) {
 			t.Errorf("ParseDecimalAmount(%s, JPY) error = %v, want out of range", s, err)
 		}
 	}
+}
+
+// FuzzParseMinorUnits checks that an accepted minor-unit amount is the
+// integer it came from.
+func FuzzParseMinorUnits(f *testing.F) {
+	for _, s := range []string{"999", "1200.0", "1200.5", "-1", "", "1e3", "00012", "9223372036854775807", "9223372036854775808"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, integer string) {
+		got, err := ParseMinorUnits(integer, "CHF")
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrInexactAmount) {
+				t.Fatalf("error %v wraps no sentinel", err)
+			}
+			return
+		}
+		whole, _, _ := strings.Cut(integer, ".")
+		want, err := strconv.ParseInt(whole, 10, 64)
+		if err != nil || want != got.MinorUnits {
+			t.Fatalf("ParseMinorUnits(%q) = %d, want %d (%v)", integer, got.MinorUnits, want, err)
+		}
+	})
 }

@@ -3,6 +3,8 @@ package verify
 import (
 	"context"
 	"errors"
+	"net/url"
+	"strings"
 	"testing"
 )
 
@@ -101,4 +103,27 @@ func TestAllowList(t *testing.T) {
 			t.Errorf("ParseAllowList(%q) accepted", bad)
 		}
 	}
+}
+
+// FuzzURLToken: a URI is accepted only with exactly the token, and after
+// stripping no token parameter is left.
+func FuzzURLToken(f *testing.F) {
+	for _, s := range []string{"/p?token=tok", "/p?a=1&token=tok&b=2", "/p?%74oken=tok", "/p?token=tok&token=tok", "/p?token=%zz", "/p"} {
+		f.Add(s)
+	}
+	v := &URLToken{Tokens: [][]byte{[]byte("tok")}}
+	f.Fuzz(func(t *testing.T, uri string) {
+		err := v.Check(&Callback{RequestURI: uri})
+		_, rawQuery, _ := strings.Cut(uri, "?")
+		stripped := StripURLToken(rawQuery)
+		if again := v.Check(&Callback{RequestURI: "/p?" + stripped}); !errors.Is(again, ErrTokenMissing) {
+			t.Fatalf("StripURLToken(%q) = %q still holds a token: %v", rawQuery, stripped, again)
+		}
+		if err == nil {
+			values, perr := url.ParseQuery(rawQuery)
+			if perr == nil && (len(values[URLTokenParam]) != 1 || values[URLTokenParam][0] != "tok") {
+				t.Fatalf("accepted %q with token parameters %q", uri, values[URLTokenParam])
+			}
+		}
+	})
 }
