@@ -1,0 +1,59 @@
+package caddymodule
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/payhook/payhook/verify"
+)
+
+// BenchmarkServeHTTP measures payhook's whole handler for one IXOPAY
+// callback (read, verify, normalize, encode, hand-over, answer, log line,
+// metrics), with a next handler that takes the envelope and answers 200 at
+// once, and dedupe off. Network and reverse_proxy are not included: the
+// side-by-side comparison (caddymodule/cmd/payhook-compare) measures those.
+func BenchmarkServeHTTP(b *testing.B) {
+	body, err := os.ReadFile("../normalize/testdata/bench/ixopay_2k.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	secret := []byte("a-realistic-connector-shared-secret-0123456789")
+	h := &Handler{
+		Provider: "ixopay",
+		MaxBody:  DefaultMaxBody,
+		provider: providers["ixopay"],
+		verifier: &verify.IXOPAY{Secrets: [][]byte{secret}, MaxSkew: 5 * time.Minute},
+		logger:   zap.NewNop(),
+		metrics:  collectors,
+	}
+	date := time.Now().UTC().Format(http.TimeFormat)
+	signature := verify.SignIXOPAY(secret, verify.IXOPAYSHA512, verify.IXOPAYMessage{
+		Method: http.MethodPost, ContentType: "application/json; charset=utf-8", Date: date, RequestURI: "/callbacks/ixopay", Body: body,
+	})
+	shop := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		_, _ = r.Body.Read(make([]byte, 1))
+		w.WriteHeader(http.StatusOK)
+		return nil
+	})
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest(http.MethodPost, "/callbacks/ixopay", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json; charset=utf-8")
+		req.Header.Set("Date", date)
+		req.Header.Set("X-Signature", signature)
+		req = req.WithContext(context.WithValue(req.Context(), caddyhttp.VarsCtxKey, map[string]any{}))
+		w := httptest.NewRecorder()
+		if err := h.ServeHTTP(w, req, shop); err != nil || w.Code != http.StatusOK {
+			b.Fatalf("%d %v %s", w.Code, err, w.Body)
+		}
+	}
+}
