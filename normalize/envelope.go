@@ -4,42 +4,15 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"strconv"
 	"time"
+
+	"github.com/payhook/payhook/verify"
 )
 
 // EnvelopeContentType is the Content-Type of the forwarded envelope
 // (CloudEvents structured mode).
 const EnvelopeContentType = "application/cloudevents+json; charset=utf-8"
-
-// envelope is the CloudEvents 1.0 document, field for field as in the README.
-type envelope struct {
-	SpecVersion     string       `json:"specversion"`
-	ID              string       `json:"id"`
-	Source          string       `json:"source"`
-	Type            string       `json:"type"`
-	Subject         string       `json:"subject,omitempty"`
-	Time            string       `json:"time"`
-	DataContentType string       `json:"datacontenttype"`
-	Data            envelopeData `json:"data"`
-}
-
-type envelopeData struct {
-	Provider          string          `json:"provider"`
-	Object            Object          `json:"object"`
-	Status            Status          `json:"status"`
-	ProviderStatus    string          `json:"provider_status"`
-	MerchantReference *string         `json:"merchant_reference"`
-	ProviderReference *string         `json:"provider_reference"`
-	Amount            *Amount         `json:"amount"`
-	Test              *bool           `json:"test"`
-	Failure           *Failure        `json:"failure"`
-	Verification      any             `json:"verification"`
-	ReceivedAt        string          `json:"received_at"`
-	Original          json.RawMessage `json:"original"`
-	Fetched           json.RawMessage `json:"fetched,omitempty"`
-}
 
 // ID returns the event's deterministic id: the lowercase hex of the first 16
 // bytes of SHA-256 over "payhook-event-v1", provider, object,
@@ -51,6 +24,11 @@ type envelopeData struct {
 // carries no provider reference, the SHA-256 of the original payload stands
 // in for it.
 func (e *Event) ID() string {
+	return string(appendID(nil, e))
+}
+
+// appendID appends the event id to b.
+func appendID(b []byte, e *Event) []byte {
 	h := sha256.New()
 	reference := e.ProviderReference
 	if reference == "" {
@@ -65,7 +43,8 @@ func (e *Event) ID() string {
 		h.Write([]byte(part))
 		h.Write([]byte{0})
 	}
-	return hex.EncodeToString(h.Sum(nil)[:16])
+	var sum [sha256.Size]byte
+	return hex.AppendEncode(b, h.Sum(sum[:0])[:16])
 }
 
 // Type returns the CloudEvents type, payhook.<object>.<status>.
@@ -80,49 +59,137 @@ const (
 
 // Encode returns the envelope for e: verification describes how authenticity
 // was established (it must hold no secret), receivedAt is when the callback
-// arrived. The output is compact JSON without HTML escaping.
-func Encode(e *Event, verification any, receivedAt time.Time) ([]byte, error) {
+// arrived. The output is compact JSON without HTML escaping, in the field
+// order of the README. The original and fetched payloads were validated
+// when they were parsed and are embedded as they are, not re-encoded.
+func Encode(e *Event, verification verify.Result, receivedAt time.Time) ([]byte, error) {
 	receivedAt = receivedAt.UTC()
 	eventTime := receivedAt
 	if !e.Time.IsZero() {
 		eventTime = e.Time.UTC()
 	}
-	env := envelope{
-		SpecVersion:     "1.0",
-		ID:              e.ID(),
-		Source:          "payhook/" + e.Provider,
-		Type:            e.Type(),
-		Subject:         e.MerchantReference,
-		Time:            eventTime.Format(timeLayout),
-		DataContentType: "application/json",
-		Data: envelopeData{
-			Provider:          e.Provider,
-			Object:            e.Object,
-			Status:            e.Status,
-			ProviderStatus:    e.ProviderStatus,
-			MerchantReference: nullable(e.MerchantReference),
-			ProviderReference: nullable(e.ProviderReference),
-			Amount:            e.Amount,
-			Test:              e.Test,
-			Failure:           e.Failure,
-			Verification:      verification,
-			ReceivedAt:        receivedAt.Format(receivedAtLayout),
-			Original:          e.Original,
-			Fetched:           e.Fetched,
-		},
+	b := make([]byte, 0, 768+len(e.Original)+len(e.Fetched))
+	b = append(b, `{"specversion":"1.0","id":"`...)
+	b = appendID(b, e)
+	b = append(b, `","source":`...)
+	b = appendString(b, "payhook/"+e.Provider)
+	b = append(b, `,"type":`...)
+	b = appendString(b, e.Type())
+	if e.MerchantReference != "" {
+		b = append(b, `,"subject":`...)
+		b = appendString(b, e.MerchantReference)
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(&env); err != nil {
-		return nil, err
+	b = append(b, `,"time":"`...)
+	b = eventTime.AppendFormat(b, timeLayout)
+	b = append(b, `","datacontenttype":"application/json","data":{"provider":`...)
+	b = appendString(b, e.Provider)
+	b = append(b, `,"object":`...)
+	b = appendString(b, string(e.Object))
+	b = append(b, `,"status":`...)
+	b = appendString(b, string(e.Status))
+	b = append(b, `,"provider_status":`...)
+	b = appendString(b, e.ProviderStatus)
+	b = append(b, `,"merchant_reference":`...)
+	b = appendNullableString(b, e.MerchantReference)
+	b = append(b, `,"provider_reference":`...)
+	b = appendNullableString(b, e.ProviderReference)
+	b = append(b, `,"amount":`...)
+	if e.Amount == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, `{"value":`...)
+		b = strconv.AppendInt(b, e.Amount.MinorUnits, 10)
+		b = append(b, `,"currency":`...)
+		b = appendString(b, e.Amount.Currency)
+		b = append(b, '}')
 	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
+	b = append(b, `,"test":`...)
+	switch {
+	case e.Test == nil:
+		b = append(b, "null"...)
+	case *e.Test:
+		b = append(b, "true"...)
+	default:
+		b = append(b, "false"...)
+	}
+	b = append(b, `,"failure":`...)
+	if e.Failure == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, `{"code":`...)
+		b = appendString(b, e.Failure.Code)
+		b = append(b, `,"message":`...)
+		b = appendString(b, e.Failure.Message)
+		b = append(b, '}')
+	}
+	b = append(b, `,"verification":`...)
+	b = appendVerification(b, &verification)
+	b = append(b, `,"received_at":"`...)
+	b = receivedAt.AppendFormat(b, receivedAtLayout)
+	b = append(b, `","original":`...)
+	b = appendRaw(b, e.Original)
+	if len(e.Fetched) > 0 {
+		b = append(b, `,"fetched":`...)
+		b = appendRaw(b, e.Fetched)
+	}
+	b = append(b, "}}"...)
+	return b, nil
 }
 
-func nullable(s string) *string {
-	if s == "" {
-		return nil
+// appendVerification writes data.verification: how authenticity was
+// established, never a secret (verify.Result holds none).
+func appendVerification(b []byte, v *verify.Result) []byte {
+	b = append(b, `{"method":`...)
+	b = appendString(b, v.Method)
+	for _, field := range [...]struct{ name, value string }{
+		{"date", v.Date}, {"variant", v.Variant},
+	} {
+		if field.value != "" {
+			b = append(b, ',', '"')
+			b = append(b, field.name...)
+			b = append(b, '"', ':')
+			b = appendString(b, field.value)
+		}
 	}
-	return &s
+	if len(v.Also) > 0 {
+		b = append(b, `,"also":[`...)
+		for i, check := range v.Also {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, check)
+		}
+		b = append(b, ']')
+	}
+	for _, field := range [...]struct{ name, value string }{
+		{"resource", v.Resource}, {"status", v.Status}, {"claimed_status", v.ClaimedStatus},
+	} {
+		if field.value != "" {
+			b = append(b, ',', '"')
+			b = append(b, field.name...)
+			b = append(b, '"', ':')
+			b = appendString(b, field.value)
+		}
+	}
+	return append(b, '}')
+}
+
+// appendRaw embeds an already validated JSON document; an empty one is null.
+func appendRaw(b, raw []byte) []byte {
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return append(b, "null"...)
+	}
+	return append(b, raw...)
+}
+
+func appendNullableString(b []byte, s string) []byte {
+	if s == "" {
+		return append(b, "null"...)
+	}
+	return appendString(b, s)
+}
+
+// appendString appends s as a JSON string (see writeJSONString).
+func appendString(b []byte, s string) []byte {
+	return appendJSONString(b, s)
 }

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"testing"
 	"time"
+
+	"github.com/payhook/payhook/verify"
 )
 
 func TestEventIDIsDeterministic(t *testing.T) {
@@ -62,7 +64,7 @@ func TestEncodeUsesProviderTimeElseReceiveTime(t *testing.T) {
 			ReceivedAt string `json:"received_at"`
 		} `json:"data"`
 	}
-	out, err := Encode(ev, nil, received)
+	out, err := Encode(ev, verify.Result{Method: "hmac-sha512"}, received)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +75,7 @@ func TestEncodeUsesProviderTimeElseReceiveTime(t *testing.T) {
 		t.Errorf("time %s received_at %s", doc.Time, doc.Data.ReceivedAt)
 	}
 	ev.Time = time.Date(2026, 11, 19, 8, 0, 0, 0, time.UTC)
-	out, _ = Encode(ev, nil, received)
+	out, _ = Encode(ev, verify.Result{Method: "hmac-sha512"}, received)
 	_ = json.Unmarshal(out, &doc)
 	if doc.Time != "2026-11-19T08:00:00Z" {
 		t.Errorf("time %s, want the provider's", doc.Time)

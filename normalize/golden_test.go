@@ -16,6 +16,7 @@ import (
 
 	. "github.com/payhook/payhook/normalize"
 	"github.com/payhook/payhook/normalize/envelopetest"
+	"github.com/payhook/payhook/verify"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden .envelope.json and .error files")
@@ -49,14 +50,14 @@ func inputFor(provider string, req *http.Request, body []byte) *Input {
 // runGolden normalizes every testdata/<provider>/*.in and compares the
 // envelope with <case>.envelope.json, or the error with <case>.error. Every
 // envelope is validated against the JSON Schema.
-func runGolden(t *testing.T, provider string, normalizer Normalizer, verification func(*http.Request, *Input) any) {
+func runGolden(t *testing.T, provider string, normalizer Normalizer, verification func(*http.Request, *Input) verify.Result) {
 	runGoldenWith(t, provider, normalizer, verification, func(answer []byte) []byte { return answer })
 }
 
 // runGoldenWith is runGolden for fetch-verified providers: unwrap turns a
 // <case>.fetched.json (the API's answer) into what the verifier hands the
 // normalizer.
-func runGoldenWith(t *testing.T, provider string, normalizer Normalizer, verification func(*http.Request, *Input) any, unwrap func([]byte) []byte) {
+func runGoldenWith(t *testing.T, provider string, normalizer Normalizer, verification func(*http.Request, *Input) verify.Result, unwrap func([]byte) []byte) {
 	files, err := filepath.Glob(filepath.Join("testdata", provider, "*.in"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no golden inputs for %s: %v", provider, err)

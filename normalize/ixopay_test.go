@@ -12,7 +12,7 @@ import (
 )
 
 func TestIXOPAYGolden(t *testing.T) {
-	runGolden(t, "ixopay", IXOPAY, func(req *http.Request, _ *Input) any {
+	runGolden(t, "ixopay", IXOPAY, func(req *http.Request, _ *Input) verify.Result {
 		return verify.Result{Method: "hmac-sha512", Date: req.Header.Get("Date")}
 	})
 }

@@ -15,7 +15,7 @@ import (
 )
 
 // payrexxVerification is what verify.Payrexx reports for a fetched document.
-func payrexxVerification(_ *http.Request, in *Input) any {
+func payrexxVerification(_ *http.Request, in *Input) verify.Result {
 	kind, id, claimed, _ := PayrexxClaim(in)
 	res := verify.Result{Method: "api-fetch", Resource: kind + "/" + id, Status: gjson.GetBytes(in.Fetched, "status").String()}
 	if claimed != res.Status {

@@ -247,11 +247,17 @@ func (a *phpArray) writeJSON(out *bytes.Buffer) {
 	}
 }
 
-// writeJSONString writes s as a JSON string without HTML escaping; invalid
-// UTF-8 becomes U+FFFD, as encoding/json does.
+// writeJSONString writes s as a JSON string (see appendJSONString).
 func writeJSONString(out *bytes.Buffer, s string) {
+	out.Write(appendJSONString(out.AvailableBuffer(), s))
+}
+
+// appendJSONString appends s as a JSON string without HTML escaping. Each
+// maximal ill-formed UTF-8 subsequence becomes one U+FFFD, as Unicode
+// recommends (§3.9, "U+FFFD Substitution of Maximal Subparts").
+func appendJSONString(out []byte, s string) []byte {
 	const hexDigits = "0123456789abcdef"
-	out.WriteByte('"')
+	out = append(out, '"')
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
@@ -260,21 +266,18 @@ func writeJSONString(out *bytes.Buffer, s string) {
 			continue
 		}
 		if c < utf8.RuneSelf {
-			out.WriteString(s[start:i])
+			out = append(out, s[start:i]...)
 			switch c {
 			case '"', '\\':
-				out.WriteByte('\\')
-				out.WriteByte(c)
+				out = append(out, '\\', c)
 			case '\n':
-				out.WriteString(`\n`)
+				out = append(out, `\n`...)
 			case '\r':
-				out.WriteString(`\r`)
+				out = append(out, `\r`...)
 			case '\t':
-				out.WriteString(`\t`)
+				out = append(out, `\t`...)
 			default:
-				out.WriteString(`\u00`)
-				out.WriteByte(hexDigits[c>>4])
-				out.WriteByte(hexDigits[c&0xf])
+				out = append(out, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
 			}
 			i++
 			start = i
@@ -282,16 +285,16 @@ func writeJSONString(out *bytes.Buffer, s string) {
 		}
 		r, size := utf8.DecodeRuneInString(s[i:])
 		if r == utf8.RuneError && size == 1 {
-			out.WriteString(s[start:i])
-			out.WriteString(`\ufffd`)
-			i++
+			out = append(out, s[start:i]...)
+			out = append(out, `\ufffd`...)
+			i += maximalSubpart(s[i:])
 			start = i
 			continue
 		}
 		i += size
 	}
-	out.WriteString(s[start:])
-	out.WriteByte('"')
+	out = append(out, s[start:]...)
+	return append(out, '"')
 }
 
 // urlDecode decodes like PHP's urldecode: '+' is a space and an invalid
@@ -313,6 +316,43 @@ func urlDecode(b []byte) string {
 		}
 	}
 	return string(out)
+}
+
+// maximalSubpart returns the length of the maximal ill-formed subsequence
+// at the start of s: the longest prefix of a well-formed sequence (Unicode
+// Table 3-7), or 1 when the first byte cannot start one.
+func maximalSubpart(s string) int {
+	lo, hi, n := byte(0x80), byte(0xBF), 0 // range of the second byte, continuation bytes expected
+	switch c := s[0]; {
+	case 0xC2 <= c && c <= 0xDF:
+		n = 1
+	case c == 0xE0:
+		lo, n = 0xA0, 2
+	case 0xE1 <= c && c <= 0xEC, c == 0xEE, c == 0xEF:
+		n = 2
+	case c == 0xED:
+		hi, n = 0x9F, 2
+	case c == 0xF0:
+		lo, n = 0x90, 3
+	case 0xF1 <= c && c <= 0xF3:
+		n = 3
+	case c == 0xF4:
+		hi, n = 0x8F, 3
+	default:
+		return 1
+	}
+	length := 1
+	for k := 1; k <= n && k < len(s); k++ {
+		c := s[k]
+		if k > 1 {
+			lo, hi = 0x80, 0xBF
+		}
+		if c < lo || c > hi {
+			break
+		}
+		length++
+	}
+	return length
 }
 
 // isSpace is C's isspace in the "C" locale.

@@ -119,3 +119,19 @@ func FuzzDecodePHPForm(f *testing.F) {
 		}
 	})
 }
+
+func TestInvalidUTF8BecomesOneReplacementPerMaximalSubpart(t *testing.T) {
+	for in, want := range map[string]string{
+		"a\xe3\x82b":       `"a\ufffdb"`,                 // a truncated three-byte sequence: one
+		"\xe2\x82\xac":     `"€"`,                        // a complete one
+		"\xff\xfe":         `"\ufffd\ufffd"`,             // bytes that start nothing: one each
+		"\xed\xa0\x80":     `"\ufffd\ufffd\ufffd"`,       // a surrogate: ED A0 is ill-formed at A0
+		"\xf0\x9f\x98":     `"\ufffd"`,                   // a truncated emoji
+		"\xf4\x90\x80\x80": `"\ufffd\ufffd\ufffd\ufffd"`, // above U+10FFFF
+		"ok\xc3":           `"ok\ufffd"`,
+	} {
+		if got := string(appendJSONString(nil, in)); got != want {
+			t.Errorf("appendJSONString(%q) = %s, want %s", in, got, want)
+		}
+	}
+}

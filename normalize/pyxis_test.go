@@ -12,7 +12,7 @@ import (
 )
 
 func TestPyxisGolden(t *testing.T) {
-	runGolden(t, "pyxis", Pyxis, func(*http.Request, *Input) any { return verify.Result{Method: "url-token"} })
+	runGolden(t, "pyxis", Pyxis, func(*http.Request, *Input) verify.Result { return verify.Result{Method: "url-token"} })
 }
 
 func TestPyxisStatuses(t *testing.T) {

@@ -15,7 +15,7 @@ import (
 	"github.com/payhook/payhook/verify"
 )
 
-func swedbankVerification(_ *http.Request, in *Input) any {
+func swedbankVerification(_ *http.Request, in *Input) verify.Result {
 	_, path, _ := SwedbankPayClaim(in)
 	doc := gjson.ParseBytes(in.Fetched)
 	status := doc.Get("paymentOrder.status").String()
