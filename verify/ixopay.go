@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/md5"
@@ -9,6 +10,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash"
+	"sync"
 	"time"
 )
 
@@ -41,38 +43,65 @@ type IXOPAYMessage struct {
 // content type, date and request URI, joined by "\n". It is the one
 // implementation both the verifier and the test sender use.
 func SignIXOPAY(secret []byte, digest IXOPAYBodyDigest, msg IXOPAYMessage) string {
-	return base64.StdEncoding.EncodeToString(ixopayMAC(secret, msg.Method, bodyDigest(digest, msg.Body), msg.ContentType, msg.Date, msg.RequestURI))
+	var digestHex [2 * sha512.Size]byte
+	signed := appendIXOPAYMessage(nil, msg.Method, bodyDigest(digestHex[:0], digest, msg.Body), msg.ContentType, msg.Date, msg.RequestURI)
+	mac := hmac.New(sha512.New, secret)
+	mac.Write(signed)
+	return base64.StdEncoding.EncodeToString(mac.Sum(nil))
 }
 
-func bodyDigest(digest IXOPAYBodyDigest, body []byte) string {
+// bodyDigest appends the lowercase hex digest of body to dst.
+func bodyDigest(dst []byte, digest IXOPAYBodyDigest, body []byte) []byte {
 	if digest == IXOPAYMD5 {
 		sum := md5.Sum(body)
-		return hex.EncodeToString(sum[:])
+		return hex.AppendEncode(dst, sum[:])
 	}
 	sum := sha512.Sum512(body)
-	return hex.EncodeToString(sum[:])
+	return hex.AppendEncode(dst, sum[:])
 }
 
-func ixopayMAC(secret []byte, method, bodyHex, contentType, date, requestURI string) []byte {
-	mac := hmac.New(sha512.New, secret)
-	for i, part := range [...]string{method, bodyHex, contentType, date, requestURI} {
-		if i > 0 {
-			mac.Write([]byte{'\n'})
-		}
-		writeString(mac, part)
-	}
-	return mac.Sum(nil)
+// appendIXOPAYMessage appends the signed message: the five parts joined by "\n".
+func appendIXOPAYMessage(dst []byte, method string, bodyHex []byte, contentType, date, requestURI string) []byte {
+	dst = append(dst, method...)
+	dst = append(dst, '\n')
+	dst = append(dst, bodyHex...)
+	dst = append(dst, '\n')
+	dst = append(dst, contentType...)
+	dst = append(dst, '\n')
+	dst = append(dst, date...)
+	dst = append(dst, '\n')
+	return append(dst, requestURI...)
 }
 
-func writeString(h hash.Hash, s string) {
-	h.Write([]byte(s))
+// macPool reuses HMAC-SHA512 states keyed with one secret: creating one
+// costs two SHA-512 states and the key schedule, more than hashing a
+// typical callback's message.
+type macPool struct {
+	pool sync.Pool
+}
+
+func newMACPool(secret []byte) *macPool {
+	key := bytes.Clone(secret)
+	return &macPool{pool: sync.Pool{New: func() any { return hmac.New(sha512.New, key) }}}
+}
+
+// equal reports whether the HMAC of msg equals sig, in constant time.
+func (p *macPool) equal(sig, msg []byte) bool {
+	mac := p.pool.Get().(hash.Hash)
+	mac.Reset()
+	mac.Write(msg)
+	var sum [sha512.Size]byte
+	ok := hmac.Equal(sig, mac.Sum(sum[:0]))
+	p.pool.Put(mac)
+	return ok
 }
 
 // IXOPAY verifies callbacks signed with IXOPAY's X-Signature scheme
 // (gateway.ixopay.com API v3 and its white labels).
 type IXOPAY struct {
 	// Secrets are the connector's shared secrets; any one of them verifies a
-	// callback, so a rotation can keep the previous secret for a while.
+	// callback, so a rotation can keep the previous secret for a while. They
+	// must not change once Verify has been called.
 	Secrets [][]byte
 	// MaxSkew is how far the signed Date may lie in the past or the future.
 	MaxSkew time.Duration
@@ -80,7 +109,14 @@ type IXOPAY struct {
 	LegacyMD5 bool
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+
+	macsOnce sync.Once
+	macs     []*macPool // one per secret
 }
+
+// messageBufs holds buffers for the signed message, which is a little
+// longer than the request's headers.
+var messageBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 // Verify checks the X-Signature header and the X-Date (else Date) header of cb.
 func (v *IXOPAY) Verify(_ context.Context, cb *Callback) (Result, error) {
@@ -104,10 +140,18 @@ func (v *IXOPAY) Verify(_ context.Context, cb *Callback) (Result, error) {
 	if len(sigHeader) > 96 {
 		return Result{}, ErrMalformedSignature
 	}
-	sig, err := decodeBase64(sigHeader)
+	var sigBuf [96]byte
+	sig, err := decodeBase64(sigBuf[:0], sigHeader)
 	if err != nil || len(sig) != sha512.Size {
 		return Result{}, ErrMalformedSignature
 	}
+	v.macsOnce.Do(func() {
+		for _, secret := range v.Secrets {
+			v.macs = append(v.macs, newMACPool(secret))
+		}
+	})
+	bufp := messageBufs.Get().(*[]byte)
+	defer messageBufs.Put(bufp)
 
 	contentTypes := []string{cb.Header.Get("Content-Type")}
 	if contentTypes[0] != ixopayPHPContentType {
@@ -117,11 +161,14 @@ func (v *IXOPAY) Verify(_ context.Context, cb *Callback) (Result, error) {
 	if v.LegacyMD5 {
 		digests = append(digests, IXOPAYMD5)
 	}
+	var digestHex [2 * sha512.Size]byte
 	for _, digest := range digests {
-		bodyHex := bodyDigest(digest, cb.Body)
+		bodyHex := bodyDigest(digestHex[:0], digest, cb.Body)
 		for _, contentType := range contentTypes {
-			for _, secret := range v.Secrets {
-				if hmac.Equal(sig, ixopayMAC(secret, cb.Method, bodyHex, contentType, date, cb.RequestURI)) {
+			msg := appendIXOPAYMessage((*bufp)[:0], cb.Method, bodyHex, contentType, date, cb.RequestURI)
+			*bufp = msg
+			for _, mac := range v.macs {
+				if mac.equal(sig, msg) {
 					res := Result{Method: "hmac-sha512", Date: date}
 					if digest == IXOPAYMD5 {
 						res.Variant = "legacy-md5"
@@ -134,12 +181,13 @@ func (v *IXOPAY) Verify(_ context.Context, cb *Callback) (Result, error) {
 	return Result{}, ErrBadSignature
 }
 
-// decodeBase64 decodes standard Base64, with or without padding.
-func decodeBase64(s string) ([]byte, error) {
-	if b, err := base64.StdEncoding.DecodeString(s); err == nil {
+// decodeBase64 appends the decoding of standard Base64, with or without
+// padding, to dst.
+func decodeBase64(dst []byte, s string) ([]byte, error) {
+	if b, err := base64.StdEncoding.AppendDecode(dst, []byte(s)); err == nil {
 		return b, nil
 	}
-	b, err := base64.RawStdEncoding.DecodeString(s)
+	b, err := base64.RawStdEncoding.AppendDecode(dst, []byte(s))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformedSignature, err)
 	}
