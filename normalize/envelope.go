@@ -29,22 +29,39 @@ func (e *Event) ID() string {
 
 // appendID appends the event id to b.
 func appendID(b []byte, e *Event) []byte {
-	h := sha256.New()
 	reference := e.ProviderReference
+	var payloadHex [2 * sha256.Size]byte
 	if reference == "" {
 		sum := sha256.Sum256(e.Original)
-		reference = "sha256:" + hex.EncodeToString(sum[:])
+		hex.Encode(payloadHex[:], sum[:])
 	}
-	value, currency := "", ""
+	var stack [256]byte
+	in := append(stack[:0], "payhook-event-v1\x00"...)
+	for _, part := range [...]string{e.Provider, string(e.Object)} {
+		in = append(in, part...)
+		in = append(in, 0)
+	}
+	if reference == "" {
+		in = append(in, "sha256:"...)
+		in = append(in, payloadHex[:]...)
+	} else {
+		in = append(in, reference...)
+	}
+	in = append(in, 0)
+	in = append(in, e.ProviderStatus...)
+	in = append(in, 0)
+	in = append(in, e.Status...)
+	in = append(in, 0)
 	if e.Amount != nil {
-		value, currency = strconv.FormatInt(e.Amount.MinorUnits, 10), e.Amount.Currency
+		in = strconv.AppendInt(in, e.Amount.MinorUnits, 10)
+		in = append(in, 0)
+		in = append(in, e.Amount.Currency...)
+		in = append(in, 0)
+	} else {
+		in = append(in, 0, 0)
 	}
-	for _, part := range [...]string{"payhook-event-v1", e.Provider, string(e.Object), reference, e.ProviderStatus, string(e.Status), value, currency} {
-		h.Write([]byte(part))
-		h.Write([]byte{0})
-	}
-	var sum [sha256.Size]byte
-	return hex.AppendEncode(b, h.Sum(sum[:0])[:16])
+	sum := sha256.Sum256(in)
+	return hex.AppendEncode(b, sum[:16])
 }
 
 // Type returns the CloudEvents type, payhook.<object>.<status>.
@@ -52,10 +69,39 @@ func (e *Event) Type() string {
 	return "payhook." + string(e.Object) + "." + string(e.Status)
 }
 
-const (
-	timeLayout       = "2006-01-02T15:04:05Z07:00"
-	receivedAtLayout = "2006-01-02T15:04:05.000Z07:00"
-)
+// appendUTC appends t, which must be in UTC in the years 0000 to 9999, as
+// RFC 3339 ("Z"), with
+// milliseconds if millis: what time.AppendFormat writes, without parsing a
+// layout for every callback.
+func appendUTC(b []byte, t time.Time, millis bool) []byte {
+	year, month, day := t.Date()
+	hour, minute, second := t.Clock()
+	b = appendDigits(b, year, 4)
+	b = append(b, '-')
+	b = appendDigits(b, int(month), 2)
+	b = append(b, '-')
+	b = appendDigits(b, day, 2)
+	b = append(b, 'T')
+	b = appendDigits(b, hour, 2)
+	b = append(b, ':')
+	b = appendDigits(b, minute, 2)
+	b = append(b, ':')
+	b = appendDigits(b, second, 2)
+	if millis {
+		b = append(b, '.')
+		b = appendDigits(b, t.Nanosecond()/1e6, 3)
+	}
+	return append(b, 'Z')
+}
+
+func appendDigits(b []byte, n, width int) []byte {
+	var digits [4]byte
+	for i := width - 1; i >= 0; i-- {
+		digits[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return append(b, digits[:width]...)
+}
 
 // Encode returns the envelope for e: verification describes how authenticity
 // was established (it must hold no secret), receivedAt is when the callback
@@ -65,8 +111,9 @@ const (
 func Encode(e *Event, verification verify.Result, receivedAt time.Time) ([]byte, error) {
 	receivedAt = receivedAt.UTC()
 	eventTime := receivedAt
-	if !e.Time.IsZero() {
-		eventTime = e.Time.UTC()
+	// A provider's time outside RFC 3339's four-digit years is no time.
+	if t := e.Time.UTC(); !e.Time.IsZero() && t.Year() >= 0 && t.Year() <= 9999 {
+		eventTime = t
 	}
 	b := make([]byte, 0, 768+len(e.Original)+len(e.Fetched))
 	b = append(b, `{"specversion":"1.0","id":"`...)
@@ -80,7 +127,7 @@ func Encode(e *Event, verification verify.Result, receivedAt time.Time) ([]byte,
 		b = appendString(b, e.MerchantReference)
 	}
 	b = append(b, `,"time":"`...)
-	b = eventTime.AppendFormat(b, timeLayout)
+	b = appendUTC(b, eventTime, false)
 	b = append(b, `","datacontenttype":"application/json","data":{"provider":`...)
 	b = appendString(b, e.Provider)
 	b = append(b, `,"object":`...)
@@ -125,7 +172,7 @@ func Encode(e *Event, verification verify.Result, receivedAt time.Time) ([]byte,
 	b = append(b, `,"verification":`...)
 	b = appendVerification(b, &verification)
 	b = append(b, `,"received_at":"`...)
-	b = receivedAt.AppendFormat(b, receivedAtLayout)
+	b = appendUTC(b, receivedAt, true)
 	b = append(b, `","original":`...)
 	b = appendRaw(b, e.Original)
 	if len(e.Fetched) > 0 {

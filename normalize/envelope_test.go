@@ -81,3 +81,18 @@ func TestEncodeUsesProviderTimeElseReceiveTime(t *testing.T) {
 		t.Errorf("time %s, want the provider's", doc.Time)
 	}
 }
+
+func TestEncodeIgnoresAProviderTimeOutsideRFC3339(t *testing.T) {
+	received := time.Date(2026, 11, 20, 10, 34, 48, 0, time.UTC)
+	for _, providerTime := range []time.Time{
+		time.Date(0, 1, 1, 0, 30, 0, 0, time.FixedZone("+01", 3600)), // year -1 in UTC
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+	} {
+		ev := &Event{Provider: "x", Object: ObjectPayment, Status: StatusCaptured, Original: []byte(`{}`), Time: providerTime}
+		out, _ := Encode(ev, verify.Result{Method: "api-fetch"}, received)
+		var doc struct{ Time string }
+		if err := json.Unmarshal(out, &doc); err != nil || doc.Time != "2026-11-20T10:34:48Z" {
+			t.Errorf("provider time %v gave time %q (%v), want the receive time", providerTime, doc.Time, err)
+		}
+	}
+}

@@ -75,7 +75,8 @@ type Input struct {
 	Provider string
 	// ContentType is the media type of Body, without parameters, lower case.
 	ContentType string
-	// Body is the raw body exactly as received.
+	// Body is the raw body exactly as received. The Event made from it
+	// shares its memory, so it must not be modified afterwards.
 	Body []byte
 	// Original is Body as JSON (a form body decoded with PHP's rules); set
 	// by Decode, nil before.
