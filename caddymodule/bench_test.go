@@ -34,6 +34,7 @@ func BenchmarkServeHTTP(b *testing.B) {
 		logger:   zap.NewNop(),
 		metrics:  collectors,
 	}
+	h.forwarded = collectors.forwardedSeries(h.Provider)
 	date := time.Now().UTC().Format(http.TimeFormat)
 	signature := verify.SignIXOPAY(secret, verify.IXOPAYSHA512, verify.IXOPAYMessage{
 		Method: http.MethodPost, ContentType: "application/json; charset=utf-8", Date: date, RequestURI: "/callbacks/ixopay", Body: body,

@@ -20,17 +20,19 @@ var strippedHeaders = []string{
 	"Content-Encoding", "Transfer-Encoding", "Content-Length", "Trailer",
 }
 
+var envelopeContentType = []string{normalize.EnvelopeContentType}
+
 // prepareForward replaces the request's body with the envelope: exact
 // Content-Length, never chunked, the provider's signature headers removed.
 // Method and path stay as received.
 func prepareForward(r *http.Request, envelope []byte) {
 	for _, name := range strippedHeaders {
-		r.Header.Del(name)
+		delete(r.Header, name) // the names are canonical already
 	}
 	r.Trailer = nil
 	r.TransferEncoding = nil
-	r.Header.Set("Content-Type", normalize.EnvelopeContentType)
-	r.Header.Set("Content-Length", strconv.Itoa(len(envelope)))
+	r.Header["Content-Type"] = envelopeContentType
+	r.Header["Content-Length"] = []string{strconv.Itoa(len(envelope))}
 	r.ContentLength = int64(len(envelope))
 	r.Body = io.NopCloser(bytes.NewReader(envelope))
 	r.GetBody = func() (io.ReadCloser, error) {

@@ -53,3 +53,16 @@ func (m *metrics) observe(provider, outcome, reason string, d time.Duration) {
 	m.callbacks.WithLabelValues(provider, outcome, reason).Inc()
 	m.duration.WithLabelValues(provider, outcome).Observe(d.Seconds())
 }
+
+// forwarded is observe for the common case, with the series looked up once.
+type forwardedSeries struct {
+	callbacks prometheus.Counter
+	duration  prometheus.Observer
+}
+
+func (m *metrics) forwardedSeries(provider string) forwardedSeries {
+	return forwardedSeries{
+		callbacks: m.callbacks.WithLabelValues(provider, outcomeForwarded, ""),
+		duration:  m.duration.WithLabelValues(provider, outcomeForwarded),
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -116,9 +117,10 @@ type Handler struct {
 	dedupe   *deduper
 	// unknown remembers resources the provider's API just called unknown,
 	// so that a forger repeating one costs no further API request.
-	unknown *expiringSet
-	logger  *zap.Logger
-	metrics *metrics
+	unknown   *expiringSet
+	logger    *zap.Logger
+	metrics   *metrics
+	forwarded forwardedSeries // the forwarded outcome's metrics, looked up once
 }
 
 // resolvedConfig is the configuration with its placeholders expanded, kept
@@ -178,6 +180,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.metrics, err = registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return err
 	}
+	h.forwarded = h.metrics.forwardedSeries(h.Provider)
 	window, err := dedupeWindow(h.Dedupe)
 	if err != nil {
 		return err
@@ -394,12 +397,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		h.reject(w, rec, err)
 		return nil
 	}
-	cb, err := h.read(w, r)
+	cb, mediaType, err := h.read(w, r)
 	if err != nil {
 		h.reject(w, rec, err)
 		return nil
 	}
-	in := h.input(cb)
+	in := &normalize.Input{Provider: h.Provider, ContentType: mediaType, Body: cb.Body, DefaultCurrency: h.Currency}
 	if err := h.claim(in, cb); err != nil {
 		h.reject(w, rec, err)
 		return nil
@@ -480,12 +483,6 @@ func (h *Handler) allow(clientIP string) error {
 		return nil
 	}
 	return h.resolved.allowList.Allow(clientIP)
-}
-
-// input is the callback's payload as the normalizer sees it.
-func (h *Handler) input(cb *verify.Callback) *normalize.Input {
-	mediaType, _ := mediaType(cb.Header.Get("Content-Type"))
-	return &normalize.Input{Provider: h.Provider, ContentType: mediaType, Body: cb.Body, DefaultCurrency: h.Currency}
 }
 
 // claim reads what an unsigned callback says it is about, for a verifier
@@ -572,13 +569,21 @@ func clientIP(r *http.Request) string {
 	return r.RemoteAddr
 }
 
+// Header values of payhook's own answers, shared: net/http only reads them.
+var (
+	textPlain = []string{"text/plain; charset=utf-8"}
+	noStore   = []string{"no-store"}
+	noSniff   = []string{"nosniff"}
+)
+
 // writePlain writes a short text/plain answer.
 func writePlain(w http.ResponseWriter, status int, body string) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
+	header := w.Header()
+	header["Content-Type"] = textPlain
+	header["Cache-Control"] = noStore
+	header["X-Content-Type-Options"] = noSniff
 	w.WriteHeader(status)
-	_, _ = w.Write([]byte(body + "\n"))
+	_, _ = io.WriteString(w, body+"\n")
 }
 
 // Interface guards.

@@ -139,11 +139,13 @@ func providerNames() []string {
 
 // ackText answers 200 with a text/plain body, as IXOPAY expects ("OK").
 func ackText(body string) func(w http.ResponseWriter) int {
+	length, raw := []string{strconv.Itoa(len(body))}, []byte(body)
 	return func(w http.ResponseWriter) int {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		header := w.Header()
+		header["Content-Type"] = textPlain
+		header["Content-Length"] = length
 		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write([]byte(body))
+		_, _ = w.Write(raw)
 		return http.StatusOK
 	}
 }

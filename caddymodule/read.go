@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"slices"
 	"strings"
@@ -24,32 +23,32 @@ var (
 // read checks the method and content type, then reads the body, bounded by
 // MaxBody: nothing about a callback is trusted before it is verified, so
 // everything that can be refused without reading the body is refused first.
-func (h *Handler) read(w http.ResponseWriter, r *http.Request) (*verify.Callback, error) {
+func (h *Handler) read(w http.ResponseWriter, r *http.Request) (*verify.Callback, string, error) {
 	if r.Method != http.MethodPost {
-		return nil, fmt.Errorf("%w: %s", errMethod, r.Method)
+		return nil, "", fmt.Errorf("%w: %s", errMethod, r.Method)
 	}
 	mt, err := mediaType(r.Header.Get("Content-Type"))
 	if err != nil || !slices.Contains(h.provider.contentTypes, mt) {
-		return nil, fmt.Errorf("%w: %q", errContentType, truncate(mt, 64))
+		return nil, "", fmt.Errorf("%w: %q", errContentType, truncate(mt, 64))
 	}
 	// A compressed body would be signed compressed and parsed decompressed;
 	// no provider sends one.
 	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
-		return nil, fmt.Errorf("%w: content encoding %q", errContentType, truncate(ce, 32))
+		return nil, "", fmt.Errorf("%w: content encoding %q", errContentType, truncate(ce, 32))
 	}
 	if r.ContentLength > h.MaxBody {
-		return nil, fmt.Errorf("%w: %d bytes declared, %d allowed", errBodyTooLarge, r.ContentLength, h.MaxBody)
+		return nil, "", fmt.Errorf("%w: %d bytes declared, %d allowed", errBodyTooLarge, r.ContentLength, h.MaxBody)
 	}
 	body, err := readBounded(w, r, h.MaxBody)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	return &verify.Callback{
 		Method:     r.Method,
 		RequestURI: r.RequestURI,
 		Header:     r.Header,
 		Body:       body,
-	}, nil
+	}, mt, nil
 }
 
 // readBounded reads at most limit bytes of the body. http.MaxBytesReader
@@ -82,13 +81,21 @@ func readBounded(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, e
 }
 
 // mediaType returns the lower-case media type of a Content-Type value,
-// without parameters.
+// without parameters. It only needs to be right for the types providers are
+// allowed to send (anything else is refused), so it does not parse the
+// parameters; it allocates only for a type not already in lower case.
 func mediaType(contentType string) (string, error) {
-	if contentType == "" {
+	mt, _, _ := strings.Cut(contentType, ";")
+	mt = strings.TrimSpace(mt)
+	if mt == "" {
 		return "", errors.New("no content type")
 	}
-	mt, _, err := mime.ParseMediaType(contentType)
-	return mt, err
+	for i := 0; i < len(mt); i++ {
+		if 'A' <= mt[i] && mt[i] <= 'Z' {
+			return strings.ToLower(mt), nil
+		}
+	}
+	return mt, nil
 }
 
 func truncate(s string, n int) string {

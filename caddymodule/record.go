@@ -37,7 +37,12 @@ type record struct {
 // address and timings.
 func (h *Handler) finish(rec *record) {
 	duration := time.Since(rec.start)
-	h.metrics.observe(rec.provider, rec.outcome, rec.reason, duration)
+	if rec.outcome == outcomeForwarded {
+		h.forwarded.callbacks.Inc()
+		h.forwarded.duration.Observe(duration.Seconds())
+	} else {
+		h.metrics.observe(rec.provider, rec.outcome, rec.reason, duration)
+	}
 
 	fields := []zap.Field{
 		zap.String("provider", rec.provider),

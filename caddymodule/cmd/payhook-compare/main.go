@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -38,6 +39,7 @@ func main() {
 	rounds := flag.Int("rounds", 3, "rounds per route, alternating")
 	concurrency := flag.Int("concurrency", 32, "requests in flight at once (one keep-alive connection each)")
 	bodyFile := flag.String("body", "normalize/testdata/bench/ixopay_2k.json", "callback body to send")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the payhook rounds to this file")
 	flag.Parse()
 
 	body, err := os.ReadFile(*bodyFile)
@@ -71,9 +73,23 @@ func main() {
 	for _, route := range routes {
 		drive(caddyAddr, route, body, header, *concurrency, time.Second)
 	}
+	var profile *os.File
+	if *cpuProfile != "" {
+		if profile, err = os.Create(*cpuProfile); err != nil {
+			log.Fatal(err)
+		}
+		defer profile.Close()
+	}
 	for round := range *rounds {
 		for _, route := range routes {
+			if profile != nil && route == "/payhook" {
+				_ = pprof.StartCPUProfile(profile)
+			}
 			r := drive(caddyAddr, route, body, header, *concurrency, *duration)
+			if profile != nil && route == "/payhook" {
+				pprof.StopCPUProfile()
+				profile = nil // one round is enough
+			}
 			results[route].add(r)
 			fmt.Printf("round %d %-9s %8.0f req/s  p50 %-8s p99 %-8s errors %d\n", round+1, route, r.rate(), r.percentile(50), r.percentile(99), r.errors)
 		}
