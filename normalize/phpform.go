@@ -68,14 +68,15 @@ func (root *phpArray) register(key, value string) {
 	if base == "" {
 		return
 	}
-	base = strings.NewReplacer(" ", "_", ".", "_").Replace(base)
+	base = underscore(base, " .")
 	if open < 0 {
 		root.set(phpKeyOf(base), phpValue{str: value})
 		return
 	}
 
 	// Walk the [index] parts. indices[0] is the base name.
-	indices := []*string{&base}
+	var stack [8]phpIndex
+	indices := append(stack[:0], phpIndex{name: base})
 	rest := key[open:] // starts with '['
 	for nest := 1; ; nest++ {
 		if nest > maxNesting {
@@ -86,7 +87,7 @@ func (root *phpArray) register(key, value string) {
 		if closeAt < 0 {
 			if len(indices) == 1 {
 				// Not an index: the '[' and what follows join the base name.
-				name := base + "_" + strings.NewReplacer(" ", "_", ".", "_", "[", "_").Replace(inner)
+				name := base + "_" + underscore(inner, " .[")
 				root.set(phpKeyOf(name), phpValue{str: value})
 				return
 			}
@@ -95,10 +96,9 @@ func (root *phpArray) register(key, value string) {
 		// PHP skips one white-space character before looking for ']',
 		// so "[ ]" appends too while "[  ]" and "[ b]" are keys.
 		if closeAt == 0 || (closeAt == 1 && isSpace(inner[0])) {
-			indices = append(indices, nil) // [] appends
+			indices = append(indices, phpIndex{appends: true})
 		} else {
-			idx := inner[:closeAt]
-			indices = append(indices, &idx)
+			indices = append(indices, phpIndex{name: inner[:closeAt]})
 		}
 		rest = inner[closeAt+1:]
 		if !strings.HasPrefix(rest, "[") {
@@ -108,17 +108,37 @@ func (root *phpArray) register(key, value string) {
 
 	arr := root
 	for i, idx := range indices {
-		last := i == len(indices)-1
-		if last {
-			if idx == nil {
+		if i == len(indices)-1 {
+			if idx.appends {
 				arr.appendValue(phpValue{str: value})
 			} else {
-				arr.set(phpKeyOf(*idx), phpValue{str: value})
+				arr.set(phpKeyOf(idx.name), phpValue{str: value})
 			}
 			return
 		}
 		arr = arr.child(idx)
 	}
+}
+
+// phpIndex is one [index] of a key: a name, or an append ([]).
+type phpIndex struct {
+	name    string
+	appends bool
+}
+
+// underscore replaces each of chars in s with '_', allocating only when
+// there is something to replace.
+func underscore(s, chars string) string {
+	if !strings.ContainsAny(s, chars) {
+		return s
+	}
+	b := []byte(s)
+	for i, c := range b {
+		if strings.IndexByte(chars, c) >= 0 {
+			b[i] = '_'
+		}
+	}
+	return string(b)
 }
 
 // phpKey is a PHP array key: an integer or a string.
@@ -154,25 +174,53 @@ type phpValue struct {
 	arr *phpArray // nil for a string
 }
 
-// phpArray is an ordered PHP array.
+// phpArray is an ordered PHP array. Small arrays (the products and custom
+// fields of a webhook) are searched linearly; an index map is built once
+// an array grows past smallArray entries, so decoding stays linear.
 type phpArray struct {
 	keys     []phpKey
 	values   []phpValue
-	index    map[phpKey]int
+	index    map[phpKey]int // nil while the array is small
 	nextFree int64
 	hasNext  bool
 }
 
+const smallArray = 16
+
 func newPHPArray() *phpArray {
-	return &phpArray{index: make(map[phpKey]int)}
+	return &phpArray{}
+}
+
+// find returns the position of k, or -1.
+func (a *phpArray) find(k phpKey) int {
+	if a.index != nil {
+		if i, ok := a.index[k]; ok {
+			return i
+		}
+		return -1
+	}
+	for i := range a.keys {
+		if a.keys[i] == k {
+			return i
+		}
+	}
+	return -1
 }
 
 func (a *phpArray) set(k phpKey, v phpValue) {
-	if i, ok := a.index[k]; ok {
+	if i := a.find(k); i >= 0 {
 		a.values[i] = v // last value wins, first position stays
 		return
 	}
-	a.index[k] = len(a.keys)
+	if a.index == nil && len(a.keys) >= smallArray {
+		a.index = make(map[phpKey]int, 2*smallArray)
+		for i, key := range a.keys {
+			a.index[key] = i
+		}
+	}
+	if a.index != nil {
+		a.index[k] = len(a.keys)
+	}
 	a.keys = append(a.keys, k)
 	a.values = append(a.values, v)
 	if k.isInt && (!a.hasNext || k.i >= a.nextFree) && k.i < 1<<62 {
@@ -188,16 +236,16 @@ func (a *phpArray) appendValue(v phpValue) {
 	a.set(k, v)
 }
 
-// child returns the array at idx (nil appends a new one), replacing a string
-// found there, as PHP does.
-func (a *phpArray) child(idx *string) *phpArray {
-	if idx == nil {
+// child returns the array at idx (an append makes a new one), replacing a
+// string found there, as PHP does.
+func (a *phpArray) child(idx phpIndex) *phpArray {
+	if idx.appends {
 		arr := newPHPArray()
 		a.appendValue(phpValue{arr: arr})
 		return arr
 	}
-	k := phpKeyOf(*idx)
-	if i, ok := a.index[k]; ok && a.values[i].arr != nil {
+	k := phpKeyOf(idx.name)
+	if i := a.find(k); i >= 0 && a.values[i].arr != nil {
 		return a.values[i].arr
 	}
 	arr := newPHPArray()
