@@ -390,6 +390,10 @@ func (h *Handler) Validate() error { return nil }
 // request with the provider's answer for that failure.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	rec := &record{provider: h.Provider, start: time.Now(), clientIP: clientIP(r)}
+	// Deferred first, so it runs last: the body goes back to its pool only
+	// after the log line, whose strings may share its memory.
+	var pooledBody *[]byte
+	defer func() { releaseBody(pooledBody) }()
 	defer h.finish(rec)
 	caddyhttp.SetVar(r.Context(), "payhook.provider", h.Provider)
 
@@ -397,7 +401,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		h.reject(w, rec, err)
 		return nil
 	}
-	cb, mediaType, err := h.read(w, r)
+	cb, mediaType, pooledBody, err := h.read(w, r)
 	if err != nil {
 		h.reject(w, rec, err)
 		return nil

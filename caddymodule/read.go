@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/payhook/payhook/verify"
 )
@@ -23,59 +24,86 @@ var (
 // read checks the method and content type, then reads the body, bounded by
 // MaxBody: nothing about a callback is trusted before it is verified, so
 // everything that can be refused without reading the body is refused first.
-func (h *Handler) read(w http.ResponseWriter, r *http.Request) (*verify.Callback, string, error) {
+func (h *Handler) read(w http.ResponseWriter, r *http.Request) (cb *verify.Callback, mt string, pooled *[]byte, err error) {
 	if r.Method != http.MethodPost {
-		return nil, "", fmt.Errorf("%w: %s", errMethod, r.Method)
+		return nil, "", nil, fmt.Errorf("%w: %s", errMethod, r.Method)
 	}
-	mt, err := mediaType(r.Header.Get("Content-Type"))
+	mt, err = mediaType(r.Header.Get("Content-Type"))
 	if err != nil || !slices.Contains(h.provider.contentTypes, mt) {
-		return nil, "", fmt.Errorf("%w: %q", errContentType, truncate(mt, 64))
+		return nil, "", nil, fmt.Errorf("%w: %q", errContentType, truncate(mt, 64))
 	}
 	// A compressed body would be signed compressed and parsed decompressed;
 	// no provider sends one.
 	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
-		return nil, "", fmt.Errorf("%w: content encoding %q", errContentType, truncate(ce, 32))
+		return nil, "", nil, fmt.Errorf("%w: content encoding %q", errContentType, truncate(ce, 32))
 	}
 	if r.ContentLength > h.MaxBody {
-		return nil, "", fmt.Errorf("%w: %d bytes declared, %d allowed", errBodyTooLarge, r.ContentLength, h.MaxBody)
+		return nil, "", nil, fmt.Errorf("%w: %d bytes declared, %d allowed", errBodyTooLarge, r.ContentLength, h.MaxBody)
 	}
-	body, err := readBounded(w, r, h.MaxBody)
+	body, pooled, err := readBounded(w, r, h.MaxBody)
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	return &verify.Callback{
 		Method:     r.Method,
 		RequestURI: r.RequestURI,
 		Header:     r.Header,
 		Body:       body,
-	}, mt, nil
+	}, mt, pooled, nil
+}
+
+// bodyBuffers recycles body buffers up to pooledBodySize; a larger body
+// (allowed by a larger max_body) gets a buffer of its own.
+var bodyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, pooledBodySize); return &b }}
+
+const pooledBodySize = 64 << 10
+
+// releaseBody returns a pooled body buffer; nil is no buffer.
+func releaseBody(pooled *[]byte) {
+	if pooled != nil {
+		*pooled = (*pooled)[:0]
+		bodyBuffers.Put(pooled)
+	}
 }
 
 // readBounded reads at most limit bytes of the body. http.MaxBytesReader
 // also tells the server to close the connection rather than drain an
-// oversized body.
-func readBounded(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+// oversized body. When pooled is not nil, the caller must hand it to
+// releaseBody once nothing refers to the body any more (the Event's
+// strings share its memory).
+func readBounded(w http.ResponseWriter, r *http.Request, limit int64) (body []byte, pooled *[]byte, err error) {
 	size := limit
 	if r.ContentLength >= 0 && r.ContentLength < limit {
 		size = r.ContentLength
 	}
-	buf := make([]byte, 0, size+1)
-	body := http.MaxBytesReader(w, r.Body, limit)
+	var buf []byte
+	if size < pooledBodySize {
+		pooled = bodyBuffers.Get().(*[]byte)
+		buf = (*pooled)[:0]
+	} else {
+		buf = make([]byte, 0, size+1)
+	}
+	reader := http.MaxBytesReader(w, r.Body, limit)
 	for {
-		n, err := body.Read(buf[len(buf):cap(buf)])
+		n, err := reader.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
 		if err == io.EOF {
-			return buf, nil
+			return buf, pooled, nil
 		}
 		if err != nil {
+			releaseBody(pooled)
 			var tooLarge *http.MaxBytesError
 			if errors.As(err, &tooLarge) {
-				return nil, fmt.Errorf("%w: more than %d bytes", errBodyTooLarge, limit)
+				return nil, nil, fmt.Errorf("%w: more than %d bytes", errBodyTooLarge, limit)
 			}
-			return nil, fmt.Errorf("%w: %v", errBodyUnreadable, err)
+			return nil, nil, fmt.Errorf("%w: %v", errBodyUnreadable, err)
 		}
 		if len(buf) == cap(buf) {
+			// A chunked or undeclared body outgrew its buffer; a grown one
+			// is not returned to the pool.
 			buf = slices.Grow(buf, min(len(buf), int(limit))+1)
+			releaseBody(pooled)
+			pooled = nil
 		}
 	}
 }
