@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -234,4 +235,37 @@ func TestExpiringSetIsBounded(t *testing.T) {
 	if c.contains("e", time.Now()) {
 		t.Error("an expired entry counted")
 	}
+}
+
+var benchEvents atomic.Int64
+
+// BenchmarkDedupe is what deduplication costs per callback on Caddy's
+// default file-system storage: a new event (look up, claim, record,
+// release) and a repeat (answered from the memory cache).
+func BenchmarkDedupe(b *testing.B) {
+	d := newDeduper(&certmagic.FileStorage{Path: b.TempDir()}, time.Hour, zap.NewNop())
+	defer d.close()
+	ctx := context.Background()
+	b.Run("new event", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_, release, err := d.claim(ctx, fmt.Sprintf("%032x", benchEvents.Add(1)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			release(true)
+		}
+	})
+	repeat := fmt.Sprintf("%032x", benchEvents.Add(1))
+	if _, release, err := d.claim(ctx, repeat); err == nil {
+		release(true)
+	}
+	b.Run("repeat", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if dup, _, err := d.claim(ctx, repeat); err != nil || !dup {
+				b.Fatal("not a duplicate", err)
+			}
+		}
+	})
 }

@@ -189,6 +189,7 @@ func loadRequests(n int) []loadRequest {
 			uuid, uuid, r.IntN(500), r.IntN(100))
 	}
 	bodies := map[string]string{}
+	oversized := `{"pad":"` + strings.Repeat("x", 100<<10) + `"}` // one body shared by all
 	for i := range n {
 		k := pick()
 		if k.name == "repeat" && len(validUUIDs) == 0 {
@@ -216,7 +217,7 @@ func loadRequests(n int) []loadRequest {
 			req.c = ixopayCallback(body(fmt.Sprintf("type-%06d", i)))
 			req.c.contentType = "text/plain"
 		case "oversized":
-			req.c = ixopayCallback(`{"pad":"` + strings.Repeat("x", 100<<10) + `"}`)
+			req.c = ixopayCallback(oversized)
 		}
 		requests = append(requests, req)
 	}
