@@ -14,10 +14,11 @@ import (
 )
 
 // replayGolden sends every golden request of normalize/testdata/<provider>
-// through the running Caddy as the provider sent it, after serve has taught
-// the fake API the case's <case>.fetched.json (if any), and compares what the
-// shop receives with the golden envelope, less the receive time.
-func replayGolden(t *testing.T, e *env, provider string, serve func(fetched []byte)) {
+// through the running Caddy as the provider sent it (or through send, which
+// may re-sign it), after serve has taught the fake API the case's
+// <case>.fetched.json (if any), and compares what the shop receives with the
+// golden envelope, less the receive time and the Date checked.
+func replayGolden(t *testing.T, e *env, provider string, serve func(fetched []byte), send func(req *http.Request, body []byte) (*http.Response, string)) {
 	t.Helper()
 	files, _ := filepath.Glob(filepath.Join("../normalize/testdata", provider, "*.in"))
 	if len(files) == 0 {
@@ -38,7 +39,13 @@ func replayGolden(t *testing.T, e *env, provider string, serve func(fetched []by
 			if fetched, err := os.ReadFile(base + ".fetched.json"); err == nil && serve != nil {
 				serve(fetched)
 			}
-			resp, answer := e.post(req.RequestURI, req.Header.Get("Content-Type"), string(body), nil)
+			var resp *http.Response
+			var answer string
+			if send != nil {
+				resp, answer = send(req, body)
+			} else {
+				resp, answer = e.post(req.RequestURI, req.Header.Get("Content-Type"), string(body), nil)
+			}
 			if strings.HasPrefix(name, "reject_") {
 				expectAnswer(t, resp, answer, http.StatusBadRequest, "")
 				e.expectNothingForwarded()
@@ -65,7 +72,7 @@ func TestPayrexxGoldenThroughCaddy(t *testing.T) {
 			kind = "Subscription"
 		}
 		api.set("/v1.14/"+kind+"/"+gjson.GetBytes(answer, "data.0.id").String()+"/", 200, string(answer))
-	})
+	}, nil)
 }
 
 // The Swedbank Pay goldens hold what the verifier hands on: a payment order,
@@ -81,11 +88,22 @@ func TestSwedbankPayGoldenThroughCaddy(t *testing.T) {
 		payment, transaction := gjson.GetBytes(fetched, "payment"), gjson.GetBytes(fetched, "transaction")
 		api.set(payment.Get("id").String(), 200, `{"payment":`+payment.Raw+`}`)
 		api.set(transaction.Get("id").String(), 200, `{"payment":"`+payment.Get("id").String()+`","transaction":`+transaction.Raw+`}`)
-	})
+	}, nil)
 }
 
 func TestPyxisGoldenThroughCaddy(t *testing.T) {
 	t.Setenv("PAYHOOK_TEST_PYXIS_TOKEN", "golden-token")
 	e := startCaddy(t, pyxisSite("dedupe off"))
-	replayGolden(t, e, "pyxis", nil)
+	replayGolden(t, e, "pyxis", nil, nil)
+}
+
+// TestIXOPAYGoldenThroughCaddy replays every golden IXOPAY request,
+// re-signed with a fresh Date.
+func TestIXOPAYGoldenThroughCaddy(t *testing.T) {
+	e := startCaddy(t, noDedupe(defaultSite))
+	replayGolden(t, e, "ixopay", nil, func(req *http.Request, body []byte) (*http.Response, string) {
+		c := ixopayCallback(string(body))
+		c.contentType = req.Header.Get("Content-Type")
+		return e.send(c)
+	})
 }

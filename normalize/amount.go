@@ -112,6 +112,22 @@ func ParseMinorUnits(integer, currency string) (Amount, error) {
 	return parseScaled(integer, currency, 0)
 }
 
+// amountOf reads an optional amount: nil when value is empty, else parsed
+// by parse in currency (upper-cased), which is then required.
+func amountOf(value, currency string, parse func(value, currency string) (Amount, error)) (*Amount, error) {
+	if value == "" {
+		return nil, nil
+	}
+	if currency == "" {
+		return nil, fmt.Errorf("%w: currency", ErrMissingField)
+	}
+	amount, err := parse(value, strings.ToUpper(currency))
+	if err != nil {
+		return nil, err
+	}
+	return &amount, nil
+}
+
 func allDigits(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] < '0' || s[i] > '9' {

@@ -9,8 +9,9 @@ import (
 	"testing"
 )
 
-// readRawRequest reads a testdata .in file: the exact request a provider sends.
-func readRawRequest(t testing.TB, path string) (*http.Request, []byte) {
+// ReadRawRequest reads a testdata .in file: the exact request a provider
+// sends. (Exported for the normalize_test package; tests only.)
+func ReadRawRequest(t testing.TB, path string) (*http.Request, []byte) {
 	t.Helper()
 	raw, err := os.ReadFile(path)
 	if err != nil {

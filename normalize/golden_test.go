@@ -1,11 +1,9 @@
 package normalize_test
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"flag"
-	"io"
 	"mime"
 	"net/http"
 	"os"
@@ -23,24 +21,6 @@ var update = flag.Bool("update", false, "rewrite the golden .envelope.json and .
 
 // goldenReceivedAt is the receive time every golden envelope is encoded with.
 var goldenReceivedAt = time.Date(2026, 11, 20, 10, 34, 48, 120_000_000, time.UTC)
-
-// readRequest reads a testdata .in file: the exact request a provider sends.
-func readRequest(t testing.TB, path string) (*http.Request, []byte) {
-	t.Helper()
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(raw)))
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	body, err := io.ReadAll(req.Body)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	return req, body
-}
 
 func inputFor(provider string, req *http.Request, body []byte) *Input {
 	mediaType, _, _ := mime.ParseMediaType(req.Header.Get("Content-Type"))
@@ -65,7 +45,7 @@ func runGoldenWith(t *testing.T, provider string, normalizer Normalizer, verific
 	for _, in := range files {
 		name := strings.TrimSuffix(filepath.Base(in), ".in")
 		t.Run(name, func(t *testing.T) {
-			req, body := readRequest(t, in)
+			req, body := ReadRawRequest(t, in)
 			base := strings.TrimSuffix(in, ".in")
 			input := inputFor(provider, req, body)
 			// A fetch-verified provider's API answer, as the API sends it.

@@ -91,16 +91,8 @@ func IXOPAY(in *Input) (*Event, error) {
 			amountField, currencyField = cb.Get("amount"), cb.Get("currency")
 		}
 	}
-	if decimal := text(amountField); decimal != "" {
-		currency := strings.ToUpper(text(currencyField))
-		if currency == "" {
-			return nil, fmt.Errorf("%w: currency", ErrMissingField)
-		}
-		amount, err := ParseDecimalAmount(decimal, currency)
-		if err != nil {
-			return nil, err
-		}
-		ev.Amount = &amount
+	if ev.Amount, err = amountOf(text(amountField), text(currencyField), ParseDecimalAmount); err != nil {
+		return nil, err
 	}
 
 	if status == StatusFailed || status == StatusRefundFailed {

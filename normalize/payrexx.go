@@ -125,16 +125,9 @@ func Payrexx(in *Input) (*Event, error) {
 	}
 
 	// Amounts are in the smallest unit since 2020-06-10 (2 JPY is 2).
-	if minor := firstText(doc, "amount", "invoice.amount"); minor != "" {
-		currency := strings.ToUpper(firstText(doc, "currency", "invoice.currency"))
-		if currency == "" {
-			return nil, fmt.Errorf("%w: currency", ErrMissingField)
-		}
-		amount, err := ParseMinorUnits(minor, currency)
-		if err != nil {
-			return nil, err
-		}
-		ev.Amount = &amount
+	ev.Amount, err = amountOf(firstText(doc, "amount", "invoice.amount"), firstText(doc, "currency", "invoice.currency"), ParseMinorUnits)
+	if err != nil {
+		return nil, err
 	}
 	return ev, nil
 }

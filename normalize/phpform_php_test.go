@@ -46,7 +46,7 @@ func TestDecodePHPFormMatchesPHP(t *testing.T) {
 	bodies = append(bodies, randomForms(20000)...)
 	forms, _ := filepath.Glob("testdata/payrexx/*.in")
 	for _, path := range forms {
-		req, body := readRawRequest(t, path)
+		req, body := ReadRawRequest(t, path)
 		if strings.HasPrefix(req.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
 			bodies = append(bodies, body)
 		}

@@ -54,19 +54,15 @@ func Pyxis(in *Input) (*Event, error) {
 			ev.Failure = &Failure{Code: providerStatus, Message: reason}
 		}
 	}
-	if decimal := text(payment.Get("amount")); decimal != "" {
-		currency := strings.ToUpper(firstText(payment, "currency"))
-		if currency == "" {
-			currency = in.DefaultCurrency
-		}
-		if currency == "" {
-			currency = PyxisDefaultCurrency
-		}
-		amount, err := ParseDecimalAmount(decimal, currency)
-		if err != nil {
-			return nil, err
-		}
-		ev.Amount = &amount
+	currency := firstText(payment, "currency")
+	if currency == "" {
+		currency = in.DefaultCurrency
+	}
+	if currency == "" {
+		currency = PyxisDefaultCurrency
+	}
+	if ev.Amount, err = amountOf(text(payment.Get("amount")), currency, ParseDecimalAmount); err != nil {
+		return nil, err
 	}
 	return ev, nil
 }

@@ -118,7 +118,7 @@ func SwedbankPay(in *Input) (*Event, error) {
 		return nil, fmt.Errorf("fetched document: %w", err)
 	}
 	ev := &Event{Provider: in.Provider, Object: ObjectPayment, Original: in.Original, Fetched: in.Fetched}
-	var amountOf, currencyOf gjson.Result
+	var amountField, currencyField gjson.Result
 	switch order, transaction := doc.Get("paymentOrder"), doc.Get("transaction"); {
 	case order.IsObject():
 		ev.ProviderStatus = text(order.Get("status"))
@@ -130,7 +130,7 @@ func SwedbankPay(in *Input) (*Event, error) {
 			status, known = swedbankPaidStatus(order), true
 		}
 		ev.Status, ev.Unmapped = orUnknown(status, known), !known
-		amountOf, currencyOf = order.Get("amount"), order.Get("currency")
+		amountField, currencyField = order.Get("amount"), order.Get("currency")
 	case transaction.IsObject():
 		payment := doc.Get("payment")
 		transactionType, state := text(transaction.Get("type")), text(transaction.Get("state"))
@@ -146,7 +146,7 @@ func SwedbankPay(in *Input) (*Event, error) {
 		if ev.Status == StatusFailed || ev.Status == StatusRefundFailed {
 			ev.Failure = swedbankProblem(transaction.Get("problem"))
 		}
-		amountOf, currencyOf = transaction.Get("amount"), payment.Get("currency")
+		amountField, currencyField = transaction.Get("amount"), payment.Get("currency")
 	case doc.Get("payment").IsObject():
 		payment := doc.Get("payment")
 		ev.ProviderStatus = text(payment.Get("state"))
@@ -155,21 +155,13 @@ func SwedbankPay(in *Input) (*Event, error) {
 		ev.Time = swedbankTime(payment)
 		status, known := swedbankPaymentState[ev.ProviderStatus]
 		ev.Status, ev.Unmapped = orUnknown(status, known), !known
-		amountOf, currencyOf = payment.Get("amount"), payment.Get("currency")
+		amountField, currencyField = payment.Get("amount"), payment.Get("currency")
 	default:
 		return nil, fmt.Errorf("fetched document: %w: paymentOrder, transaction or payment", ErrMissingField)
 	}
 
-	if minor := text(amountOf); minor != "" {
-		currency := strings.ToUpper(text(currencyOf))
-		if currency == "" {
-			return nil, fmt.Errorf("%w: currency", ErrMissingField)
-		}
-		amount, err := ParseMinorUnits(minor, currency)
-		if err != nil {
-			return nil, err
-		}
-		ev.Amount = &amount
+	if ev.Amount, err = amountOf(text(amountField), text(currencyField), ParseMinorUnits); err != nil {
+		return nil, err
 	}
 	return ev, nil
 }
