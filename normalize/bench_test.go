@@ -1,6 +1,7 @@
 package normalize_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -173,5 +174,43 @@ func BenchmarkDecodePHPForm(b *testing.B) {
 				DecodePHPForm(form)
 			}
 		})
+	}
+}
+
+// BenchmarkSwedbankPay and BenchmarkPyxis cover the other two providers'
+// normalize+encode on their golden payloads (their verification is an API
+// request, BenchmarkFetch, or a token comparison).
+func BenchmarkSwedbankPay(b *testing.B) {
+	_, body := ReadRawRequest(b, "testdata/swedbankpay/legacy_capture_completed.in")
+	fetched := bytes.TrimSpace(readBench(b, "../swedbankpay/legacy_capture_completed.fetched.json"))
+	res := verify.Result{Method: "api-fetch", Status: "Capture Completed"}
+	received := time.Now()
+	b.SetBytes(int64(len(body) + len(fetched)))
+	b.ReportAllocs()
+	for b.Loop() {
+		ev, err := SwedbankPay(&Input{Provider: "swedbankpay", ContentType: "application/json", Body: body, Fetched: fetched})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := Encode(ev, res, received); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkPyxis(b *testing.B) {
+	_, body := ReadRawRequest(b, "testdata/pyxis/card_success.in")
+	res := verify.Result{Method: "url-token"}
+	received := time.Now()
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		ev, err := Pyxis(&Input{Provider: "pyxis", ContentType: "application/json", Body: body})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := Encode(ev, res, received); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
