@@ -23,8 +23,12 @@ const EnvelopeContentType = "application/cloudevents+json; charset=utf-8"
 // it; another status, amount or transaction changes it. When the callback
 // carries no provider reference, the SHA-256 of the original payload stands
 // in for it.
+// The id is computed once; an Event is not changed after it is built.
 func (e *Event) ID() string {
-	return string(appendID(nil, e))
+	if e.id == "" {
+		e.id = string(appendID(nil, e))
+	}
+	return e.id
 }
 
 // appendID appends the event id to b.
@@ -117,7 +121,7 @@ func Encode(e *Event, verification verify.Result, receivedAt time.Time) ([]byte,
 	}
 	b := make([]byte, 0, 768+len(e.Original)+len(e.Fetched))
 	b = append(b, `{"specversion":"1.0","id":"`...)
-	b = appendID(b, e)
+	b = append(b, e.ID()...)
 	b = append(b, `","source":`...)
 	b = appendString(b, "payhook/"+e.Provider)
 	b = append(b, `,"type":`...)

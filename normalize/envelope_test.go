@@ -17,6 +17,9 @@ func TestEventIDIsDeterministic(t *testing.T) {
 		}
 	}
 	id := base().ID()
+	if again := base(); again.ID() != again.ID() || again.ID() != id {
+		t.Fatal("ID is not stable")
+	}
 	if len(id) != 32 {
 		t.Fatalf("ID() = %q, want 32 hex characters", id)
 	}

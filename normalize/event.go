@@ -127,6 +127,8 @@ type Event struct {
 	// Unmapped is true when the provider's status is not in the mapping, so
 	// Status is StatusUnknown: the caller logs a warning.
 	Unmapped bool
+
+	id string // ID's result, computed once
 }
 
 // Normalizer turns one provider's payload into an Event.
