@@ -42,7 +42,6 @@ var rejections = []rejection{
 	{normalize.ErrMissingField, http.StatusBadRequest, "field_missing", ""},
 	{normalize.ErrInexactAmount, http.StatusBadRequest, "amount_inexact", ""},
 	{normalize.ErrUnknownCurrency, http.StatusBadRequest, "currency_unknown", ""},
-	{errEncode, http.StatusInternalServerError, "envelope_not_encodable", ""},
 	{errClaimUnavailable, http.StatusServiceUnavailable, "dedupe_unavailable", ""},
 }
 

@@ -426,11 +426,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	}
 	rec.event = event
-	envelope, err := normalize.Encode(event, result, rec.start)
-	if err != nil {
-		h.reject(w, rec, fmt.Errorf("%w: %v", errEncode, err))
-		return nil
-	}
+	envelope := normalize.Encode(event, result, rec.start)
 	rec.eventID = event.ID()
 	caddyhttp.SetVar(r.Context(), "payhook.event_id", rec.eventID)
 	caddyhttp.SetVar(r.Context(), "payhook.status", string(event.Status))

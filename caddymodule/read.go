@@ -18,7 +18,6 @@ var (
 	errContentType    = errors.New("content type not accepted")
 	errBodyTooLarge   = errors.New("body over the limit")
 	errBodyUnreadable = errors.New("body unreadable")
-	errEncode         = errors.New("envelope not encodable")
 )
 
 // read checks the method and content type, then reads the body, bounded by

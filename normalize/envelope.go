@@ -112,7 +112,7 @@ func appendDigits(b []byte, n, width int) []byte {
 // arrived. The output is compact JSON without HTML escaping, in the field
 // order of the README. The original and fetched payloads were validated
 // when they were parsed and are embedded as they are, not re-encoded.
-func Encode(e *Event, verification verify.Result, receivedAt time.Time) ([]byte, error) {
+func Encode(e *Event, verification verify.Result, receivedAt time.Time) []byte {
 	receivedAt = receivedAt.UTC()
 	eventTime := receivedAt
 	// A provider's time outside RFC 3339's four-digit years is no time.
@@ -123,23 +123,23 @@ func Encode(e *Event, verification verify.Result, receivedAt time.Time) ([]byte,
 	b = append(b, `{"specversion":"1.0","id":"`...)
 	b = append(b, e.ID()...)
 	b = append(b, `","source":`...)
-	b = appendString(b, "payhook/"+e.Provider)
+	b = appendJSONString(b, "payhook/"+e.Provider)
 	b = append(b, `,"type":`...)
-	b = appendString(b, e.Type())
+	b = appendJSONString(b, e.Type())
 	if e.MerchantReference != "" {
 		b = append(b, `,"subject":`...)
-		b = appendString(b, e.MerchantReference)
+		b = appendJSONString(b, e.MerchantReference)
 	}
 	b = append(b, `,"time":"`...)
 	b = appendUTC(b, eventTime, false)
 	b = append(b, `","datacontenttype":"application/json","data":{"provider":`...)
-	b = appendString(b, e.Provider)
+	b = appendJSONString(b, e.Provider)
 	b = append(b, `,"object":`...)
-	b = appendString(b, string(e.Object))
+	b = appendJSONString(b, string(e.Object))
 	b = append(b, `,"status":`...)
-	b = appendString(b, string(e.Status))
+	b = appendJSONString(b, string(e.Status))
 	b = append(b, `,"provider_status":`...)
-	b = appendString(b, e.ProviderStatus)
+	b = appendJSONString(b, e.ProviderStatus)
 	b = append(b, `,"merchant_reference":`...)
 	b = appendNullableString(b, e.MerchantReference)
 	b = append(b, `,"provider_reference":`...)
@@ -151,7 +151,7 @@ func Encode(e *Event, verification verify.Result, receivedAt time.Time) ([]byte,
 		b = append(b, `{"value":`...)
 		b = strconv.AppendInt(b, e.Amount.MinorUnits, 10)
 		b = append(b, `,"currency":`...)
-		b = appendString(b, e.Amount.Currency)
+		b = appendJSONString(b, e.Amount.Currency)
 		b = append(b, '}')
 	}
 	b = append(b, `,"test":`...)
@@ -168,9 +168,9 @@ func Encode(e *Event, verification verify.Result, receivedAt time.Time) ([]byte,
 		b = append(b, "null"...)
 	} else {
 		b = append(b, `{"code":`...)
-		b = appendString(b, e.Failure.Code)
+		b = appendJSONString(b, e.Failure.Code)
 		b = append(b, `,"message":`...)
-		b = appendString(b, e.Failure.Message)
+		b = appendJSONString(b, e.Failure.Message)
 		b = append(b, '}')
 	}
 	b = append(b, `,"verification":`...)
@@ -183,15 +183,14 @@ func Encode(e *Event, verification verify.Result, receivedAt time.Time) ([]byte,
 		b = append(b, `,"fetched":`...)
 		b = appendRaw(b, e.Fetched)
 	}
-	b = append(b, "}}"...)
-	return b, nil
+	return append(b, "}}"...)
 }
 
 // appendVerification writes data.verification: how authenticity was
 // established, never a secret (verify.Result holds none).
 func appendVerification(b []byte, v *verify.Result) []byte {
 	b = append(b, `{"method":`...)
-	b = appendString(b, v.Method)
+	b = appendJSONString(b, v.Method)
 	for _, field := range [...]struct{ name, value string }{
 		{"date", v.Date}, {"variant", v.Variant},
 	} {
@@ -199,7 +198,7 @@ func appendVerification(b []byte, v *verify.Result) []byte {
 			b = append(b, ',', '"')
 			b = append(b, field.name...)
 			b = append(b, '"', ':')
-			b = appendString(b, field.value)
+			b = appendJSONString(b, field.value)
 		}
 	}
 	if len(v.Also) > 0 {
@@ -208,7 +207,7 @@ func appendVerification(b []byte, v *verify.Result) []byte {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendString(b, check)
+			b = appendJSONString(b, check)
 		}
 		b = append(b, ']')
 	}
@@ -219,7 +218,7 @@ func appendVerification(b []byte, v *verify.Result) []byte {
 			b = append(b, ',', '"')
 			b = append(b, field.name...)
 			b = append(b, '"', ':')
-			b = appendString(b, field.value)
+			b = appendJSONString(b, field.value)
 		}
 	}
 	return append(b, '}')
@@ -237,10 +236,5 @@ func appendNullableString(b []byte, s string) []byte {
 	if s == "" {
 		return append(b, "null"...)
 	}
-	return appendString(b, s)
-}
-
-// appendString appends s as a JSON string (see writeJSONString).
-func appendString(b []byte, s string) []byte {
 	return appendJSONString(b, s)
 }

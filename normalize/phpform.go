@@ -55,7 +55,7 @@ func DecodePHPForm(body []byte) []byte {
 const maxNesting = 64
 
 // register stores one decoded pair, following php_register_variable_ex.
-func (root *phpArray) register(key, value string) {
+func (a *phpArray) register(key, value string) {
 	if i := strings.IndexByte(key, 0); i >= 0 {
 		key = key[:i] // PHP reads the name as a C string
 	}
@@ -70,7 +70,7 @@ func (root *phpArray) register(key, value string) {
 	}
 	base = underscore(base, " .")
 	if open < 0 {
-		root.set(phpKeyOf(base), phpValue{str: value})
+		a.set(phpKeyOf(base), phpValue{str: value})
 		return
 	}
 
@@ -88,7 +88,7 @@ func (root *phpArray) register(key, value string) {
 			if len(indices) == 1 {
 				// Not an index: the '[' and what follows join the base name.
 				name := base + "_" + underscore(inner, " .[")
-				root.set(phpKeyOf(name), phpValue{str: value})
+				a.set(phpKeyOf(name), phpValue{str: value})
 				return
 			}
 			break // the unterminated part is ignored
@@ -106,7 +106,7 @@ func (root *phpArray) register(key, value string) {
 		}
 	}
 
-	arr := root
+	arr := a
 	for i, idx := range indices {
 		if i == len(indices)-1 {
 			if idx.appends {

@@ -65,10 +65,7 @@ func FuzzPyxis(f *testing.F) {
 		if err != nil {
 			return
 		}
-		envelope, err := Encode(ev, verify.Result{Method: "url-token"}, time.Now())
-		if err != nil {
-			t.Fatalf("accepted payload does not encode: %v", err)
-		}
+		envelope := Encode(ev, verify.Result{Method: "url-token"}, time.Now())
 		if err := envelopetest.Validate(envelope); err != nil {
 			t.Fatalf("accepted payload gives an invalid envelope: %v\n%s", err, envelope)
 		}

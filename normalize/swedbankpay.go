@@ -20,13 +20,12 @@ import (
 // legacy payment-instrument API ({"payment": "/psp/…", "transaction":
 // "/psp/…"}). A payment order is preferred (as the documentation requires),
 // then the transaction, then the payment. The path is not trusted here:
-// the verifier checks it.
+// the verifier checks it. It decodes in.Body first (see Decode), once.
 func SwedbankPayClaim(in *Input) (kind, path string, err error) {
-	doc, err := parseJSONObject(in.Body)
-	if err != nil {
+	if err := Decode(in); err != nil {
 		return "", "", err
 	}
-	in.Original = in.Body
+	doc := gjson.ParseBytes(in.Original)
 	for _, c := range [...]struct{ field, kind string }{
 		{"paymentOrder", "paymentorder"}, {"transaction", "transaction"}, {"payment", "payment"},
 	} {

@@ -83,10 +83,7 @@ func FuzzSwedbankPay(f *testing.F) {
 		if err != nil {
 			return
 		}
-		envelope, err := Encode(ev, verify.Result{Method: "api-fetch"}, time.Now())
-		if err != nil {
-			t.Fatalf("accepted payload does not encode: %v", err)
-		}
+		envelope := Encode(ev, verify.Result{Method: "api-fetch"}, time.Now())
 		if err := envelopetest.Validate(envelope); err != nil {
 			t.Fatalf("accepted payload gives an invalid envelope: %v\n%s", err, envelope)
 		}

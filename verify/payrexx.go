@@ -57,8 +57,11 @@ func (v *Payrexx) Verify(ctx context.Context, cb *Callback) (Result, error) {
 		return Result{}, err
 	}
 	// {"status": "success", "data": [ {…} ]} or {"status": "error", "message": "…"}
+	if !gjson.ValidBytes(resp.Body) {
+		return Result{}, fmt.Errorf("%w: not JSON (HTTP %d)", ErrAPIResponse, resp.Status)
+	}
 	answer := gjson.ParseBytes(resp.Body)
-	if !gjson.ValidBytes(resp.Body) || !answer.IsObject() {
+	if !answer.IsObject() {
 		return Result{}, fmt.Errorf("%w: not a JSON object (HTTP %d)", ErrAPIResponse, resp.Status)
 	}
 	switch answer.Get("status").String() {
