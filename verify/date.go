@@ -30,12 +30,28 @@ func ParseDate(value string) (time.Time, error) {
 	if len(value) > maxDateLen {
 		return time.Time{}, fmt.Errorf("%w: too long", ErrMalformedDate)
 	}
+	if hasFraction(value) {
+		return time.Time{}, fmt.Errorf("%w: fractional seconds", ErrMalformedDate)
+	}
 	for _, layout := range dateLayouts {
 		if t, err := time.Parse(layout, value); err == nil {
 			return t.UTC(), nil
 		}
 	}
 	return time.Time{}, ErrMalformedDate
+}
+
+// hasFraction reports whether value carries a fraction after a number, as in
+// "10:34:47.5" or "10:34:47,5". No HTTP date form has one, but time.Parse
+// accepts a fraction after the seconds of any layout, which would make the
+// signed Date a different instant from the one the sender formatted.
+func hasFraction(value string) bool {
+	for i := 1; i < len(value); i++ {
+		if (value[i] == '.' || value[i] == ',') && '0' <= value[i-1] && value[i-1] <= '9' {
+			return true
+		}
+	}
+	return false
 }
 
 // CheckDate parses value with ParseDate and checks that it lies within maxSkew
