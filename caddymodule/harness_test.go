@@ -250,10 +250,16 @@ func (e *env) send(c *callback) (*http.Response, string) {
 	return e.do(req)
 }
 
+// testClient sends the tests' callbacks, each on a new connection. Caddy
+// keeps its listener across config loads but closes the old server's idle
+// connections, and a POST written onto such a connection just as it closes
+// fails with EOF (Go does not retry a POST): a reused connection made the
+// first callback of a test fail now and then under load.
+var testClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+
 func (e *env) do(req *http.Request) (*http.Response, string) {
 	e.t.Helper()
-	client := &http.Client{Timeout: 10 * time.Second}
-	resp, err := client.Do(req)
+	resp, err := testClient.Do(req)
 	if err != nil {
 		e.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
 	}
