@@ -97,6 +97,23 @@ func TestSwedbankPayStatusesThroughCaddy(t *testing.T) {
 	}
 }
 
+// A Checkout v2/v3.0 order names the merchant's references only in its
+// payeeInfo, which payhook asks the API to expand.
+func TestSwedbankPayReferenceFromExpandedPayeeInfo(t *testing.T) {
+	e, api := startSwedbank(t, "", "dedupe off")
+	api.set(poPath, 200, `{"paymentOrder":{"id":"`+poPath+`","status":"Paid","transactionType":"Sale","currency":"SEK","amount":150000,`+
+		`"payeeInfo":{"id":"`+poPath+`/payeeinfo","payeeId":"5cabf558-5283-482f-b252-4d58e06f6f3b","payeeReference":"1642756240","orderReference":"or-549213"}}}`)
+	resp, body := e.post("/callbacks/swedbankpay", "application/json", callbackV2, nil)
+	expectAnswer(t, resp, body, http.StatusOK, "OK")
+	r, _ := e.onlyDelivery()
+	if got := gjson.GetBytes(r.Body, "data.merchant_reference").String(); got != "or-549213" {
+		t.Errorf("merchant_reference = %q, want the expanded payeeInfo's orderReference", got)
+	}
+	if asked := api.asked(); len(asked) != 1 || asked[0].URL.Query().Get("$expand") != "payeeInfo" {
+		t.Errorf("the payment order was not asked for with $expand=payeeInfo: %v", asked)
+	}
+}
+
 func TestSwedbankPayFailuresForwardNothing(t *testing.T) {
 	for _, tt := range []struct {
 		name   string

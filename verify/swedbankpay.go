@@ -62,6 +62,12 @@ type SwedbankPay struct {
 // answer that holds the resource.
 var swedbankKinds = map[string]string{"paymentorder": "paymentOrder", "transaction": "transaction", "payment": "payment"}
 
+// expandPayeeInfo asks for a payment order's or payment's payeeInfo inline.
+// Without it, Checkout v2 and v3.0 orders (and legacy payments) carry only a
+// link to their payeeInfo, so the merchant's orderReference and
+// payeeReference would be missing from the envelope.
+const expandPayeeInfo = "?$expand=payeeInfo"
+
 // Verify fetches cb.Claim back. For a transaction, whose document has no
 // currency, it also fetches the payment the transaction belongs to and
 // expands it in place of its link, as Swedbank Pay's $expand would.
@@ -70,7 +76,11 @@ func (v *SwedbankPay) Verify(ctx context.Context, cb *Callback) (Result, error) 
 	if !ok {
 		return Result{}, fmt.Errorf("%w: unknown kind %q", ErrBadResource, truncate(cb.Claim.Kind, 24))
 	}
-	doc, err := v.get(ctx, cb.Claim.ID, field)
+	query := expandPayeeInfo
+	if field == "transaction" {
+		query = "" // a transaction carries its payeeReference itself
+	}
+	doc, err := v.get(ctx, cb.Claim.ID, query, field)
 	if err != nil {
 		return Result{}, err
 	}
@@ -81,7 +91,7 @@ func (v *SwedbankPay) Verify(ctx context.Context, cb *Callback) (Result, error) 
 		res.Status = strings.TrimSpace(resource.Get("type").String() + " " + resource.Get("state").String())
 		paymentPath := gjson.GetBytes(doc, "payment")
 		if paymentPath.Type == gjson.String {
-			payment, err := v.get(ctx, paymentPath.Str, "payment")
+			payment, err := v.get(ctx, paymentPath.Str, expandPayeeInfo, "payment")
 			if err != nil {
 				return Result{}, err
 			}
@@ -95,13 +105,14 @@ func (v *SwedbankPay) Verify(ctx context.Context, cb *Callback) (Result, error) 
 	return res, nil
 }
 
-// get fetches path and checks that the answer holds the resource at field
-// with that id.
-func (v *SwedbankPay) get(ctx context.Context, path, field string) ([]byte, error) {
+// get fetches path with query (a constant of this file, never from the
+// callback) and checks that the answer holds the resource at field with that
+// id.
+func (v *SwedbankPay) get(ctx context.Context, path, query, field string) ([]byte, error) {
 	if err := CheckPSPPath(path); err != nil {
 		return nil, err
 	}
-	resp, err := v.Fetcher.Get(ctx, strings.TrimRight(v.APIBase, "/")+path, http.Header{"Authorization": {"Bearer " + string(v.Token)}})
+	resp, err := v.Fetcher.Get(ctx, strings.TrimRight(v.APIBase, "/")+path+query, http.Header{"Authorization": {"Bearer " + string(v.Token)}})
 	if err != nil {
 		return nil, err
 	}

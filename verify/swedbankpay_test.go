@@ -85,6 +85,10 @@ func TestSwedbankPayFetchesThePaymentOrder(t *testing.T) {
 	if got := api.requests[0].Header.Get("Authorization"); got != "Bearer bearer-secret" {
 		t.Errorf("Authorization = %q", got)
 	}
+	// v2 and v3.0 orders carry the merchant's references only in payeeInfo.
+	if got := api.requests[0].URL.Query().Get("$expand"); got != "payeeInfo" {
+		t.Errorf("$expand = %q, want payeeInfo", got)
+	}
 	_, err = v.Verify(context.Background(), &Callback{Claim: Claim{Kind: "paymentorder", ID: "/psp/paymentorders/unknown"}})
 	if !errors.Is(err, ErrUnknownResource) {
 		t.Errorf("unknown order: %v", err)
@@ -108,6 +112,9 @@ func TestSwedbankPayExpandsATransactionsPayment(t *testing.T) {
 	if res.Status != "Capture Completed" || gjson.GetBytes(res.Fetched, "payment.currency").String() != "NOK" ||
 		gjson.GetBytes(res.Fetched, "transaction.payeeReference").String() != "cap-1" {
 		t.Errorf("result %+v fetched %s", res, res.Fetched)
+	}
+	if len(api.requests) != 2 || api.requests[0].URL.RawQuery != "" || api.requests[1].URL.Query().Get("$expand") != "payeeInfo" {
+		t.Errorf("want the transaction as is, then its payment with payeeInfo expanded; asked %v", api.requests)
 	}
 }
 
