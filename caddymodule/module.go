@@ -134,6 +134,7 @@ type resolvedConfig struct {
 	allowList        *verify.AllowList
 	instance         string
 	apiBase          string
+	test             *bool // api_base is the provider's test (or live) environment
 	fetcher          *verify.Fetcher
 }
 
@@ -338,6 +339,7 @@ func (h *Handler) resolve() error {
 		if r.apiBase, err = checkAPIBase(base); err != nil {
 			return err
 		}
+		r.test = apiEnvironment(h.provider.testHosts, r.apiBase)
 		r.fetcher = verify.NewFetcher(time.Duration(h.APITimeout), 0)
 	}
 	return nil
@@ -381,6 +383,19 @@ func checkAPIBase(base string) (string, error) {
 	return strings.TrimRight(u.String(), "/"), nil
 }
 
+// apiEnvironment tells whether apiBase (checked by checkAPIBase) is one of
+// the provider's known test or live hosts; nil for any other host.
+func apiEnvironment(testHosts map[string]bool, apiBase string) *bool {
+	u, err := url.Parse(apiBase)
+	if err != nil {
+		return nil
+	}
+	if test, ok := testHosts[strings.ToLower(u.Hostname())]; ok {
+		return &test
+	}
+	return nil
+}
+
 // Validate is a no-op: every check needs the provisioned provider and is
 // done in Provision, which `caddy validate` runs too.
 func (h *Handler) Validate() error { return nil }
@@ -406,7 +421,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		h.reject(w, rec, err)
 		return nil
 	}
-	in := &normalize.Input{Provider: h.Provider, ContentType: mediaType, Body: cb.Body, DefaultCurrency: h.Currency}
+	in := &normalize.Input{Provider: h.Provider, ContentType: mediaType, Body: cb.Body, DefaultCurrency: h.Currency, Test: h.resolved.test}
 	if err := h.claim(in, cb); err != nil {
 		h.reject(w, rec, err)
 		return nil

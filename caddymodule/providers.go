@@ -25,6 +25,9 @@ type provider struct {
 	claim func(in *normalize.Input) (verify.Claim, error)
 	// defaultAPIBase is the provider's API, for providers payhook fetches from.
 	defaultAPIBase string
+	// testHosts maps the provider's API hosts to whether they are its test
+	// environment, for providers whose documents do not say (data.test).
+	testHosts map[string]bool
 	// verifiedByURLToken says the provider's verification is the URL token
 	// itself, which therefore is not added again as an extra check.
 	verifiedByURLToken bool
@@ -62,6 +65,7 @@ var providers = map[string]*provider{
 		contentTypes:   []string{"application/json"},
 		options:        []string{"token", "api_base", "api_timeout"},
 		defaultAPIBase: "https://api.payex.com",
+		testHosts:      map[string]bool{"api.payex.com": false, "api.externalintegration.payex.com": true},
 		newVerifier: func(h *Handler) (verify.Verifier, error) {
 			if len(h.resolved.token) == 0 {
 				return nil, errors.New("token is required (token {env.SWEDBANK_PAY_TOKEN})")

@@ -87,6 +87,10 @@ type Input struct {
 	// DefaultCurrency is the configured currency for providers whose
 	// payloads name none (Pyxis).
 	DefaultCurrency string
+	// Test says whether the configured API is the provider's test
+	// environment, for providers whose documents do not say (Swedbank Pay);
+	// nil when the configuration does not tell.
+	Test *bool
 }
 
 // Decode sets in.Original from in.Body: a form body decoded with PHP's

@@ -116,7 +116,9 @@ func SwedbankPay(in *Input) (*Event, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fetched document: %w", err)
 	}
-	ev := &Event{Provider: in.Provider, Object: ObjectPayment, Original: in.Original, Fetched: in.Fetched}
+	// The documents do not say which environment they come from; the API
+	// they were fetched from does.
+	ev := &Event{Provider: in.Provider, Object: ObjectPayment, Original: in.Original, Fetched: in.Fetched, Test: in.Test}
 	var amountField, currencyField gjson.Result
 	switch order, transaction := doc.Get("paymentOrder"), doc.Get("transaction"); {
 	case order.IsObject():

@@ -75,6 +75,26 @@ func TestSwedbankPayTransactionMapping(t *testing.T) {
 	}
 }
 
+// data.test comes from the configured API, as the documents do not say.
+func TestSwedbankPayTestFromTheAPIEnvironment(t *testing.T) {
+	fetched := []byte(`{"paymentOrder":{"id":"/psp/paymentorders/1","status":"Paid","transactionType":"Sale","amount":100,"currency":"SEK"}}`)
+	body := []byte(`{"paymentOrder":{"id":"/psp/paymentorders/1"}}`)
+	yes, no := true, false
+	for _, test := range []*bool{&yes, &no, nil} {
+		ev, err := SwedbankPay(&Input{Provider: "swedbankpay", Body: body, Original: body, Fetched: fetched, Test: test})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "null"
+		if test != nil {
+			want = fmt.Sprint(*test)
+		}
+		if got := gjson.GetBytes(Encode(ev, verify.Result{Method: "api-fetch"}, time.Now()), "data.test").Raw; got != want {
+			t.Errorf("Input.Test %s: data.test = %s", want, got)
+		}
+	}
+}
+
 func FuzzSwedbankPay(f *testing.F) {
 	f.Add([]byte(`{"paymentOrder":{"id":"/psp/paymentorders/1"}}`), []byte(`{"paymentOrder":{"id":"/psp/paymentorders/1","status":"Paid","amount":"100","currency":"SEK","remainingCaptureAmount":5}}`))
 	f.Add([]byte(`{"payment":"/psp/p/1","transaction":"/psp/p/1/transactions/2"}`), []byte(`{"payment":{"currency":"nok"},"transaction":{"type":"Reversal","state":"Failed","amount":1,"problem":{"type":"x"}}}`))
