@@ -58,16 +58,17 @@ func TestJSONConfigUnknownProviderFails(t *testing.T) {
 func TestJSONConfig(t *testing.T) {
 	t.Setenv("PAYHOOK_TEST_SECRET", testSecret)
 	u := newUpstream(t)
-	e := &env{t: t, upstream: u, logFile: filepath.Join(t.TempDir(), "unused.log")}
+	port := httpPortFor(t)
+	e := &env{t: t, base: fmt.Sprintf("http://localhost:%d", port), upstream: u, logFile: filepath.Join(t.TempDir(), "unused.log")}
 	caddytest.NewTester(t).InitServer(fmt.Sprintf(`{
 		"admin": {"listen": "localhost:2999"},
 		"storage": {"module": "file_system", "root": %q},
-		"apps": {"http": {"http_port": 9080, "servers": {"srv0": {"listen": [":9080"], "routes": [{"handle": [
+		"apps": {"http": {"http_port": %d, "servers": {"srv0": {"listen": [":%d"], "routes": [{"handle": [
 			{"handler": "payhook", "provider": "ixopay", "secrets": ["{env.PAYHOOK_TEST_SECRET}"],
 			 "max_skew": "2m", "max_body": 4096, "legacy_md5": true},
 			{"handler": "reverse_proxy", "upstreams": [{"dial": %q}]}
 		]}]}}}}
-	}`, t.TempDir(), strings.TrimPrefix(u.URL, "http://")), "json")
+	}`, t.TempDir(), port, port, strings.TrimPrefix(u.URL, "http://")), "json")
 	resp, body := e.send(ixopayCallback(debitOK))
 	expectAnswer(t, resp, body, http.StatusOK, "OK")
 	e.onlyDelivery()
@@ -97,7 +98,7 @@ func TestSecretFromFile(t *testing.T) {
 func TestLegacyMD5OnlyWhenEnabled(t *testing.T) {
 	send := func(e *env) int {
 		c := ixopayCallback(debitOK)
-		req, _ := http.NewRequest(http.MethodPost, caddyBase+c.uri, bytes.NewReader(c.body))
+		req, _ := http.NewRequest(http.MethodPost, e.base+c.uri, bytes.NewReader(c.body))
 		req.Header.Set("Content-Type", c.contentType)
 		req.Header.Set("Date", c.date)
 		req.Header.Set("X-Signature", signMD5(c))

@@ -32,8 +32,32 @@ import (
 const (
 	testSecret         = "it-shared-secret-0123456789"
 	testPreviousSecret = "it-previous-secret-9876543210"
-	caddyBase          = "http://localhost:9080"
 )
+
+// httpPorts gives each test its own HTTP port, kept across the reloads the
+// test does itself. A reload shares the listener between the old and the
+// new server, and Caddy returns from the load once the old server has begun
+// its shutdown, not finished it: on a busy machine the old server could
+// still accept the next test's first callback and drop it (seen as EOF or a
+// connection reset). On its own port, a test only ever reaches its own
+// configuration.
+var httpPorts = struct {
+	sync.Mutex
+	byTest map[string]int
+	next   int
+}{byTest: map[string]int{}}
+
+func httpPortFor(t *testing.T) int {
+	httpPorts.Lock()
+	defer httpPorts.Unlock()
+	if port, ok := httpPorts.byTest[t.Name()]; ok {
+		return port
+	}
+	port := 9100 + httpPorts.next%60 // 9100–9159: clear of the cluster test's ports
+	httpPorts.next++
+	httpPorts.byTest[t.Name()] = port
+	return port
+}
 
 func TestMain(m *testing.M) {
 	flag.Parse()
@@ -117,6 +141,7 @@ func (u *upstream) reset() {
 // env is one running Caddy configuration with its upstream and log file.
 type env struct {
 	t        *testing.T
+	base     string // http://localhost:<the test's port>
 	upstream *upstream
 	logFile  string
 	storage  string // Caddy's storage directory, one per test
@@ -153,10 +178,11 @@ func startCaddyOn(t *testing.T, storage, globals, siteBody string) *env {
 	t.Helper()
 	t.Setenv("PAYHOOK_TEST_SECRET", testSecret)
 	t.Setenv("PAYHOOK_TEST_PREVIOUS_SECRET", testPreviousSecret)
-	e := &env{t: t, upstream: newUpstream(t), logFile: filepath.Join(t.TempDir(), "caddy.log"), storage: storage}
+	port := httpPortFor(t)
+	e := &env{t: t, base: fmt.Sprintf("http://localhost:%d", port), upstream: newUpstream(t), logFile: filepath.Join(t.TempDir(), "caddy.log"), storage: storage}
 	config := fmt.Sprintf(`{
 	admin localhost:2999
-	http_port 9080
+	http_port %d
 	https_port 9443
 	grace_period 1ns
 	skip_install_trust
@@ -170,10 +196,10 @@ func startCaddyOn(t *testing.T, storage, globals, siteBody string) *env {
 	%s
 }
 
-http://localhost:9080 {
+http://localhost:%d {
 	%s
 }
-`, e.storage, e.logFile, globals, strings.ReplaceAll(siteBody, "{upstream}", strings.TrimPrefix(e.upstream.URL, "http://")))
+`, port, e.storage, e.logFile, globals, port, strings.ReplaceAll(siteBody, "{upstream}", strings.TrimPrefix(e.upstream.URL, "http://")))
 	loaded := false
 	defer func() {
 		// caddytest skips, rather than fails, when it cannot start Caddy.
@@ -229,7 +255,7 @@ func (e *env) send(c *callback) (*http.Response, string) {
 	if c.chunked {
 		body = io.MultiReader(bytes.NewReader(c.body)) // unknown length: chunked
 	}
-	req, err := http.NewRequest(c.method, caddyBase+c.uri, body)
+	req, err := http.NewRequest(c.method, e.base+c.uri, body)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -367,10 +393,41 @@ func (f *fakeAPI) connections() int {
 	return f.conns
 }
 
+// postUnread sends a callback whose body payhook refuses to read, and
+// reads the answer while the body is still being written. Caddy answers,
+// stops reading and closes the connection, so a client that first writes
+// the whole body can hit a connection reset before it reads the answer;
+// writing and reading at once, as a provider's HTTP client does, sees it.
+func (e *env) postUnread(uri, contentType, body string, header http.Header) (*http.Response, string) {
+	e.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, e.base+uri, strings.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	for name, values := range header {
+		req.Header[name] = values
+	}
+	conn, err := net.DialTimeout("tcp", req.URL.Host, 5*time.Second)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	go func() { _ = req.Write(conn) }() // fails once Caddy closes; the answer is what counts
+	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+	if err != nil {
+		e.t.Fatalf("%s %s: no answer: %v", req.Method, req.URL, err)
+	}
+	defer resp.Body.Close()
+	answer, _ := io.ReadAll(resp.Body)
+	return resp, string(answer)
+}
+
 // post sends a plain (unsigned) callback.
 func (e *env) post(uri, contentType, body string, header http.Header) (*http.Response, string) {
 	e.t.Helper()
-	req, err := http.NewRequest(http.MethodPost, caddyBase+uri, strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, e.base+uri, strings.NewReader(body))
 	if err != nil {
 		e.t.Fatal(err)
 	}

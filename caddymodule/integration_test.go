@@ -270,7 +270,7 @@ func TestRejectionsForwardNothing(t *testing.T) {
 // sign returns the signature of c as it stands.
 func (e *env) sign(c *callback) string {
 	c2 := *c
-	req, _ := http.NewRequest(c2.method, caddyBase+c2.uri, nil)
+	req, _ := http.NewRequest(c2.method, e.base+c2.uri, nil)
 	req.Header.Set("Content-Type", c2.contentType)
 	signIXOPAYAt(req, c2.body, []byte(c2.secret), c2.date)
 	return req.Header.Get("X-Signature")
@@ -343,7 +343,7 @@ func TestSendCommandDeliversThroughCaddy(t *testing.T) {
 	e := startCaddy(t, defaultSite)
 	for _, status := range []string{"captured", "refund_failed", "chargeback"} {
 		e.upstream.reset()
-		resp, body, err := sendSample(t.Context(), "ixopay", caddyBase+"/callbacks/ixopay?x=1", sendOptions{
+		resp, body, err := sendSample(t.Context(), "ixopay", e.base+"/callbacks/ixopay?x=1", sendOptions{
 			secret: testSecret, status: status, amount: "12.30", currency: "chf", reference: "order-7", timeout: 5 * time.Second,
 		})
 		if err != nil {
@@ -355,7 +355,7 @@ func TestSendCommandDeliversThroughCaddy(t *testing.T) {
 			t.Errorf("send %s delivered %+v", status, doc.Data)
 		}
 	}
-	if _, _, err := sendSample(t.Context(), "ixopay", caddyBase+"/callbacks/ixopay", sendOptions{status: "captured", amount: "1", currency: "EUR", timeout: time.Second}); err == nil {
+	if _, _, err := sendSample(t.Context(), "ixopay", e.base+"/callbacks/ixopay", sendOptions{status: "captured", amount: "1", currency: "EUR", timeout: time.Second}); err == nil {
 		t.Error("send without --secret succeeded")
 	}
 }

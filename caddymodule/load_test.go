@@ -98,7 +98,7 @@ func TestLoad(t *testing.T) {
 					return
 				}
 				began := time.Now()
-				outcomes[i] = outcome{sendLoad(client, requests[i].c, requests[i].kind.name != "stale"), time.Since(began)}
+				outcomes[i] = outcome{sendLoad(client, e.base, requests[i].c, requests[i].kind.name != "stale"), time.Since(began)}
 			}
 		}()
 	}
@@ -227,11 +227,11 @@ func loadRequests(n int) []loadRequest {
 
 // sendLoad signs c and sends it; with fresh, the Date is now, so that a
 // long run keeps its Dates inside the window.
-func sendLoad(client *http.Client, c *callback, fresh bool) int {
+func sendLoad(client *http.Client, base string, c *callback, fresh bool) int {
 	if fresh {
 		c.date = time.Now().UTC().Format(http.TimeFormat)
 	}
-	req, _ := http.NewRequest(c.method, caddyBase+c.uri, strings.NewReader(string(c.body)))
+	req, _ := http.NewRequest(c.method, base+c.uri, strings.NewReader(string(c.body)))
 	req.Header.Set("Content-Type", c.contentType)
 	req.Header.Set("Date", c.date)
 	req.Header.Set("X-Signature", verify.SignIXOPAY([]byte(c.secret), verify.IXOPAYSHA512, verify.IXOPAYMessage{
