@@ -393,6 +393,12 @@ func (f *fakeAPI) connections() int {
 	return f.conns
 }
 
+// post sends a plain (unsigned) callback.
+func (e *env) post(uri, contentType, body string, header http.Header) (*http.Response, string) {
+	e.t.Helper()
+	return e.do(e.postRequest(uri, contentType, body, header))
+}
+
 // postUnread sends a callback whose body payhook refuses to read, and
 // reads the answer while the body is still being written. Caddy answers,
 // stops reading and closes the connection, so a client that first writes
@@ -400,14 +406,7 @@ func (f *fakeAPI) connections() int {
 // writing and reading at once, as a provider's HTTP client does, sees it.
 func (e *env) postUnread(uri, contentType, body string, header http.Header) (*http.Response, string) {
 	e.t.Helper()
-	req, err := http.NewRequest(http.MethodPost, e.base+uri, strings.NewReader(body))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", contentType)
-	for name, values := range header {
-		req.Header[name] = values
-	}
+	req := e.postRequest(uri, contentType, body, header)
 	conn, err := net.DialTimeout("tcp", req.URL.Host, 5*time.Second)
 	if err != nil {
 		e.t.Fatal(err)
@@ -424,8 +423,7 @@ func (e *env) postUnread(uri, contentType, body string, header http.Header) (*ht
 	return resp, string(answer)
 }
 
-// post sends a plain (unsigned) callback.
-func (e *env) post(uri, contentType, body string, header http.Header) (*http.Response, string) {
+func (e *env) postRequest(uri, contentType, body string, header http.Header) *http.Request {
 	e.t.Helper()
 	req, err := http.NewRequest(http.MethodPost, e.base+uri, strings.NewReader(body))
 	if err != nil {
@@ -435,5 +433,5 @@ func (e *env) post(uri, contentType, body string, header http.Header) (*http.Res
 	for name, values := range header {
 		req.Header[name] = values
 	}
-	return e.do(req)
+	return req
 }
