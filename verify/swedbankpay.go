@@ -117,6 +117,11 @@ func (v *SwedbankPay) get(ctx context.Context, path, query, field string) ([]byt
 		return nil, err
 	}
 	if resp.Status >= 400 {
+		if query != "" {
+			// Should the API ever refuse the expansion itself, a callback
+			// without its references beats a real payment refused as unknown.
+			return v.get(ctx, path, "", field)
+		}
 		// Swedbank Pay answers an id it cannot parse with 400 and a problem document.
 		return nil, fmt.Errorf("%w (HTTP %d)", ErrUnknownResource, resp.Status)
 	}

@@ -118,6 +118,33 @@ func TestSwedbankPayExpandsATransactionsPayment(t *testing.T) {
 	}
 }
 
+// Should the API refuse $expand, the payment order is asked for as it is:
+// its callback then lacks the references, but it is not refused as unknown.
+func TestSwedbankPayWithoutExpansionWhenTheAPIRefusesIt(t *testing.T) {
+	var api *fakePayrexx
+	api = newFakePayrexx(t, func(string) (int, string) {
+		api.mu.Lock()
+		expanded := api.requests[len(api.requests)-1].URL.RawQuery != ""
+		api.mu.Unlock()
+		if expanded {
+			return 400, `{"type":"https://api.payex.com/psp/errordetail/inputerror","status":400}`
+		}
+		return 200, poDoc
+	})
+	res, err := swedbankVerifier(api.URL).Verify(context.Background(), &Callback{Claim: Claim{Kind: "paymentorder", ID: poPath}})
+	if err != nil || res.Status != "Paid" {
+		t.Fatalf("Verify = %+v, %v; want the order fetched without $expand", res, err)
+	}
+	if len(api.requests) != 2 || api.requests[0].URL.RawQuery == "" || api.requests[1].URL.RawQuery != "" {
+		t.Errorf("want one request with $expand, then one without; got %d", len(api.requests))
+	}
+	// An id the API cannot parse is still unknown, after the second try.
+	refusing := newFakePayrexx(t, func(string) (int, string) { return 400, `{"status":400}` })
+	if _, err := swedbankVerifier(refusing.URL).Verify(context.Background(), &Callback{Claim: Claim{Kind: "paymentorder", ID: poPath}}); !errors.Is(err, ErrUnknownResource) {
+		t.Errorf("400 twice: %v, want ErrUnknownResource", err)
+	}
+}
+
 func TestSwedbankPayNeverLeavesTheAPI(t *testing.T) {
 	api := newFakePayrexx(t, func(string) (int, string) { return 200, poDoc })
 	for _, claim := range []Claim{
