@@ -3,6 +3,7 @@ package normalize
 import (
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 )
 
@@ -30,6 +31,34 @@ func ParseDecimalAmount(decimal, currency string) (Amount, error) {
 		return Amount{}, fmt.Errorf("%w: %q", ErrUnknownCurrency, truncate(currency, 8))
 	}
 	return parseScaled(decimal, currency, exp)
+}
+
+// Decimal writes a in its currency's major units ("9.99" for 999 EUR), the
+// inverse of ParseDecimalAmount. An unknown currency is ErrUnknownCurrency.
+func (a Amount) Decimal() (string, error) {
+	exp, ok := MinorUnitExponent(a.Currency)
+	if !ok {
+		return "", fmt.Errorf("%w: %q", ErrUnknownCurrency, a.Currency)
+	}
+	return formatDecimal(a.MinorUnits, exp), nil
+}
+
+// formatDecimal writes minor units as a decimal with exp fraction digits.
+func formatDecimal(minorUnits int64, exp int) string {
+	s := strconv.FormatInt(minorUnits, 10)
+	if exp == 0 {
+		return s
+	}
+	negative := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	for len(s) <= exp {
+		s = "0" + s
+	}
+	s = s[:len(s)-exp] + "." + s[len(s)-exp:]
+	if negative {
+		return "-" + s
+	}
+	return s
 }
 
 // parseScaled reads decimal as an exact multiple of 10^-exp and returns it

@@ -3,8 +3,6 @@ package normalize
 import (
 	"encoding/json"
 	"fmt"
-	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/tidwall/gjson"
@@ -143,9 +141,9 @@ func IXOPAYSample(s Sample) ([]byte, string, error) {
 	if !ok {
 		return nil, "", fmt.Errorf("ixopay sends no callback with status %q (it sends: %s)", s.Status, sampleStatuses(ixopaySampleStatus))
 	}
-	exp, ok := MinorUnitExponent(s.Amount.Currency)
-	if !ok {
-		return nil, "", fmt.Errorf("%w: %q", ErrUnknownCurrency, s.Amount.Currency)
+	amount, err := s.Amount.Decimal()
+	if err != nil {
+		return nil, "", err
 	}
 	doc := map[string]any{
 		"result":                tr[1],
@@ -154,7 +152,7 @@ func IXOPAYSample(s Sample) ([]byte, string, error) {
 		"purchaseId":            "sample-" + s.ProviderReference,
 		"transactionType":       tr[0],
 		"paymentMethod":         "Creditcard",
-		"amount":                formatDecimal(s.Amount.MinorUnits, exp),
+		"amount":                amount,
 		"currency":              s.Amount.Currency,
 		"returnData": map[string]any{
 			"_TYPE": "cardData", "type": "visa", "cardHolder": "Sample Customer",
@@ -167,31 +165,4 @@ func IXOPAYSample(s Sample) ([]byte, string, error) {
 	}
 	body, err := json.Marshal(doc)
 	return body, "application/json; charset=utf-8", err
-}
-
-// formatDecimal writes minor units as a decimal with exp fraction digits.
-func formatDecimal(minorUnits int64, exp int) string {
-	s := strconv.FormatInt(minorUnits, 10)
-	if exp == 0 {
-		return s
-	}
-	negative := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	for len(s) <= exp {
-		s = "0" + s
-	}
-	s = s[:len(s)-exp] + "." + s[len(s)-exp:]
-	if negative {
-		return "-" + s
-	}
-	return s
-}
-
-func sampleStatuses[V any](m map[Status]V) string {
-	names := make([]string, 0, len(m))
-	for s := range m {
-		names = append(names, string(s))
-	}
-	slices.Sort(names)
-	return strings.Join(names, ", ")
 }

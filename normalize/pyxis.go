@@ -89,13 +89,13 @@ func PyxisSample(s Sample) ([]byte, string, error) {
 	if !ok {
 		return nil, "", fmt.Errorf("pyxis sends no notification with status %q (it sends: %s)", s.Status, sampleStatuses(pyxisSampleStatus))
 	}
-	exp, ok := MinorUnitExponent(s.Amount.Currency)
-	if !ok {
-		return nil, "", fmt.Errorf("%w: %q", ErrUnknownCurrency, s.Amount.Currency)
+	amount, err := s.Amount.Decimal()
+	if err != nil {
+		return nil, "", err
 	}
 	body, err := json.Marshal(map[string]any{
 		"payment": map[string]any{
-			"id": s.ProviderReference, "amount": json.Number(formatDecimal(s.Amount.MinorUnits, exp)), "currency": s.Amount.Currency,
+			"id": s.ProviderReference, "amount": json.Number(amount), "currency": s.Amount.Currency,
 			"status": status, "timeStamp": time.Now().UTC().Format(time.RFC3339), "description": "sample from caddy payhook send",
 		},
 		"data": map[string]any{"orderId": s.MerchantReference},
