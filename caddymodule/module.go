@@ -441,13 +441,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	}
 	rec.event = event
-	envelope := normalize.Encode(event, result, rec.start)
 	rec.eventID = event.ID()
 	caddyhttp.SetVar(r.Context(), "payhook.event_id", rec.eventID)
 	caddyhttp.SetVar(r.Context(), "payhook.status", string(event.Status))
 
+	// The envelope is encoded only for a callback that is forwarded: a
+	// duplicate (a provider's retry, a replay) is acknowledged without one.
 	if h.dedupe == nil {
-		h.answer(w, rec, h.forward(r, next, envelope))
+		h.answer(w, rec, h.forward(r, next, normalize.Encode(event, result, rec.start)))
 		return nil
 	}
 	duplicate, release, err := h.dedupe.claim(r.Context(), rec.eventID)
@@ -458,7 +459,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		rec.outcome = outcomeDuplicate
 		rec.answered = h.provider.ack(w)
 	default:
-		up := h.forward(r, next, envelope)
+		up := h.forward(r, next, normalize.Encode(event, result, rec.start))
 		release(up.delivered())
 		h.answer(w, rec, up)
 	}
