@@ -103,10 +103,11 @@ func Decode(in *Input) error {
 		in.Original = DecodePHPForm(in.Body)
 		return nil
 	}
-	if _, err := parseJSONObject(in.Body); err != nil {
+	_, raw, err := parseJSONObject(in.Body)
+	if err != nil {
 		return err
 	}
-	in.Original = in.Body
+	in.Original = raw
 	return nil
 }
 

@@ -56,7 +56,7 @@ func ixopayStatus(transactionType, result string) (status Status, known bool) {
 
 // IXOPAY normalizes an IXOPAY status-change callback (JSON).
 func IXOPAY(in *Input) (*Event, error) {
-	doc, err := parseJSONObject(in.Body)
+	doc, raw, err := parseJSONObject(in.Body)
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +78,7 @@ func IXOPAY(in *Input) (*Event, error) {
 		ProviderStatus:    strings.TrimSpace(transactionType + " " + result),
 		MerchantReference: text(doc.Get("merchantTransactionId")),
 		ProviderReference: uuid,
-		Original:          in.Body,
+		Original:          raw,
 		Unmapped:          !known,
 	}
 

@@ -5,21 +5,34 @@ import (
 	"unsafe"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/payhook/payhook/verify"
 )
 
-// parseJSONObject checks that body is one valid JSON object and returns it
-// for reading with gjson. The body is not copied: the strings read from the
-// result share its memory, which is why Input.Body must not change while
-// an Event made from it is in use.
-func parseJSONObject(body []byte) (gjson.Result, error) {
-	if !gjson.ValidBytes(body) {
-		return gjson.Result{}, fmt.Errorf("%w: not valid JSON", ErrMalformed)
+// parseJSONObject checks that body is one JSON object nested at most
+// verify.MaxJSONDepth deep, without recursion, and returns it for reading
+// with gjson, together with raw: the bytes to embed in the envelope. raw is
+// body itself, or, when body holds strings that strict readers refuse
+// (invalid UTF-8, lone surrogates; see verify.CheckJSON), a repaired copy.
+// body is not copied otherwise: the strings read from the result share its
+// memory, which is why Input.Body must not change while an Event made from
+// it is in use.
+func parseJSONObject(body []byte) (doc gjson.Result, raw []byte, err error) {
+	repair, err := verify.CheckJSON(body, verify.MaxJSONDepth)
+	if err != nil {
+		return gjson.Result{}, nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	doc := gjson.Parse(unsafe.String(unsafe.SliceData(body), len(body)))
+	raw = body
+	if repair {
+		if raw, err = verify.RepairJSON(body, verify.MaxJSONDepth); err != nil {
+			return gjson.Result{}, nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
+	}
+	doc = gjson.Parse(unsafe.String(unsafe.SliceData(raw), len(raw)))
 	if !doc.IsObject() {
-		return gjson.Result{}, fmt.Errorf("%w: not a JSON object", ErrMalformed)
+		return gjson.Result{}, nil, fmt.Errorf("%w: not a JSON object", ErrMalformed)
 	}
-	return doc, nil
+	return doc, raw, nil
 }
 
 // text returns a scalar field as text whatever JSON type the provider chose

@@ -92,7 +92,7 @@ func Payrexx(in *Input) (*Event, error) {
 	if len(in.Fetched) == 0 {
 		return nil, errNotFetched
 	}
-	doc, err := parseJSONObject(in.Fetched)
+	doc, fetched, err := parseJSONObject(in.Fetched)
 	if err != nil {
 		return nil, fmt.Errorf("fetched document: %w", err)
 	}
@@ -104,7 +104,7 @@ func Payrexx(in *Input) (*Event, error) {
 		ProviderReference: text(doc.Get("id")),
 		MerchantReference: firstText(doc, "referenceId", "invoice.referenceId"),
 		Original:          in.Original,
-		Fetched:           in.Fetched,
+		Fetched:           fetched,
 		Time:              payrexxTime(text(doc.Get("time"))),
 	}
 	statuses := payrexxTransactionStatus

@@ -26,7 +26,7 @@ const PyxisDefaultCurrency = "GBP"
 // decimal in the currency's major unit ("12.50" is £12.50), in
 // payment.currency if present, else in.DefaultCurrency, else GBP.
 func Pyxis(in *Input) (*Event, error) {
-	doc, err := parseJSONObject(in.Body)
+	doc, raw, err := parseJSONObject(in.Body)
 	if err != nil {
 		return nil, err
 	}
@@ -46,7 +46,7 @@ func Pyxis(in *Input) (*Event, error) {
 		Unmapped:          !known,
 		ProviderStatus:    providerStatus,
 		ProviderReference: text(payment.Get("id")),
-		Original:          in.Body,
+		Original:          raw,
 		Time:              pyxisTime(text(payment.Get("timeStamp"))),
 	}
 	if ev.Status == StatusFailed {

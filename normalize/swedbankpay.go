@@ -112,13 +112,13 @@ func SwedbankPay(in *Input) (*Event, error) {
 	if len(in.Fetched) == 0 {
 		return nil, errNothingFetched
 	}
-	doc, err := parseJSONObject(in.Fetched)
+	doc, fetched, err := parseJSONObject(in.Fetched)
 	if err != nil {
 		return nil, fmt.Errorf("fetched document: %w", err)
 	}
 	// The documents do not say which environment they come from; the API
 	// they were fetched from does.
-	ev := &Event{Provider: in.Provider, Object: ObjectPayment, Original: in.Original, Fetched: in.Fetched, Test: in.Test}
+	ev := &Event{Provider: in.Provider, Object: ObjectPayment, Original: in.Original, Fetched: fetched, Test: in.Test}
 	var amountField, currencyField gjson.Result
 	switch order, transaction := doc.Get("paymentOrder"), doc.Get("transaction"); {
 	case order.IsObject():

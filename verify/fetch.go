@@ -137,3 +137,17 @@ func redactURLError(err error) error {
 	}
 	return err
 }
+
+// apiDocument checks that an API answer is JSON within MaxJSONDepth and
+// returns it ready to embed in the envelope: the answer itself, or a copy
+// whose strings RepairJSON made safe for strict readers.
+func apiDocument(resp *FetchResponse) ([]byte, error) {
+	repair, err := CheckJSON(resp.Body, MaxJSONDepth)
+	if err != nil {
+		return nil, fmt.Errorf("%w: not JSON (HTTP %d): %v", ErrAPIResponse, resp.Status, err)
+	}
+	if !repair {
+		return resp.Body, nil
+	}
+	return RepairJSON(resp.Body, MaxJSONDepth)
+}

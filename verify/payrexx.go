@@ -57,10 +57,11 @@ func (v *Payrexx) Verify(ctx context.Context, cb *Callback) (Result, error) {
 		return Result{}, err
 	}
 	// {"status": "success", "data": [ {…} ]} or {"status": "error", "message": "…"}
-	if !gjson.ValidBytes(resp.Body) {
-		return Result{}, fmt.Errorf("%w: not JSON (HTTP %d)", ErrAPIResponse, resp.Status)
+	doc, err := apiDocument(resp)
+	if err != nil {
+		return Result{}, err
 	}
-	answer := gjson.ParseBytes(resp.Body)
+	answer := gjson.ParseBytes(doc)
 	if !answer.IsObject() {
 		return Result{}, fmt.Errorf("%w: not a JSON object (HTTP %d)", ErrAPIResponse, resp.Status)
 	}

@@ -125,15 +125,16 @@ func (v *SwedbankPay) get(ctx context.Context, path, query, field string) ([]byt
 		// Swedbank Pay answers an id it cannot parse with 400 and a problem document.
 		return nil, fmt.Errorf("%w (HTTP %d)", ErrUnknownResource, resp.Status)
 	}
-	if !gjson.ValidBytes(resp.Body) {
-		return nil, fmt.Errorf("%w: not JSON (HTTP %d)", ErrAPIResponse, resp.Status)
+	doc, err := apiDocument(resp)
+	if err != nil {
+		return nil, err
 	}
-	resource := gjson.GetBytes(resp.Body, field)
+	resource := gjson.GetBytes(doc, field)
 	if !resource.IsObject() {
 		return nil, fmt.Errorf("%w: no %s in the answer", ErrAPIResponse, field)
 	}
 	if id := resource.Get("id").String(); !strings.EqualFold(id, path) {
 		return nil, fmt.Errorf("%w: asked for %s, got %s", ErrAPIResponse, path, truncate(id, 80))
 	}
-	return resp.Body, nil
+	return doc, nil
 }

@@ -1,0 +1,383 @@
+package verify
+
+import (
+	"errors"
+	"fmt"
+	"unicode/utf8"
+)
+
+// MaxJSONDepth is how deeply payhook lets JSON from a provider nest: no
+// provider's payload comes near it (the deepest seen are under 10 levels),
+// and it keeps the envelope, which embeds the payload two levels down, far
+// inside the 512 levels PHP's json_decode accepts.
+const MaxJSONDepth = 64
+
+// ErrJSONTooDeep means a JSON document nests deeper than allowed.
+var ErrJSONTooDeep = errors.New("JSON nested too deeply")
+
+// CheckJSON reports whether doc is exactly one JSON value (RFC 8259),
+// surrounded by optional white space and nested at most maxDepth arrays or
+// objects deep. It never recurses, allocates nothing for a depth up to 128,
+// and does linear work whatever the input: it is safe on bytes nobody
+// vouched for.
+//
+// repair is true when doc is well-formed but would be refused by strict
+// JSON readers downstream: a string with invalid UTF-8, an escaped lone
+// UTF-16 surrogate ("\ud800"), or an object key that begins with U+0000
+// (PHP's json_decode refuses each of these). RepairJSON fixes them.
+func CheckJSON(doc []byte, maxDepth int) (repair bool, err error) {
+	s := jsonScanner{doc: doc, maxDepth: maxDepth}
+	err = s.scan()
+	return s.repair, err
+}
+
+// RepairJSON returns doc, which CheckJSON accepted, with every string made
+// safe for strict readers: each ill-formed UTF-8 subsequence and each lone
+// surrogate escape becomes U+FFFD, and a key's leading U+0000 does too.
+// Everything else stays byte for byte as it was. doc is not modified.
+func RepairJSON(doc []byte, maxDepth int) ([]byte, error) {
+	s := jsonScanner{doc: doc, maxDepth: maxDepth, out: make([]byte, 0, len(doc)+16)}
+	if err := s.scan(); err != nil {
+		return nil, err
+	}
+	return append(s.out, doc[s.copied:]...), nil
+}
+
+// jsonScanner walks one JSON document with an explicit stack of open
+// containers.
+type jsonScanner struct {
+	doc      []byte
+	i        int
+	maxDepth int
+	repair   bool
+
+	// out, when not nil, receives the repaired document: doc[copied:i] is
+	// still to be copied.
+	out    []byte
+	copied int
+}
+
+func (s *jsonScanner) syntaxError(what string) error {
+	return fmt.Errorf("invalid JSON: %s at byte %d", what, s.i)
+}
+
+func (s *jsonScanner) skipSpace() {
+	for s.i < len(s.doc) {
+		switch s.doc[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+// scan validates the whole document.
+func (s *jsonScanner) scan() error {
+	var stackBuf [128]bool // true: object, false: array
+	stack := stackBuf[:0]
+	s.skipSpace()
+	for {
+		// A value is expected at s.i.
+		if s.i >= len(s.doc) {
+			return s.syntaxError("unexpected end")
+		}
+		switch c := s.doc[s.i]; c {
+		case '{', '[':
+			if len(stack) >= s.maxDepth {
+				return fmt.Errorf("%w: more than %d levels", ErrJSONTooDeep, s.maxDepth)
+			}
+			object := c == '{'
+			stack = append(stack, object)
+			s.i++
+			s.skipSpace()
+			closer := byte(']')
+			if object {
+				closer = '}'
+			}
+			if s.i < len(s.doc) && s.doc[s.i] == closer {
+				s.i++
+				stack = stack[:len(stack)-1]
+				break // an empty container is a complete value
+			}
+			if object {
+				if err := s.member(); err != nil {
+					return err
+				}
+			}
+			continue // the first element (or member value) follows
+		case '"':
+			if err := s.str(false); err != nil {
+				return err
+			}
+		case 't':
+			if err := s.literal("true"); err != nil {
+				return err
+			}
+		case 'f':
+			if err := s.literal("false"); err != nil {
+				return err
+			}
+		case 'n':
+			if err := s.literal("null"); err != nil {
+				return err
+			}
+		default:
+			if c != '-' && (c < '0' || c > '9') {
+				return s.syntaxError("unexpected character")
+			}
+			if err := s.number(); err != nil {
+				return err
+			}
+		}
+
+		// A value ended: close containers, or find the next element.
+		for {
+			s.skipSpace()
+			if len(stack) == 0 {
+				if s.i != len(s.doc) {
+					return s.syntaxError("data after the value")
+				}
+				return nil
+			}
+			if s.i >= len(s.doc) {
+				return s.syntaxError("unexpected end")
+			}
+			object := stack[len(stack)-1]
+			c := s.doc[s.i]
+			if c == ',' {
+				s.i++
+				s.skipSpace()
+				if object {
+					if err := s.member(); err != nil {
+						return err
+					}
+				}
+				break // the next value follows
+			}
+			if (object && c == '}') || (!object && c == ']') {
+				s.i++
+				stack = stack[:len(stack)-1]
+				continue
+			}
+			return s.syntaxError("unexpected character")
+		}
+	}
+}
+
+// member reads an object member's key and colon; the value follows.
+func (s *jsonScanner) member() error {
+	if s.i >= len(s.doc) || s.doc[s.i] != '"' {
+		return s.syntaxError("object key expected")
+	}
+	if err := s.str(true); err != nil {
+		return err
+	}
+	s.skipSpace()
+	if s.i >= len(s.doc) || s.doc[s.i] != ':' {
+		return s.syntaxError("':' expected")
+	}
+	s.i++
+	s.skipSpace()
+	return nil
+}
+
+func (s *jsonScanner) literal(word string) error {
+	if len(s.doc)-s.i < len(word) || string(s.doc[s.i:s.i+len(word)]) != word {
+		return s.syntaxError("invalid literal")
+	}
+	s.i += len(word)
+	return nil
+}
+
+// number reads an RFC 8259 number.
+func (s *jsonScanner) number() error {
+	d := s.doc
+	if d[s.i] == '-' {
+		s.i++
+	}
+	switch {
+	case s.i < len(d) && d[s.i] == '0':
+		s.i++
+	case s.i < len(d) && '1' <= d[s.i] && d[s.i] <= '9':
+		for s.i < len(d) && '0' <= d[s.i] && d[s.i] <= '9' {
+			s.i++
+		}
+	default:
+		return s.syntaxError("invalid number")
+	}
+	if s.i < len(d) && d[s.i] == '.' {
+		s.i++
+		start := s.i
+		for s.i < len(d) && '0' <= d[s.i] && d[s.i] <= '9' {
+			s.i++
+		}
+		if s.i == start {
+			return s.syntaxError("invalid number")
+		}
+	}
+	if s.i < len(d) && (d[s.i] == 'e' || d[s.i] == 'E') {
+		s.i++
+		if s.i < len(d) && (d[s.i] == '+' || d[s.i] == '-') {
+			s.i++
+		}
+		start := s.i
+		for s.i < len(d) && '0' <= d[s.i] && d[s.i] <= '9' {
+			s.i++
+		}
+		if s.i == start {
+			return s.syntaxError("invalid number")
+		}
+	}
+	return nil
+}
+
+// str reads a string starting at its opening quote. When the string needs
+// repair and s.out is set, the repaired string is written there.
+func (s *jsonScanner) str(key bool) error {
+	start := s.i
+	d := s.doc
+	s.i++
+	bad := false
+	for {
+		// The common case: a run of plain ASCII.
+		i := s.i
+		for i < len(d) && plainStringByte[d[i]] {
+			i++
+		}
+		s.i = i
+		if s.i >= len(d) {
+			return s.syntaxError("unterminated string")
+		}
+		switch c := d[s.i]; {
+		case c == '"':
+			s.i++
+			if key && s.i-start > 7 && string(d[start+1:start+7]) == `\u0000` {
+				bad = true
+			}
+			if bad {
+				s.repair = true
+				if s.out != nil {
+					s.out = append(s.out, d[s.copied:start]...)
+					s.out = appendRepairedString(s.out, d[start+1:s.i-1], key)
+					s.copied = s.i
+				}
+			}
+			return nil
+		case c < 0x20:
+			return s.syntaxError("control character in string")
+		case c == '\\':
+			if s.i+1 >= len(d) {
+				return s.syntaxError("unterminated string")
+			}
+			switch d[s.i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				s.i += 2
+			case 'u':
+				r, ok := hex4(d, s.i+2)
+				if !ok {
+					return s.syntaxError("invalid \\u escape")
+				}
+				s.i += 6
+				switch {
+				case 0xD800 <= r && r < 0xDC00:
+					// A high surrogate must be followed by a low one.
+					if low, ok := hex4(d, s.i+2); ok && s.i+1 < len(d) && d[s.i] == '\\' && d[s.i+1] == 'u' && 0xDC00 <= low && low < 0xE000 {
+						s.i += 6
+					} else {
+						bad = true
+					}
+				case 0xDC00 <= r && r < 0xE000:
+					bad = true
+				}
+			default:
+				return s.syntaxError("invalid escape")
+			}
+		default: // the start of a multi-byte sequence
+			r, size := utf8.DecodeRune(d[s.i:])
+			if r == utf8.RuneError && size <= 1 {
+				bad = true
+				size = 1
+			}
+			s.i += size
+		}
+	}
+}
+
+// plainStringByte marks the bytes a string can hold as they are: printable
+// ASCII other than the quote and the backslash.
+var plainStringByte = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// hex4 decodes the four hex digits at d[i:i+4].
+func hex4(d []byte, i int) (rune, bool) {
+	if i+4 > len(d) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range d[i : i+4] {
+		switch {
+		case '0' <= c && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case 'a' <= c && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case 'A' <= c && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
+}
+
+// appendRepairedString appends the string whose contents (between the
+// quotes, already validated) are raw, quoted, with its defects replaced.
+func appendRepairedString(out, raw []byte, key bool) []byte {
+	out = append(out, '"')
+	i := 0
+	if key && len(raw) >= 6 && string(raw[:6]) == `\u0000` {
+		out = append(out, `\ufffd`...)
+		i = 6
+	}
+	for i < len(raw) {
+		c := raw[i]
+		switch {
+		case c == '\\' && raw[i+1] == 'u':
+			r, _ := hex4(raw, i+2)
+			switch {
+			case 0xD800 <= r && r < 0xDC00:
+				if low, ok := hex4(raw, i+8); ok && i+7 < len(raw) && raw[i+6] == '\\' && raw[i+7] == 'u' && 0xDC00 <= low && low < 0xE000 {
+					out = append(out, raw[i:i+12]...)
+					i += 12
+					continue
+				}
+				out = append(out, `\ufffd`...)
+			case 0xDC00 <= r && r < 0xE000:
+				out = append(out, `\ufffd`...)
+			default:
+				out = append(out, raw[i:i+6]...)
+			}
+			i += 6
+		case c == '\\':
+			out = append(out, raw[i:i+2]...)
+			i += 2
+		case c < utf8.RuneSelf:
+			out = append(out, c)
+			i++
+		default:
+			r, size := utf8.DecodeRune(raw[i:])
+			if r == utf8.RuneError && size <= 1 {
+				out = append(out, `\ufffd`...)
+				i++
+				continue
+			}
+			out = append(out, raw[i:i+size]...)
+			i += size
+		}
+	}
+	return append(out, '"')
+}
