@@ -23,15 +23,30 @@ import (
 //   - a repeated key keeps its first position and its last value; all
 //     values are strings;
 //   - keys nested deeper than 64 levels are dropped, as PHP's
-//     max_input_nesting_level does.
+//     max_input_nesting_level does;
+//   - only the first 1001 pairs count, empty ones included: PHP's
+//     max_input_vars (1000) stops $_POST after the pair that exceeds it;
+//   - beyond PHP: once the pairs have made 4096 arrays, a pair that could
+//     make more is dropped, so that nesting cannot multiply the memory a
+//     body takes (1001 pairs of 64 levels would make 64,064 arrays).
 //
-// The work is linear in the size of the body. Brackets may be sent raw or
-// percent-encoded.
+// The work is linear in the size of the body, and the memory it takes is
+// bounded by the size of the body, whatever its shape. Brackets may be sent
+// raw or percent-encoded.
 func DecodePHPForm(body []byte) []byte {
+	return decodePHPForm(body, maxInputVars)
+}
+
+// maxInputVars is PHP's default max_input_vars.
+const maxInputVars = 1000
+
+func decodePHPForm(body []byte, maxVars int) []byte {
 	var out bytes.Buffer
 	out.Grow(len(body) + 2)
-	root := newPHPArray()
-	for len(body) > 0 {
+	d := phpDecoder{root: newPHPArray()}
+	// PHP registers a pair, then counts it, and stops once the count is
+	// over the limit: the pair that exceeds it is kept.
+	for pairs := 0; len(body) > 0 && pairs <= maxVars; pairs++ {
 		var pair []byte
 		if i := bytes.IndexByte(body, '&'); i >= 0 {
 			pair, body = body[:i], body[i+1:]
@@ -45,17 +60,29 @@ func DecodePHPForm(body []byte) []byte {
 		if i := bytes.IndexByte(pair, '='); i >= 0 {
 			rawKey, rawValue = pair[:i], pair[i+1:]
 		}
-		root.register(urlDecode(rawKey), urlDecode(rawValue))
+		d.register(urlDecode(rawKey), urlDecode(rawValue))
 	}
-	root.writeJSON(&out)
+	d.root.writeJSON(&out)
 	return out.Bytes()
 }
+
+// phpDecoder decodes one form body.
+type phpDecoder struct {
+	root    *phpArray
+	arrays  int        // arrays made below the root
+	indices []phpIndex // a pair's [index] parts, reused
+}
+
+// maxPHPArrays bounds the arrays one body makes; a Payrexx webhook with
+// dozens of products makes a few hundred.
+const maxPHPArrays = 4096
 
 // maxNesting is PHP's default max_input_nesting_level.
 const maxNesting = 64
 
 // register stores one decoded pair, following php_register_variable_ex.
-func (a *phpArray) register(key, value string) {
+func (d *phpDecoder) register(key, value string) {
+	a := d.root
 	if i := strings.IndexByte(key, 0); i >= 0 {
 		key = key[:i] // PHP reads the name as a C string
 	}
@@ -75,9 +102,9 @@ func (a *phpArray) register(key, value string) {
 	}
 
 	// Walk the [index] parts. indices[0] is the base name.
-	var stack [8]phpIndex
-	indices := append(stack[:0], phpIndex{name: base})
-	rest := key[open:] // starts with '['
+	indices := append(d.indices[:0], phpIndex{name: base})
+	defer func() { d.indices = indices[:0] }() // reused by the next pair
+	rest := key[open:]                         // starts with '['
 	for nest := 1; ; nest++ {
 		if nest > maxNesting {
 			return
@@ -106,6 +133,10 @@ func (a *phpArray) register(key, value string) {
 		}
 	}
 
+	// Each level below the base may make an array.
+	if d.arrays+len(indices)-1 > maxPHPArrays {
+		return
+	}
 	arr := a
 	for i, idx := range indices {
 		if i == len(indices)-1 {
@@ -116,7 +147,7 @@ func (a *phpArray) register(key, value string) {
 			}
 			return
 		}
-		arr = arr.child(idx)
+		arr = arr.child(idx, &d.arrays)
 	}
 }
 
@@ -238,9 +269,10 @@ func (a *phpArray) appendValue(v phpValue) {
 
 // child returns the array at idx (an append makes a new one), replacing a
 // string found there, as PHP does.
-func (a *phpArray) child(idx phpIndex) *phpArray {
+func (a *phpArray) child(idx phpIndex, made *int) *phpArray {
 	if idx.appends {
 		arr := newPHPArray()
+		*made++
 		a.appendValue(phpValue{arr: arr})
 		return arr
 	}
@@ -249,6 +281,7 @@ func (a *phpArray) child(idx phpIndex) *phpArray {
 		return a.values[i].arr
 	}
 	arr := newPHPArray()
+	*made++
 	a.set(k, phpValue{arr: arr})
 	return arr
 }

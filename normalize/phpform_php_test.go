@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestDecodePHPFormMatchesPHP runs the table cases, the fuzz corpus, 20,000
@@ -115,4 +120,73 @@ func randomForms(n int) [][]byte {
 
 func base64Std(b []byte) string {
 	return base64.StdEncoding.EncodeToString(b)
+}
+
+// TestDecodePHPFormLimitsMatchPHPPost posts bodies at and past PHP's input
+// limits to PHP's own built-in web server and compares its $_POST with
+// DecodePHPForm. parse_str counts differently from $_POST (it stops at
+// exactly max_input_vars, while $_POST keeps the pair that exceeds the
+// limit), so only a real POST shows what a PHP shop sees.
+func TestDecodePHPFormLimitsMatchPHPPost(t *testing.T) {
+	php, err := exec.LookPath("php")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("php is not installed; .ci/run installs php-cli for this test")
+		}
+		t.Skip("php is not installed (apt-get install php-cli)")
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "index.php"), []byte(`<?php echo json_encode($_POST, JSON_INVALID_UTF8_SUBSTITUTE);`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	server := exec.Command(php, "-n", "-d", "display_errors=0", "-S", addr, "-t", dir)
+	if err := server.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = server.Process.Kill(); _ = server.Wait() })
+
+	var many, appends, leadingEmpty, emptyNames, deep, deepPairs strings.Builder
+	for i := range 1500 {
+		fmt.Fprintf(&many, "k%d=v&", i)
+		appends.WriteString("a[]=x&")
+	}
+	leadingEmpty.WriteString("&&&&")
+	for i := range 998 {
+		fmt.Fprintf(&leadingEmpty, "k%d=v&", i)
+	}
+	leadingEmpty.WriteString("x=1&y=2&z=3")
+	for range 999 {
+		emptyNames.WriteString("=a&")
+	}
+	emptyNames.WriteString("x=1&y=2")
+	deep.WriteString("a" + strings.Repeat("[b]", 64) + "=kept&c" + strings.Repeat("[d]", 65) + "=dropped&e=1")
+	for range 40 {
+		deepPairs.WriteString("p[]" + strings.Repeat("[q]", 62) + "=v&")
+	}
+	for _, body := range []string{many.String(), appends.String(), leadingEmpty.String(), emptyNames.String(), deep.String(), deepPairs.String()} {
+		var resp *http.Response
+		for attempt := 0; ; attempt++ {
+			resp, err = http.Post("http://"+addr+"/", "application/x-www-form-urlencoded", strings.NewReader(body))
+			if err == nil || attempt == 50 {
+				break
+			}
+			time.Sleep(100 * time.Millisecond) // the server is starting
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		ours := DecodePHPForm([]byte(body))
+		var w, o any
+		if json.Unmarshal(want, &w) != nil || json.Unmarshal(ours, &o) != nil || !reflect.DeepEqual(w, o) {
+			t.Errorf("body %.60q… (%d bytes):\n  $_POST %.200s\n    ours %.200s", body, len(body), want, ours)
+		}
+	}
 }

@@ -1,8 +1,10 @@
 package normalize
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/url"
+	"runtime"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -133,5 +135,39 @@ func TestInvalidUTF8BecomesOneReplacementPerMaximalSubpart(t *testing.T) {
 		if got := string(appendJSONString(nil, in)); got != want {
 			t.Errorf("appendJSONString(%q) = %s, want %s", in, got, want)
 		}
+	}
+}
+
+// Hostile forms cost memory in proportion to their size at most, whatever
+// their shape: 1 MiB bodies of appends, of deeply nested pairs and of one
+// endlessly nested key each allocate a few MiB, not the tens of MiB they
+// took before max_input_vars and the array budget.
+func TestDecodePHPFormMemoryIsBoundedByTheBody(t *testing.T) {
+	const size = 1 << 20
+	fill := func(unit string) []byte {
+		return bytes.Repeat([]byte(unit), size/len(unit))
+	}
+	for _, tt := range []struct {
+		name string
+		body []byte
+	}{
+		{"quirk_appends", fill("a[]=&")},
+		{"quirk_wide_keys", fill("k=&")},
+		{"quirk_deep_pairs", fill("p[]" + strings.Repeat("[q]", 62) + "=v&")},
+		{"quirk_deep_new_chains", fill("p[]" + strings.Repeat("[]", 63) + "=v&")},
+		{"quirk_one_endless_key", fill("[")},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			out := DecodePHPForm(tt.body)
+			runtime.ReadMemStats(&after)
+			if allocated := after.TotalAlloc - before.TotalAlloc; allocated > 4*size {
+				t.Errorf("decoding %d bytes allocated %d bytes", len(tt.body), allocated)
+			}
+			if !json.Valid(out) {
+				t.Errorf("output is not JSON")
+			}
+		})
 	}
 }
