@@ -70,18 +70,14 @@ func releaseBody(pooled *[]byte) {
 // oversized body. When pooled is not nil, the caller must hand it to
 // releaseBody once nothing refers to the body any more (the Event's
 // strings share its memory).
+//
+// Memory follows the bytes that actually arrive, never the declared
+// Content-Length nor the limit: reading starts in a pooled 64 KiB buffer,
+// which doubles only when it is full, so a sender that declares (or
+// chunks towards) max_body and sends little costs little.
 func readBounded(w http.ResponseWriter, r *http.Request, limit int64) (body []byte, pooled *[]byte, err error) {
-	size := limit
-	if r.ContentLength >= 0 && r.ContentLength < limit {
-		size = r.ContentLength
-	}
-	var buf []byte
-	if size < pooledBodySize {
-		pooled = bodyBuffers.Get().(*[]byte)
-		buf = (*pooled)[:0]
-	} else {
-		buf = make([]byte, 0, size+1)
-	}
+	pooled = bodyBuffers.Get().(*[]byte)
+	buf := (*pooled)[:0]
 	reader := http.MaxBytesReader(w, r.Body, limit)
 	for {
 		n, err := reader.Read(buf[len(buf):cap(buf)])
@@ -98,9 +94,10 @@ func readBounded(w http.ResponseWriter, r *http.Request, limit int64) (body []by
 			return nil, nil, fmt.Errorf("%w: %v", errBodyUnreadable, err)
 		}
 		if len(buf) == cap(buf) {
-			// A chunked or undeclared body outgrew its buffer; a grown one
-			// is not returned to the pool.
-			buf = slices.Grow(buf, min(len(buf), int(limit))+1)
+			// The body outgrew its buffer: double it, up to one byte past
+			// the limit (which tells an oversized body apart). A grown
+			// buffer is not returned to the pool.
+			buf = slices.Grow(buf, int(min(int64(len(buf)), limit+1-int64(len(buf)))))
 			releaseBody(pooled)
 			pooled = nil
 		}

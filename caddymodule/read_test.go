@@ -1,0 +1,62 @@
+package caddymodule
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// A body's memory follows the bytes that arrive: neither a declared
+// Content-Length nor a large max_body reserves anything up front.
+func TestReadBoundedGrowsWithTheBytesReceived(t *testing.T) {
+	const limit = 64 << 20
+	for _, tt := range []struct {
+		name     string
+		declared int64 // -1: chunked
+		sent     int
+	}{
+		{"quirk_declares_max_body_sends_little", limit, 100},
+		{"quirk_chunked_sends_little", -1, 100},
+		{"quirk_chunked_sends_200KiB", -1, 200 << 10},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodPost, "/", io.LimitReader(zeros{}, int64(tt.sent)))
+			r.ContentLength = tt.declared
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			body, pooled, err := readBounded(httptest.NewRecorder(), r, limit)
+			runtime.ReadMemStats(&after)
+			releaseBody(pooled)
+			if err != nil || len(body) != tt.sent {
+				t.Fatalf("read %d bytes, err %v; want %d", len(body), err, tt.sent)
+			}
+			if allocated := after.TotalAlloc - before.TotalAlloc; allocated > uint64(4*tt.sent+(128<<10)) {
+				t.Errorf("reading %d bytes allocated %d", tt.sent, allocated)
+			}
+		})
+	}
+}
+
+func TestReadBoundedRefusesMoreThanTheLimit(t *testing.T) {
+	r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(strings.Repeat("x", 1001)))
+	r.ContentLength = -1
+	_, _, err := readBounded(httptest.NewRecorder(), r, 1000)
+	if !errors.Is(err, errBodyTooLarge) {
+		t.Errorf("err = %v, want errBodyTooLarge", err)
+	}
+	r = httptest.NewRequest(http.MethodPost, "/", strings.NewReader(strings.Repeat("x", 1000)))
+	if body, _, err := readBounded(httptest.NewRecorder(), r, 1000); err != nil || len(body) != 1000 {
+		t.Errorf("a body of exactly the limit: %d bytes, %v", len(body), err)
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
