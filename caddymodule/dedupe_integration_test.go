@@ -9,6 +9,12 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/payhook/payhook/verify"
 )
 
 // A later copy of a delivered event (a retry, a replay: fresh Date and
@@ -151,5 +157,110 @@ func TestReloadWithACallbackInFlight(t *testing.T) {
 	}
 	if _, err := os.Stat(storage); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A shop that answers 2xx and then breaks its answer (the connection closes
+// mid-body) makes reverse_proxy panic with http.ErrAbortHandler. The shop's
+// status line counts: the provider is acknowledged, the delivery recorded,
+// and the next copy is a duplicate answered at once. The claim used to stay
+// held: every later copy waited 10 s for 503, until a restart.
+func TestShopBreakingItsAnswerAfter2xxIsADelivery(t *testing.T) {
+	e := startCaddy(t, defaultSite)
+	e.upstream.breakAnswers()
+	resp, body := e.send(ixopayCallback(debitOK))
+	expectAnswer(t, resp, body, http.StatusOK, "OK")
+	e.onlyDelivery()
+
+	resp, body = e.send(ixopayCallback(debitOK))
+	expectAnswer(t, resp, body, http.StatusOK, "OK")
+	if n := len(e.upstream.received()); n != 1 {
+		t.Errorf("the shop received the event %d times, want once", n)
+	}
+	entries := e.logEntries(2)
+	if len(entries) != 2 || entries[0]["outcome"] != "forwarded" || entries[1]["outcome"] != "duplicate" {
+		t.Fatalf("log = %v, want forwarded then duplicate", entries)
+	}
+	if detail, _ := entries[0]["detail"].(string); !strings.Contains(detail, "then its answer broke") {
+		t.Errorf("log detail = %q, want it to say the answer broke", detail)
+	}
+}
+
+// A shop that answers 500 and breaks its answer did not take the event:
+// 502 to the provider, and the next copy is forwarded again at once.
+func TestShopBreakingItsAnswerAfter5xxIsNotADelivery(t *testing.T) {
+	e := startCaddy(t, defaultSite)
+	e.upstream.breakAnswers()
+	e.upstream.setStatus(http.StatusInternalServerError)
+	resp, body := e.send(ixopayCallback(debitOK))
+	expectAnswer(t, resp, body, http.StatusBadGateway, "")
+
+	e.upstream.mu.Lock()
+	e.upstream.truncate = false
+	e.upstream.mu.Unlock()
+	e.upstream.setStatus(http.StatusOK)
+	resp, body = e.send(ixopayCallback(debitOK))
+	expectAnswer(t, resp, body, http.StatusOK, "OK")
+	if n := len(e.upstream.received()); n != 2 {
+		t.Errorf("the shop received %d requests, want 2 (the broken delivery and the retry)", n)
+	}
+}
+
+// panicOnce is a handler for tests that panics (not with ErrAbortHandler)
+// the first time it is called, then passes requests on.
+type panicOnce struct{}
+
+var panicOnceCalls atomic.Int64
+
+func (panicOnce) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "http.handlers.payhook_test_panic_once", New: func() caddy.Module { return new(panicOnce) }}
+}
+
+func (panicOnce) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if panicOnceCalls.Add(1) == 1 {
+		panic("a handler after payhook failed")
+	}
+	return next.ServeHTTP(w, r)
+}
+
+func init() {
+	caddy.RegisterModule(panicOnce{})
+	httpcaddyfile.RegisterHandlerDirective("payhook_test_panic_once", func(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+		h.Next()
+		return panicOnce{}, nil
+	})
+}
+
+// A handler after payhook that panics: the panic goes on to Caddy (the
+// provider's connection is aborted), the claim is released on the way, and
+// the provider's retry is delivered at once instead of waiting 10 s for 503.
+func TestPanicAfterPayhookReleasesTheClaim(t *testing.T) {
+	panicOnceCalls.Store(0)
+	e := startCaddy(t, `route /callbacks/ixopay* {
+		`+payhookBlock+`
+		payhook_test_panic_once
+		reverse_proxy {upstream}
+	}`)
+	c := ixopayCallback(debitOK)
+	req, _ := http.NewRequest(c.method, e.base+c.uri, strings.NewReader(string(c.body)))
+	req.Header.Set("Content-Type", c.contentType)
+	req.Header.Set("Date", c.date)
+	req.Header.Set("X-Signature", verify.SignIXOPAY([]byte(c.secret), verify.IXOPAYSHA512, verify.IXOPAYMessage{
+		Method: c.method, ContentType: c.contentType, Date: c.date, RequestURI: c.uri, Body: c.body,
+	}))
+	if resp, err := testClient.Do(req); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Fatalf("the provider was acknowledged although nothing took the event")
+		}
+	}
+	e.expectNothingForwarded()
+
+	start := time.Now()
+	resp, body := e.send(ixopayCallback(debitOK))
+	expectAnswer(t, resp, body, http.StatusOK, "OK")
+	e.onlyDelivery()
+	if waited := time.Since(start); waited > claimWait {
+		t.Errorf("the retry waited %s for a claim nobody held", waited)
 	}
 }

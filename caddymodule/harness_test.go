@@ -85,6 +85,7 @@ type upstream struct {
 	mu         sync.Mutex
 	requests   []received
 	status     int
+	truncate   bool          // answer status, then break the connection mid-body
 	hold       chan struct{} // when set, requests wait until it is closed
 	answeredAt atomic.Int64  // when the shop first answered, in Unix nanoseconds
 }
@@ -95,10 +96,22 @@ func newUpstream(t *testing.T) *upstream {
 		body, _ := io.ReadAll(r.Body)
 		u.mu.Lock()
 		u.requests = append(u.requests, received{r.Method, r.RequestURI, r.Header.Clone(), body, r.ContentLength, r.TransferEncoding})
-		status, hold := u.status, u.hold
+		status, hold, truncate := u.status, u.hold, u.truncate
 		u.mu.Unlock()
 		if hold != nil {
 			<-hold
+		}
+		if truncate {
+			// The status line and half of the promised body, then the
+			// connection closes.
+			conn, buf, err := http.NewResponseController(w).Hijack()
+			if err == nil {
+				fmt.Fprintf(buf, "HTTP/1.1 %d %s\r\nContent-Length: 100\r\nContent-Type: text/plain\r\n\r\nonly fifty bytes of the promised hundred...........", status, http.StatusText(status))
+				_ = buf.Flush()
+				_ = conn.Close()
+			}
+			u.answeredAt.CompareAndSwap(0, time.Now().UnixNano())
+			return
 		}
 		w.Header().Set("Content-Type", "text/plain")
 		w.WriteHeader(status)
@@ -118,6 +131,14 @@ func (u *upstream) holdRequests() (release func()) {
 	u.mu.Unlock()
 	var once sync.Once
 	return func() { once.Do(func() { close(hold) }) }
+}
+
+// breakAnswers makes the shop answer its status, then close the connection
+// halfway through the body it promised.
+func (u *upstream) breakAnswers() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.truncate = true
 }
 
 func (u *upstream) setStatus(status int) {

@@ -459,11 +459,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		rec.outcome = outcomeDuplicate
 		rec.answered = h.provider.ack(w)
 	default:
-		up := h.forward(r, next, normalize.Encode(event, result, rec.start))
-		release(up.delivered())
-		h.answer(w, rec, up)
+		h.answer(w, rec, h.forwardClaimed(r, next, normalize.Encode(event, result, rec.start), release))
 	}
 	return nil
+}
+
+// forwardClaimed forwards an event this request has claimed and releases
+// the claim on every path, a panic of the next handler included (which
+// then goes on), saying whether the shop took the event.
+func (h *Handler) forwardClaimed(r *http.Request, next caddyhttp.Handler, envelope []byte, release func(delivered bool)) (up upstreamResult) {
+	delivered := false
+	defer func() { release(delivered) }()
+	up = h.forward(r, next, envelope)
+	delivered = up.delivered()
+	return up
 }
 
 // unknownCacheSize and unknownFor bound the memory of resources the API
@@ -514,12 +523,27 @@ func (h *Handler) claim(in *normalize.Input, cb *verify.Callback) error {
 
 // forward hands the envelope to the next handler in place of the provider's
 // body and reports what it answered.
-func (h *Handler) forward(r *http.Request, next caddyhttp.Handler, envelope []byte) upstreamResult {
+//
+// reverse_proxy panics with http.ErrAbortHandler when the shop's answer
+// breaks after its status line (the connection closes mid-body). The
+// answer it aborts is the one to payhook's recorder, not to the provider,
+// so payhook takes the panic as the shop's answer: the status line is the
+// shop's decision, and payhook discards the body anyway. Any other panic
+// goes on up to Caddy.
+func (h *Handler) forward(r *http.Request, next caddyhttp.Handler, envelope []byte) (up upstreamResult) {
 	prepareForward(r, envelope)
 	if len(h.resolved.urlTokens) > 0 {
 		stripURLToken(r)
 	}
 	rw := new(upstreamRecorder)
+	defer func() {
+		if v := recover(); v != nil {
+			if v != http.ErrAbortHandler {
+				panic(v)
+			}
+			up = upstreamResult{status: rw.status, aborted: true}
+		}
+	}()
 	err := next.ServeHTTP(rw, r)
 	return upstreamResult{status: rw.status, err: err}
 }
@@ -529,6 +553,9 @@ func (h *Handler) forward(r *http.Request, next caddyhttp.Handler, envelope []by
 func (h *Handler) answer(w http.ResponseWriter, rec *record, up upstreamResult) {
 	rec.upstreamStatus = up.status
 	if up.delivered() {
+		if up.aborted {
+			rec.detail = fmt.Sprintf("the shop answered %d, then its answer broke; payhook counts its status line as the answer", up.status)
+		}
 		rec.outcome = outcomeForwarded
 		rec.answered = h.provider.ack(w)
 		return
@@ -554,8 +581,9 @@ func (h *Handler) reject(w http.ResponseWriter, rec *record, err error) {
 
 // upstreamResult is what the next handler did with the envelope.
 type upstreamResult struct {
-	status int // 0 when nothing was written
-	err    error
+	status  int // 0 when nothing was written
+	err     error
+	aborted bool // the shop's answer broke after its status line
 }
 
 func (u upstreamResult) delivered() bool {
@@ -571,6 +599,10 @@ func (u upstreamResult) reason() string {
 			return fmt.Sprintf("upstream unreachable (%d)", he.StatusCode)
 		}
 		return "upstream unreachable"
+	case u.aborted && u.status == 0:
+		return "upstream answer broken"
+	case u.aborted:
+		return fmt.Sprintf("upstream answered %d, then its answer broke", u.status)
 	case u.status == 0:
 		return "no handler after payhook answered; add reverse_proxy after payhook"
 	default:
