@@ -26,15 +26,17 @@ func BenchmarkServeHTTP(b *testing.B) {
 		b.Fatal(err)
 	}
 	secret := []byte("a-realistic-connector-shared-secret-0123456789")
+	provider := &IXOPAY{verifier: &verify.IXOPAY{Secrets: [][]byte{secret}, MaxSkew: 5 * time.Minute}}
 	h := &Handler{
-		Provider: "ixopay",
-		MaxBody:  DefaultMaxBody,
-		provider: providers["ixopay"],
-		verifier: &verify.IXOPAY{Secrets: [][]byte{secret}, MaxSkew: 5 * time.Minute},
-		logger:   zap.NewNop(),
-		metrics:  collectors,
+		MaxBody:      DefaultMaxBody,
+		provider:     provider,
+		name:         provider.Name(),
+		contentTypes: provider.ContentTypes(),
+		logger:       zap.NewNop(),
+		rejectLog:    newLogLimiter(rejectLogRate),
+		metrics:      collectors,
 	}
-	h.forwarded = collectors.forwardedSeries(h.Provider)
+	h.forwarded = collectors.forwardedSeries(h.name)
 	date := time.Now().UTC().Format(http.TimeFormat)
 	signature := verify.SignIXOPAY(secret, verify.IXOPAYSHA512, verify.IXOPAYMessage{
 		Method: http.MethodPost, ContentType: "application/json; charset=utf-8", Date: date, RequestURI: "/callbacks/ixopay", Body: body,

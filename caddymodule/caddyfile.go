@@ -1,9 +1,9 @@
 package caddymodule
 
 import (
-	"strconv"
+	"strings"
 
-	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -23,89 +23,65 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 	return handler, err
 }
 
-// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. The
+// provider's options and the generic ones share one block:
 //
 //	payhook <provider> {
-//	    secret     <value>       # ixopay, repeatable: every secret is accepted
-//	    max_skew   <duration>    # default 5m
-//	    max_body   <size>        # default 1MiB
-//	    legacy_md5               # ixopay: also accept the MD5 body hash
-//	    instance   <name>        # payrexx, shopandpay: the instance name
-//	    api_key    <value>       # payrexx, shopandpay: the API secret
-//	    api_base   <url>         # the provider's API; default: its own
-//	    api_timeout <duration>   # per API request; default 5s
-//	    signature_secret <value> # payrexx: also require X-Webhook-Signature
-//	    token      <value>       # swedbankpay: the API bearer token
-//	    url_token  <value>       # repeatable; required for pyxis, any provider may add it
-//	    allow_ips  <cidr...>     # any provider: only these client addresses
-//	    currency   <code>        # pyxis: the currency of amounts (default GBP)
-//	    dedupe     <duration>|off # remember delivered events; default 8d
+//	    <the provider's options>          # see its module
+//	    max_body        <size>            # default 1MiB
+//	    url_token       <value>           # repeatable; required for pyxis
+//	    allow_ips       <cidr...>         # only these client addresses
+//	    dedupe          <duration>|off    # remember delivered events; default 8d
+//	    dedupe_scope    <name>            # share delivery records on purpose
+//	    forward_headers <name...>         # provider headers the shop may see
 //	}
+//
+// The generic options are read here; every other option is handed to the
+// provider's module (its UnmarshalCaddyfile sees "<provider> { <its
+// options> }"), which refuses any it does not take.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume directive name
 	if !d.NextArg() {
-		return d.Errf("payhook needs a provider name, one of: %s", joinNames(providerNames()))
+		return d.Errf("payhook needs a provider name, one of: %s", joinNames(ProviderNames()))
 	}
-	h.Provider = d.Val()
-	if _, ok := providers[h.Provider]; !ok {
-		return d.Errf("unknown provider %q (known: %s)", h.Provider, joinNames(providerNames()))
+	name := d.Token()
+	provider, err := NewProvider(name.Text)
+	if err != nil {
+		return d.Err(err.Error())
 	}
 	if d.NextArg() {
 		return d.ArgErr()
 	}
+	var providerTokens []caddyfile.Token
 	for d.NextBlock(0) {
 		switch option := d.Val(); option {
-		case "secret":
-			var secret string
-			if !d.AllArgs(&secret) {
-				return d.ArgErr()
-			}
-			h.Secrets = append(h.Secrets, secret)
-		case "max_skew":
-			var value string
-			if !d.AllArgs(&value) {
-				return d.ArgErr()
-			}
-			dur, err := caddy.ParseDuration(value)
-			if err != nil {
-				return d.Errf("max_skew: %v", err)
-			}
-			if dur <= 0 {
-				return d.Errf("max_skew must be positive")
-			}
-			h.MaxSkew = caddy.Duration(dur)
 		case "max_body":
 			var value string
-			if !d.AllArgs(&value) {
-				return d.ArgErr()
+			if err := singleArg(d, &value); err != nil {
+				return err
 			}
 			size, err := humanize.ParseBytes(value)
 			if err != nil || size == 0 || size > 1<<40 {
 				return d.Errf("max_body: invalid size %q", value)
 			}
 			h.MaxBody = int64(size)
-		case "instance", "api_key", "api_base", "signature_secret", "token", "currency":
-			var value string
-			if !d.AllArgs(&value) {
-				return d.ArgErr()
-			}
-			*map[string]*string{
-				"instance": &h.Instance, "api_key": &h.APIKey, "api_base": &h.APIBase,
-				"signature_secret": &h.SignatureSecret, "token": &h.Token, "currency": &h.Currency,
-			}[option] = value
 		case "dedupe":
 			var value string
-			if !d.AllArgs(&value) {
-				return d.ArgErr()
+			if err := singleArg(d, &value); err != nil {
+				return err
 			}
 			if _, err := dedupeWindow(value); err != nil {
 				return d.Err(err.Error())
 			}
 			h.Dedupe = value
+		case "dedupe_scope":
+			if err := singleArg(d, &h.DedupeScope); err != nil {
+				return err
+			}
 		case "url_token":
 			var value string
-			if !d.AllArgs(&value) {
-				return d.ArgErr()
+			if err := singleArg(d, &value); err != nil {
+				return err
 			}
 			h.URLTokens = append(h.URLTokens, value)
 		case "allow_ips":
@@ -114,37 +90,49 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			h.AllowIPs = append(h.AllowIPs, ips...)
-		case "api_timeout":
-			var value string
-			if !d.AllArgs(&value) {
+		case "forward_headers":
+			names := d.RemainingArgs()
+			if len(names) == 0 {
 				return d.ArgErr()
 			}
-			dur, err := caddy.ParseDuration(value)
-			if err != nil || dur <= 0 {
-				return d.Errf("api_timeout: invalid duration %q", value)
+			for _, name := range names {
+				if err := checkForwardHeader(name); err != nil {
+					return d.Err(err.Error())
+				}
 			}
-			h.APITimeout = caddy.Duration(dur)
-		case "legacy_md5":
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			h.LegacyMD5 = true
+			h.ForwardHeaders = append(h.ForwardHeaders, names...)
 		default:
-			return d.Errf("unrecognized payhook option %q", option)
+			providerTokens = append(providerTokens, d.NextSegment()...)
 		}
 	}
+
+	unmarshaler, ok := provider.(caddyfile.Unmarshaler)
+	if !ok {
+		if len(providerTokens) > 0 {
+			return caddyfile.NewDispenser(providerTokens).Errf("unrecognized payhook option %q: provider %s takes no options of its own", providerTokens[0].Text, name.Text)
+		}
+	} else if err := unmarshaler.UnmarshalCaddyfile(providerBlock(name, providerTokens)); err != nil {
+		return err
+	}
+	h.ProviderRaw = caddyconfig.JSONModuleObject(provider, "name", name.Text, nil)
 	return nil
 }
 
-func joinNames(names []string) string {
-	out := ""
-	for i, n := range names {
-		if i > 0 {
-			out += ", "
-		}
-		out += strconv.Quote(n)
+// providerBlock is the dispenser a provider's UnmarshalCaddyfile reads:
+// "<provider> { <its options> }", each option on the line it was written
+// on, so that errors point at the Caddyfile's own lines.
+func providerBlock(name caddyfile.Token, options []caddyfile.Token) *caddyfile.Dispenser {
+	last := name.Line
+	if len(options) > 0 {
+		final := options[len(options)-1]
+		last = final.Line + strings.Count(final.Text, "\n")
 	}
-	return out
+	tokens := make([]caddyfile.Token, 0, len(options)+3)
+	tokens = append(tokens, caddyfile.Token{File: name.File, Line: name.Line, Text: name.Text})
+	tokens = append(tokens, caddyfile.Token{File: name.File, Line: name.Line, Text: "{"})
+	tokens = append(tokens, options...)
+	tokens = append(tokens, caddyfile.Token{File: name.File, Line: last + 1, Text: "}"})
+	return caddyfile.NewDispenser(tokens)
 }
 
 // Interface guard.

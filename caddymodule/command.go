@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -89,9 +88,13 @@ Example:
 
 // sendSample fabricates, signs and posts a sample callback and returns the answer.
 func sendSample(ctx context.Context, providerName, target string, opts sendOptions) (*http.Response, []byte, error) {
-	p, ok := providers[providerName]
+	provider, err := NewProvider(providerName)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, ok := provider.(SampleSender)
 	if !ok {
-		return nil, nil, fmt.Errorf("unknown provider %q (known: %s)", providerName, joinNames(providerNames()))
+		return nil, nil, fmt.Errorf("payhook cannot fabricate %s callbacks", providerName)
 	}
 	u, err := url.Parse(target)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -106,7 +109,7 @@ func sendSample(ctx context.Context, providerName, target string, opts sendOptio
 	if id == "" {
 		id = randomID()
 	}
-	body, contentType, err := p.sample(normalize.Sample{
+	body, contentType, err := p.Sample(normalize.Sample{
 		Status:            normalize.Status(opts.status),
 		Amount:            amount,
 		MerchantReference: opts.reference,
@@ -126,11 +129,8 @@ func sendSample(ctx context.Context, providerName, target string, opts sendOptio
 	}
 	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("User-Agent", "caddy-payhook-send")
-	if p.signRequired && opts.secret == "" {
-		return nil, nil, errors.New("--secret is required: " + providerName + " callbacks are signed")
-	}
-	if p.sign != nil {
-		p.sign(req, body, []byte(opts.secret))
+	if err := p.SignSample(req, body, []byte(opts.secret)); err != nil {
+		return nil, nil, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -49,7 +49,7 @@ func TestJSONConfigUnknownProviderFails(t *testing.T) {
 	caddytest.AssertLoadError(t, `{
 		"admin": {"listen": "localhost:2999"},
 		"apps": {"http": {"servers": {"srv0": {"listen": [":9080"], "routes": [{"handle": [
-			{"handler": "payhook", "provider": "nope", "secrets": ["x"]}
+			{"handler": "payhook", "provider": {"name": "nope", "secrets": ["x"]}}
 		]}]}}}}
 	}`, "json", `unknown provider \"nope\"`)
 }
@@ -64,8 +64,8 @@ func TestJSONConfig(t *testing.T) {
 		"admin": {"listen": "localhost:2999"},
 		"storage": {"module": "file_system", "root": %q},
 		"apps": {"http": {"http_port": %d, "servers": {"srv0": {"listen": [":%d"], "routes": [{"handle": [
-			{"handler": "payhook", "provider": "ixopay", "secrets": ["{env.PAYHOOK_TEST_SECRET}"],
-			 "max_skew": "2m", "max_body": 4096, "legacy_md5": true},
+			{"handler": "payhook", "max_body": 4096,
+			 "provider": {"name": "ixopay", "secrets": ["{env.PAYHOOK_TEST_SECRET}"], "max_skew": "2m", "legacy_md5": true}},
 			{"handler": "reverse_proxy", "upstreams": [{"dial": %q}]}
 		]}]}}}}
 	}`, t.TempDir(), port, port, strings.TrimPrefix(u.URL, "http://")), "json")

@@ -3,10 +3,13 @@ package caddymodule
 import (
 	"container/list"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"path"
 	"strings"
 	"sync"
@@ -332,4 +335,20 @@ func (c *expiringSet) contains(id string, now time.Time) bool {
 	}
 	c.order.MoveToFront(el)
 	return true
+}
+
+// dedupeKey is the key of event id in this route's dedupe scope: the
+// lowercase hex of the first 16 bytes of SHA-256 over the scope, the host
+// the callback was sent to (unless dedupe_scope is set) and the id.
+func (h *Handler) dedupeKey(r *http.Request, id string) string {
+	sum := sha256.New()
+	sum.Write([]byte(h.scope))
+	sum.Write([]byte{0})
+	if h.DedupeScope == "" {
+		sum.Write([]byte(requestHost(r)))
+	}
+	sum.Write([]byte{0})
+	sum.Write([]byte(id))
+	var out [sha256.Size]byte
+	return hex.EncodeToString(sum.Sum(out[:0])[:16])
 }

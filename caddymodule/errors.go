@@ -35,6 +35,8 @@ var rejections = []rejection{
 	{verify.ErrDateOutsideWindow, http.StatusUnauthorized, "date_outside_window", ""},
 	{verify.ErrUnknownResource, http.StatusUnauthorized, "resource_unknown", ""},
 	{verify.ErrAPIUnavailable, http.StatusServiceUnavailable, "api_unavailable", ""},
+	{verify.ErrRecentlyUnknown, http.StatusServiceUnavailable, "resource_unknown_recently", ""},
+	{verify.ErrAPIThrottled, http.StatusServiceUnavailable, "api_throttled", "raise api_rate if genuine callbacks arrive faster"},
 	{verify.ErrAPIRefused, http.StatusServiceUnavailable, "api_refused",
 		"payhook's credentials for the provider's API are wrong: check api_key and instance (or token)"},
 	{verify.ErrAPIResponse, http.StatusServiceUnavailable, "api_response_unexpected", "check api_base"},

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -11,28 +12,68 @@ import (
 	"github.com/payhook/payhook/verify"
 )
 
-// strippedHeaders are the provider's headers that must not reach the shop:
-// its signature and credentials (the body they covered is gone) and the
-// framing of the original body.
-var strippedHeaders = []string{
-	"X-Signature", "X-Date", "Authorization", "Proxy-Authorization", "Cookie",
-	"Webhook-Signature", "X-Webhook-Signature", "Content-Md5", "Digest",
-	"Content-Encoding", "Transfer-Encoding", "Content-Length", "Trailer",
+// EventIDHeader carries the envelope's event id on the forwarded request,
+// for shops and logs that look at headers only.
+const EventIDHeader = "Payhook-Event-Id"
+
+// keptHeaders are the provider's request headers that reach the shop
+// without being named in forward_headers: reverse_proxy's own forwarding
+// headers, which it replaces unless the request came through a trusted
+// proxy (so that, behind a load balancer, the shop still sees the
+// provider's address).
+var keptHeaders = map[string]bool{
+	"X-Forwarded-For":   true,
+	"X-Forwarded-Proto": true,
+	"X-Forwarded-Host":  true,
+}
+
+// framingHeaders describe the provider's body and its transport; payhook
+// sets its own for the envelope, so they can never be forwarded.
+var framingHeaders = map[string]bool{
+	"Content-Type": true, "Content-Length": true, "Content-Encoding": true, "Transfer-Encoding": true,
+	"Trailer": true, "Connection": true, "Keep-Alive": true, "Te": true, "Upgrade": true,
+	"Proxy-Connection": true, "Expect": true, "Host": true,
+}
+
+// checkForwardHeader refuses a forward_headers name that payhook sets
+// itself or that describes the provider's body.
+func checkForwardHeader(name string) error {
+	canonical := http.CanonicalHeaderKey(name)
+	if name == "" || strings.ContainsAny(name, " :\t\r\n") {
+		return fmt.Errorf("forward_headers: %q is not a header name", name)
+	}
+	if framingHeaders[canonical] || canonical == EventIDHeader {
+		return fmt.Errorf("forward_headers: %s describes the provider's body or is payhook's own; it cannot be forwarded", canonical)
+	}
+	return nil
 }
 
 var envelopeContentType = []string{normalize.EnvelopeContentType}
 
-// prepareForward replaces the request's body with the envelope: exact
-// Content-Length, never chunked, the provider's signature headers removed.
-// Method and path stay as received.
-func prepareForward(r *http.Request, envelope []byte) {
-	for _, name := range strippedHeaders {
-		delete(r.Header, name) // the names are canonical already
+// prepareForward readies the request for its envelopes, once per callback:
+// only the allowlisted headers stay (the provider's signature, credentials,
+// cookies and anything else a sender added, such as X-Original-URL, do
+// not), and the URL token leaves the URL. Method and path stay as received.
+func (h *Handler) prepareForward(r *http.Request) {
+	for name := range r.Header {
+		if !keptHeaders[name] && !h.forwardNames[name] {
+			delete(r.Header, name)
+		}
 	}
 	r.Trailer = nil
 	r.TransferEncoding = nil
+	if h.urlToken != nil {
+		stripURLToken(r)
+	}
+}
+
+// setEnvelope makes the envelope the request's body: exact Content-Length,
+// never chunked.
+func setEnvelope(r *http.Request, id string, envelope []byte) {
+	values := []string{strconv.Itoa(len(envelope)), id} // one allocation for both
 	r.Header["Content-Type"] = envelopeContentType
-	r.Header["Content-Length"] = []string{strconv.Itoa(len(envelope))}
+	r.Header["Content-Length"] = values[0:1:1]
+	r.Header[EventIDHeader] = values[1:2:2]
 	r.ContentLength = int64(len(envelope))
 	r.Body = io.NopCloser(bytes.NewReader(envelope))
 	r.GetBody = func() (io.ReadCloser, error) {

@@ -46,7 +46,7 @@ const (
 func apiSuccess(doc string) string { return `{"status":"success","data":[` + doc + `]}` }
 
 // Agreement, form-encoded: the envelope comes from the API's document, the
-// decoded webhook is data.original, the document data.fetched.
+// decoded webhook is data.unverified, the document data.fetched.
 func TestPayrexxFormWebhookVerifiedByFetch(t *testing.T) {
 	e, api := startPayrexx(t, "payrexx", "")
 	api.set(payrexxTransactionPath, 200, apiSuccess(payrexxConfirmedDoc))
@@ -64,8 +64,12 @@ func TestPayrexxFormWebhookVerifiedByFetch(t *testing.T) {
 		d.MerchantReference != "order-2001" || d.Amount.MinorUnits != 4590 || d.Amount.Currency != "CHF" {
 		t.Errorf("envelope: %+v", doc)
 	}
-	if got := gjson.GetBytes(r.Body, "data.original.transaction.invoice.custom_fields.0.value").String(); got != "Golf" {
-		t.Errorf("data.original is not the decoded form: %s", gjson.GetBytes(r.Body, "data.original").Raw)
+	// Nobody signed the webhook: it is kept apart, never data.original.
+	if got := gjson.GetBytes(r.Body, "data.unverified.transaction.invoice.custom_fields.0.value").String(); got != "Golf" {
+		t.Errorf("data.unverified is not the decoded form: %s", gjson.GetBytes(r.Body, "data.unverified").Raw)
+	}
+	if gjson.GetBytes(r.Body, "data.original").Exists() {
+		t.Errorf("the unsigned webhook was forwarded as data.original")
 	}
 	if got := gjson.GetBytes(r.Body, "data.fetched.uuid").String(); got != "a1b2" {
 		t.Errorf("data.fetched = %s", gjson.GetBytes(r.Body, "data.fetched").Raw)
@@ -83,9 +87,9 @@ func TestPayrexxJSONWebhookVerifiedByFetch(t *testing.T) {
 	api.set(payrexxTransactionPath, 200, apiSuccess(payrexxConfirmedDoc))
 	resp, body := e.post("/callbacks/payrexx", "application/json", `{"transaction":{"id":4711,"status":"confirmed","metadata":[]}}`, nil)
 	expectAnswer(t, resp, body, http.StatusOK, "OK")
-	_, doc := e.onlyDelivery()
-	if doc.Data.Status != "captured" || string(doc.Data.Original) != `{"transaction":{"id":4711,"status":"confirmed","metadata":[]}}` {
-		t.Errorf("envelope: %+v", doc.Data)
+	r, doc := e.onlyDelivery()
+	if unverified := gjson.GetBytes(r.Body, "data.unverified").Raw; doc.Data.Status != "captured" || unverified != `{"transaction":{"id":4711,"status":"confirmed","metadata":[]}}` {
+		t.Errorf("envelope: %+v, data.unverified %s", doc.Data, unverified)
 	}
 }
 
@@ -241,11 +245,18 @@ func TestPayrexxConfigurationMistakes(t *testing.T) {
 
 // A forger repeating an id the API does not know costs one API request a
 // minute, not one per callback.
+// The repeats are answered 503, not 401: a forger may have posted the id of
+// a genuine payment just before the provider did, and the provider must
+// retry rather than give up.
 func TestRepeatedUnknownIDAsksTheAPIOnce(t *testing.T) {
 	e, api := startPayrexx(t, "payrexx", "")
-	for range 5 {
+	for i := range 5 {
 		resp, body := e.post("/callbacks/payrexx", "application/json", `{"transaction":{"id":999}}`, nil)
-		expectAnswer(t, resp, body, http.StatusUnauthorized, "")
+		want := http.StatusServiceUnavailable
+		if i == 0 {
+			want = http.StatusUnauthorized
+		}
+		expectAnswer(t, resp, body, want, "")
 	}
 	e.expectNothingForwarded()
 	if n := len(api.asked()); n != 1 {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/payhook/payhook/normalize"
 	"github.com/payhook/payhook/verify"
 )
 
@@ -23,32 +24,35 @@ var (
 // read checks the method and content type, then reads the body, bounded by
 // MaxBody: nothing about a callback is trusted before it is verified, so
 // everything that can be refused without reading the body is refused first.
-func (h *Handler) read(w http.ResponseWriter, r *http.Request) (cb *verify.Callback, mt string, pooled *[]byte, err error) {
+// It returns the callback as the verifier sees it and as the normalizer
+// reads it; both share the body.
+func (h *Handler) read(w http.ResponseWriter, r *http.Request) (cb *verify.Callback, in *normalize.Input, pooled *[]byte, err error) {
 	if r.Method != http.MethodPost {
-		return nil, "", nil, fmt.Errorf("%w: %s", errMethod, r.Method)
+		return nil, nil, nil, fmt.Errorf("%w: %q", errMethod, truncate(r.Method, 16))
 	}
-	mt, err = mediaType(r.Header.Get("Content-Type"))
-	if err != nil || !slices.Contains(h.provider.contentTypes, mt) {
-		return nil, "", nil, fmt.Errorf("%w: %q", errContentType, truncate(mt, 64))
+	mt, err := mediaType(r.Header.Get("Content-Type"))
+	if err != nil || !slices.Contains(h.contentTypes, mt) {
+		return nil, nil, nil, fmt.Errorf("%w: %q", errContentType, truncate(mt, 64))
 	}
 	// A compressed body would be signed compressed and parsed decompressed;
 	// no provider sends one.
 	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
-		return nil, "", nil, fmt.Errorf("%w: content encoding %q", errContentType, truncate(ce, 32))
+		return nil, nil, nil, fmt.Errorf("%w: content encoding %q", errContentType, truncate(ce, 32))
 	}
 	if r.ContentLength > h.MaxBody {
-		return nil, "", nil, fmt.Errorf("%w: %d bytes declared, %d allowed", errBodyTooLarge, r.ContentLength, h.MaxBody)
+		return nil, nil, nil, fmt.Errorf("%w: %d bytes declared, %d allowed", errBodyTooLarge, r.ContentLength, h.MaxBody)
 	}
 	body, pooled, err := readBounded(w, r, h.MaxBody)
 	if err != nil {
-		return nil, "", nil, err
+		return nil, nil, nil, err
 	}
-	return &verify.Callback{
+	cb = &verify.Callback{
 		Method:     r.Method,
 		RequestURI: r.RequestURI,
 		Header:     r.Header,
 		Body:       body,
-	}, mt, pooled, nil
+	}
+	return cb, &normalize.Input{Provider: h.name, ContentType: mt, Body: body}, pooled, nil
 }
 
 // bodyBuffers recycles body buffers up to pooledBodySize; a larger body

@@ -1,7 +1,11 @@
 package caddymodule
 
 import (
+	"fmt"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -25,9 +29,10 @@ type record struct {
 	outcome        string
 	reason         string // stable reason code or short explanation
 	detail         string // the error's message: sentinel words plus safe facts
-	event          *normalize.Event
-	eventID        string
-	answered       int // HTTP status sent to the provider
+	events         []*normalize.Event
+	eventBuf       [1]*normalize.Event // events' room for the usual one
+	eventID        string              // of the last event handled
+	answered       int                 // HTTP status sent to the provider
 	upstreamStatus int
 }
 
@@ -60,9 +65,19 @@ func (h *Handler) finish(rec *record) {
 	if rec.eventID != "" {
 		fields = append(fields, zap.String("event_id", rec.eventID))
 	}
-	if rec.event != nil {
-		fields = append(fields, zap.String("status", string(rec.event.Status)), zap.String("provider_status", rec.event.ProviderStatus))
+	unmapped := false
+	switch n := len(rec.events); {
+	case n == 1:
+		ev := rec.events[0]
+		fields = append(fields, zap.String("status", string(ev.Status)), zap.String("provider_status", truncate(ev.ProviderStatus, 64)))
+		unmapped = ev.Unmapped
+	case n > 1:
+		fields = append(fields, zap.Int("events", n))
+		for _, ev := range rec.events {
+			unmapped = unmapped || ev.Unmapped
+		}
 	}
+
 	if rec.upstreamStatus != 0 {
 		fields = append(fields, zap.Int("upstream_status", rec.upstreamStatus))
 	}
@@ -77,10 +92,56 @@ func (h *Handler) finish(rec *record) {
 		level, msg = zapcore.WarnLevel, "callback rejected"
 	case rec.outcome == outcomeUpstreamFailed:
 		level, msg = zapcore.ErrorLevel, "callback not delivered"
-	case rec.event != nil && rec.event.Unmapped:
+	case unmapped:
 		level, msg = zapcore.WarnLevel, "callback forwarded with unknown status"
 	}
-	if ce := h.logger.Check(level, msg); ce != nil {
-		ce.Write(fields...)
+	ce := h.logger.Check(level, msg)
+	if ce == nil {
+		return
 	}
+	// Under a flood, rejection lines are sampled; the metrics above still
+	// count every one.
+	if rec.outcome == outcomeRejected && rec.answered < 500 {
+		suppressed, ok := h.rejectLog.allow()
+		if !ok {
+			return
+		}
+		if suppressed > 0 {
+			fields = append(fields, zap.Int64("suppressed_before", suppressed))
+		}
+	}
+	ce.Write(fields...)
+}
+
+// noteDelivered records a delivery's facts for the log line.
+func (rec *record) noteDelivered(up upstreamResult) {
+	rec.upstreamStatus = up.status
+	if up.aborted {
+		rec.detail = fmt.Sprintf("the shop answered %d, then its answer broke; payhook counts its status line as the answer", up.status)
+	}
+}
+
+// rejectLogRate bounds the rejection lines a handler writes per second
+// (bursts of twice as many); beyond it lines are dropped and counted, and
+// the next line written says how many were.
+const rejectLogRate = 10
+
+// logLimiter samples log lines under a flood.
+type logLimiter struct {
+	limiter    *rate.Limiter
+	suppressed atomic.Int64
+}
+
+func newLogLimiter(perSecond int) *logLimiter {
+	return &logLimiter{limiter: rate.NewLimiter(rate.Limit(perSecond), 2*perSecond)}
+}
+
+// allow reports whether a line may be written now and, if so, how many
+// were dropped since the last one written.
+func (l *logLimiter) allow() (suppressed int64, ok bool) {
+	if !l.limiter.Allow() {
+		l.suppressed.Add(1)
+		return 0, false
+	}
+	return l.suppressed.Swap(0), true
 }

@@ -15,14 +15,24 @@ import (
 const EnvelopeContentType = "application/cloudevents+json; charset=utf-8"
 
 // ID returns the event's deterministic id: the lowercase hex of the first 16
-// bytes of SHA-256 over "payhook-event-v1", provider, object,
+// bytes of a SHA-256. Retries and replays of one provider notification
+// share it; two notifications that tell the shop something different never
+// do.
+//
+// With a NotificationID, the hash is over "payhook-event-v1", provider,
+// "notification" and the NotificationID, each followed by a NUL byte.
+// Otherwise it is over "payhook-event-v1", provider, object,
 // provider_reference, provider_status, canonical status, amount value and
-// currency, each followed by a NUL byte. The canonical status is included
-// because some providers keep their own status word while the state moves
-// on (a Swedbank Pay order stays "Paid" from authorization to capture). Retries and replays of one provider event share
-// it; another status, amount or transaction changes it. When the callback
-// carries no provider reference, the SHA-256 of the original payload stands
-// in for it.
+// currency, the Discriminator if there is one, and "payload:" with the
+// SHA-256 of the original payload (32 bytes) if PayloadInID, each followed
+// by a NUL byte. The canonical status is included because some providers keep their
+// own status word while the state moves on (a Swedbank Pay order stays
+// "Paid" from authorization to capture); the Discriminator tells apart
+// notifications alike in all of these (a second partial capture of the
+// same amount, an update of the same transaction). When the callback
+// carries no provider reference, the SHA-256 of the original (or else the
+// fetched) payload stands in for it.
+//
 // The id is computed once; an Event is not changed after it is built.
 func (e *Event) ID() string {
 	if e.id == "" {
@@ -33,14 +43,26 @@ func (e *Event) ID() string {
 
 // appendID appends the event id to b.
 func appendID(b []byte, e *Event) []byte {
+	var stack [256]byte
+	in := append(stack[:0], "payhook-event-v1\x00"...)
+	if e.NotificationID != "" {
+		for _, part := range [...]string{e.Provider, "notification", e.NotificationID} {
+			in = append(in, part...)
+			in = append(in, 0)
+		}
+		sum := sha256.Sum256(in)
+		return hex.AppendEncode(b, sum[:16])
+	}
 	reference := e.ProviderReference
 	var payloadHex [2 * sha256.Size]byte
 	if reference == "" {
-		sum := sha256.Sum256(e.Original)
+		payload := e.Original
+		if len(payload) == 0 {
+			payload = e.Fetched
+		}
+		sum := sha256.Sum256(payload)
 		hex.Encode(payloadHex[:], sum[:])
 	}
-	var stack [256]byte
-	in := append(stack[:0], "payhook-event-v1\x00"...)
 	for _, part := range [...]string{e.Provider, string(e.Object)} {
 		in = append(in, part...)
 		in = append(in, 0)
@@ -63,6 +85,16 @@ func appendID(b []byte, e *Event) []byte {
 		in = append(in, 0)
 	} else {
 		in = append(in, 0, 0)
+	}
+	if e.Discriminator != "" {
+		in = append(in, e.Discriminator...)
+		in = append(in, 0)
+	}
+	if e.PayloadInID {
+		sum := sha256.Sum256(e.Original)
+		in = append(in, "payload:"...)
+		in = append(in, sum[:]...)
+		in = append(in, 0)
 	}
 	sum := sha256.Sum256(in)
 	return hex.AppendEncode(b, sum[:16])
@@ -119,7 +151,7 @@ func Encode(e *Event, verification verify.Result, receivedAt time.Time) []byte {
 	if t := e.Time.UTC(); !e.Time.IsZero() && t.Year() >= 0 && t.Year() <= 9999 {
 		eventTime = t
 	}
-	b := make([]byte, 0, 768+len(e.Original)+len(e.Fetched))
+	b := make([]byte, 0, 768+len(e.Original)+len(e.Fetched)+len(e.Unverified))
 	b = append(b, `{"specversion":"1.0","id":"`...)
 	b = append(b, e.ID()...)
 	b = append(b, `","source":`...)
@@ -177,11 +209,17 @@ func Encode(e *Event, verification verify.Result, receivedAt time.Time) []byte {
 	b = appendVerification(b, &verification)
 	b = append(b, `,"received_at":"`...)
 	b = appendUTC(b, receivedAt, true)
-	b = append(b, `","original":`...)
-	b = appendRaw(b, e.Original)
-	if len(e.Fetched) > 0 {
-		b = append(b, `,"fetched":`...)
-		b = appendRaw(b, e.Fetched)
+	b = append(b, '"')
+	for _, payload := range [...]struct {
+		name string
+		raw  []byte
+	}{{"original", e.Original}, {"fetched", e.Fetched}, {"unverified", e.Unverified}} {
+		if len(bytes.TrimSpace(payload.raw)) > 0 {
+			b = append(b, `,"`...)
+			b = append(b, payload.name...)
+			b = append(b, `":`...)
+			b = append(b, payload.raw...)
+		}
 	}
 	return append(b, "}}"...)
 }
@@ -222,14 +260,6 @@ func appendVerification(b []byte, v *verify.Result) []byte {
 		}
 	}
 	return append(b, '}')
-}
-
-// appendRaw embeds an already validated JSON document; an empty one is null.
-func appendRaw(b, raw []byte) []byte {
-	if len(bytes.TrimSpace(raw)) == 0 {
-		return append(b, "null"...)
-	}
-	return append(b, raw...)
 }
 
 func appendNullableString(b []byte, s string) []byte {

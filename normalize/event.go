@@ -43,7 +43,9 @@ const (
 	StatusChargebackReversed Status = "chargeback_reversed"
 	StatusPaidOut            Status = "paid_out"
 	StatusExpired            Status = "expired"
-	StatusUnknown            Status = "unknown"
+	// StatusVerified is a payment method verified or saved, no money moved.
+	StatusVerified Status = "verified"
+	StatusUnknown  Status = "unknown"
 )
 
 // Subscription statuses.
@@ -53,6 +55,16 @@ const (
 	StatusInNotice Status = "in_notice"
 	// StatusCancelled and StatusFailed serve subscriptions too.
 )
+
+// Statuses lists the canonical statuses, payments' and subscriptions'.
+func Statuses() []Status {
+	return []Status{
+		StatusPending, StatusAuthorized, StatusCaptured, StatusFailed, StatusCancelled, StatusRefunded,
+		StatusPartiallyRefunded, StatusRefundPending, StatusRefundFailed, StatusChargeback,
+		StatusChargebackReversed, StatusPaidOut, StatusExpired, StatusVerified, StatusUnknown,
+		StatusActive, StatusOverdue, StatusInNotice,
+	}
+}
 
 // Object is what an event is about.
 type Object string
@@ -124,11 +136,33 @@ type Event struct {
 	Failure           *Failure
 	// Time is the provider's own event time; zero when the callback has none.
 	Time time.Time
-	// Original is the payload as JSON: a JSON body as received, a form body
-	// decoded with PHP's rules.
+	// Original is the payload as JSON when its authenticity was established
+	// (a signed body, a request carrying the URL token): a JSON body as
+	// received, a form body decoded with PHP's rules. Nil otherwise.
 	Original []byte
-	// Fetched is the document fetched from the provider's API, if any.
+	// Fetched is the document fetched from the provider's API, if any. For
+	// providers verified by fetching, every other field comes from it.
 	Fetched []byte
+	// Unverified is the callback's own body as JSON where authenticity came
+	// from fetching: nobody signed it, so it is kept for the shop's
+	// information only (data.unverified) and no field is taken from it.
+	Unverified []byte
+
+	// NotificationID is the provider's own id of this notification (Stripe's
+	// evt_…, a Standard Webhooks webhook-id), when it gives one: the event
+	// id is derived from it and the provider alone.
+	NotificationID string
+	// Discriminator holds what else tells this notification apart from
+	// another about the same transaction with the same status and amount
+	// (the amounts a Swedbank Pay order has left to capture and reverse). It
+	// takes part in the event id.
+	Discriminator string
+	// PayloadInID makes the SHA-256 of Original take part in the event id,
+	// for providers that sign their payload but give the notification no id
+	// of its own (IXOPAY, Pyxis): a retry is the same bytes, and two
+	// notifications that differ in anything, however alike their status and
+	// amount, differ in it.
+	PayloadInID bool
 	// Unmapped is true when the provider's status is not in the mapping, so
 	// Status is StatusUnknown: the caller logs a warning.
 	Unmapped bool

@@ -79,6 +79,7 @@ func IXOPAY(in *Input) (*Event, error) {
 		MerchantReference: text(doc.Get("merchantTransactionId")),
 		ProviderReference: uuid,
 		Original:          raw,
+		PayloadInID:       true,
 		Unmapped:          !known,
 	}
 

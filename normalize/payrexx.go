@@ -103,13 +103,21 @@ func Payrexx(in *Input) (*Event, error) {
 		ProviderStatus:    text(doc.Get("status")),
 		ProviderReference: text(doc.Get("id")),
 		MerchantReference: firstText(doc, "referenceId", "invoice.referenceId"),
-		Original:          in.Original,
+		Unverified:        in.Original,
 		Fetched:           fetched,
 		Time:              payrexxTime(text(doc.Get("time"))),
+	}
+	// A second partial refund leaves status and amount as they were; the
+	// refunded total moves on. (Left out while nothing is refunded, so that
+	// the ids of plain payments stay what they were.)
+	if refunded := text(doc.Get("invoice.refundedAmount")); refunded != "" && refunded != "0" {
+		ev.Discriminator = "refunded:" + refunded
 	}
 	statuses := payrexxTransactionStatus
 	if kind == "Subscription" {
 		ev.Object, statuses = ObjectSubscription, payrexxSubscriptionStatus
+		// A renewal leaves an active subscription active; its period moves on.
+		ev.Discriminator = "period:" + text(doc.Get("valid_until")) + "/" + text(doc.Get("end"))
 	}
 	status, known := statuses[strings.ToLower(ev.ProviderStatus)]
 	ev.Status, ev.Unmapped = status, !known

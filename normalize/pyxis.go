@@ -47,6 +47,7 @@ func Pyxis(in *Input) (*Event, error) {
 		ProviderStatus:    providerStatus,
 		ProviderReference: text(payment.Get("id")),
 		Original:          raw,
+		PayloadInID:       true,
 		Time:              pyxisTime(text(payment.Get("timeStamp"))),
 	}
 	if ev.Status == StatusFailed {

@@ -105,6 +105,9 @@ var swedbankPaymentState = map[string]Status{
 var errNothingFetched = errors.New("swedbankpay: no document was fetched from the API")
 
 // SwedbankPay normalizes a Swedbank Pay callback from the fetched document.
+// The callback itself is unverified: it only picks, among the financial
+// transactions the API lists for the payment order, the one the callback
+// is about.
 func SwedbankPay(in *Input) (*Event, error) {
 	if _, _, err := SwedbankPayClaim(in); err != nil {
 		return nil, err
@@ -118,20 +121,29 @@ func SwedbankPay(in *Input) (*Event, error) {
 	}
 	// The documents do not say which environment they come from; the API
 	// they were fetched from does.
-	ev := &Event{Provider: in.Provider, Object: ObjectPayment, Original: in.Original, Fetched: fetched, Test: in.Test}
+	ev := &Event{Provider: in.Provider, Object: ObjectPayment, Unverified: in.Original, Fetched: fetched, Test: in.Test}
 	var amountField, currencyField gjson.Result
 	switch order, transaction := doc.Get("paymentOrder"), doc.Get("transaction"); {
 	case order.IsObject():
-		ev.ProviderStatus = text(order.Get("status"))
 		ev.ProviderReference = text(order.Get("id"))
 		ev.MerchantReference = firstText(order, "orderReference", "payeeInfo.orderReference", "payeeInfo.payeeReference")
+		currencyField = order.Get("currency")
+		if ft, ok := swedbankClaimedTransaction(order, gjson.ParseBytes(in.Original)); ok {
+			swedbankFinancialTransaction(ev, order, ft)
+			amountField = ft.Get("amount")
+			break
+		}
+		ev.ProviderStatus = text(order.Get("status"))
 		ev.Time = swedbankTime(order)
 		status, known := swedbankOrderStatus[ev.ProviderStatus]
 		if ev.ProviderStatus == "Paid" {
 			status, known = swedbankPaidStatus(order), true
 		}
 		ev.Status, ev.Unmapped = orUnknown(status, known), !known
-		amountField, currencyField = order.Get("amount"), order.Get("currency")
+		// A partial capture, cancellation or reversal leaves the order's
+		// status and amount as they were; what remains to do moves on.
+		ev.Discriminator = swedbankRemaining(order)
+		amountField = order.Get("amount")
 	case transaction.IsObject():
 		payment := doc.Get("payment")
 		transactionType, state := text(transaction.Get("type")), text(transaction.Get("state"))
@@ -143,10 +155,17 @@ func SwedbankPay(in *Input) (*Event, error) {
 		}
 		ev.Time = swedbankTime(transaction)
 		status, known := swedbankTransactionStatus(transactionType, state)
+		if status == StatusRefunded && swedbankReversible(payment) {
+			status = StatusPartiallyRefunded
+		}
 		ev.Status, ev.Unmapped = orUnknown(status, known), !known
 		if ev.Status == StatusFailed || ev.Status == StatusRefundFailed {
 			ev.Failure = swedbankProblem(transaction.Get("problem"))
 		}
+		// A transaction is one notification per state: whether a reversal
+		// reads as partial or full depends on later reversals too, so the
+		// transaction and its state, not the status, make the id.
+		ev.NotificationID = ev.ProviderReference + "#" + state
 		amountField, currencyField = transaction.Get("amount"), payment.Get("currency")
 	case doc.Get("payment").IsObject():
 		payment := doc.Get("payment")
@@ -156,6 +175,7 @@ func SwedbankPay(in *Input) (*Event, error) {
 		ev.Time = swedbankTime(payment)
 		status, known := swedbankPaymentState[ev.ProviderStatus]
 		ev.Status, ev.Unmapped = orUnknown(status, known), !known
+		ev.Discriminator = swedbankRemaining(payment)
 		amountField, currencyField = payment.Get("amount"), payment.Get("currency")
 	default:
 		return nil, fmt.Errorf("fetched document: %w: paymentOrder, transaction or payment", ErrMissingField)
@@ -165,6 +185,95 @@ func SwedbankPay(in *Input) (*Event, error) {
 		return nil, err
 	}
 	return ev, nil
+}
+
+// swedbankClaimedTransaction finds, among the financial transactions of
+// the fetched order (expanded by the verifier), the one the callback names:
+// by its number (Checkout v3.1's paymentOrder.number, v2/v3.0's
+// transaction.number) or by the last segment of its id. The callback is
+// unverified, but a transaction found in the fetched list is real: the
+// callback can only choose which of the order's transactions to report.
+func swedbankClaimedTransaction(order, callback gjson.Result) (gjson.Result, bool) {
+	list := order.Get("financialTransactions.financialTransactionsList")
+	if !list.IsArray() {
+		return gjson.Result{}, false
+	}
+	var numbers []string
+	for _, path := range [...]string{"transaction.number", "paymentOrder.number"} {
+		if n := text(callback.Get(path)); n != "" {
+			numbers = append(numbers, n)
+		}
+	}
+	claimedID := resourceID(callback.Get("transaction"))
+	var found gjson.Result
+	list.ForEach(func(_, ft gjson.Result) bool {
+		number, id := text(ft.Get("number")), text(ft.Get("id"))
+		for _, n := range numbers {
+			if number != "" && number == n {
+				found = ft
+				return false
+			}
+		}
+		if claimedID != "" && id != "" && lastSegment(id) == lastSegment(claimedID) {
+			found = ft
+			return false
+		}
+		return true
+	})
+	return found, found.IsObject()
+}
+
+func lastSegment(path string) string {
+	return path[strings.LastIndexByte(path, '/')+1:]
+}
+
+// swedbankFinancialTransactionStatus maps a financial transaction's type;
+// a Reversal is resolved by swedbankFinancialTransaction.
+var swedbankFinancialTransactionStatus = map[string]Status{
+	"Capture":       StatusCaptured,
+	"Sale":          StatusCaptured,
+	"Cancellation":  StatusCancelled,
+	"Authorization": StatusAuthorized,
+	"Reversal":      StatusRefunded,
+}
+
+// swedbankFinancialTransaction makes ev the event of one financial
+// transaction of order: its type, its own amount, its time. A reversal that
+// leaves something to reverse is partially_refunded.
+func swedbankFinancialTransaction(ev *Event, order, ft gjson.Result) {
+	kind := text(ft.Get("type"))
+	ev.ProviderStatus = strings.TrimSpace(text(order.Get("status")) + " " + kind)
+	status, known := swedbankFinancialTransactionStatus[kind]
+	if status == StatusRefunded && text(order.Get("status")) != "Reversed" && swedbankReversible(order) {
+		status = StatusPartiallyRefunded
+	}
+	ev.Status, ev.Unmapped = orUnknown(status, known), !known
+	ev.Time = swedbankTime(ft)
+	if ref := text(ft.Get("payeeReference")); ev.MerchantReference == "" {
+		ev.MerchantReference = ref
+	}
+	// A financial transaction never changes once made: its id is the
+	// notification's. (Whether a reversal reads as partial or full can
+	// change with later reversals; the id must not.)
+	ev.NotificationID = text(ft.Get("id"))
+}
+
+// swedbankReversible reports whether a payment or order still has an amount
+// left to reverse.
+func swedbankReversible(resource gjson.Result) bool {
+	remaining := text(resource.Get("remainingReversalAmount"))
+	return remaining != "" && remaining != "0"
+}
+
+// swedbankRemaining is the Discriminator of an order or payment reported as
+// a whole: the amounts it still has to capture, cancel and reverse. Empty
+// when the document gives none.
+func swedbankRemaining(resource gjson.Result) string {
+	capture, cancel, reverse := text(resource.Get("remainingCaptureAmount")), text(resource.Get("remainingCancellationAmount")), text(resource.Get("remainingReversalAmount"))
+	if capture == "" && cancel == "" && reverse == "" {
+		return ""
+	}
+	return "remaining:" + capture + "/" + cancel + "/" + reverse
 }
 
 // swedbankPaidStatus resolves "Paid": the payer completed, which on a Sale

@@ -8,7 +8,10 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // Sentinel errors of verification by fetching the resource back from the
@@ -26,14 +29,41 @@ var (
 	// ErrAPIResponse means the provider's API answered something that is
 	// not the document it documents.
 	ErrAPIResponse = errors.New("provider's API answered unexpectedly")
+	// ErrAPIThrottled means payhook asked the provider's API as often as it
+	// may this second: a flood of callbacks (forged ones, most likely) is
+	// not turned into a flood of API requests. The provider retries later.
+	ErrAPIThrottled = errors.New("too many callbacks to verify right now")
+	// ErrRecentlyUnknown means the provider's API called the resource
+	// unknown a moment ago. The callback is answered as one to retry later,
+	// never refused outright: a forger may have posted the id of a genuine
+	// payment just before the provider did.
+	ErrRecentlyUnknown = errors.New("resource unknown to the provider's API a moment ago")
 )
 
 // Default limits of a Fetcher.
 const (
 	DefaultFetchTimeout   = 5 * time.Second
 	DefaultFetchMaxBody   = 1 << 20
+	DefaultLookupRate     = 50 // lookups per second
 	defaultMaxConnsPerAPI = 16
+	// UnknownFor is how long a resource the API called unknown is answered
+	// ErrRecentlyUnknown without asking again: short against providers'
+	// retry schedules (the first retries come after 30 s to 15 min), long
+	// against a forger's loop.
+	UnknownFor       = time.Minute
+	unknownCacheSize = 4096
 )
+
+// FetchLimits bound what a Fetcher does.
+type FetchLimits struct {
+	// Timeout bounds each request; 0 means DefaultFetchTimeout.
+	Timeout time.Duration
+	// MaxBody bounds each answer, in bytes; 0 means DefaultFetchMaxBody.
+	MaxBody int64
+	// Rate bounds the lookups started per second (see Lookup), with bursts
+	// of twice as many; 0 means DefaultLookupRate.
+	Rate int
+}
 
 // Fetcher GETs documents from one provider's API over a shared HTTP client:
 // connections are kept alive and reused, their number bounded, and every
@@ -42,17 +72,23 @@ const (
 type Fetcher struct {
 	client  *http.Client
 	maxBody int64
+	limiter *rate.Limiter
+
+	mu      sync.Mutex
+	unknown map[string]time.Time // resources the API just called unknown, until when
 }
 
-// NewFetcher returns a Fetcher whose requests time out after timeout (0
-// means DefaultFetchTimeout) and whose answers are bounded by maxBody bytes
-// (0 means DefaultFetchMaxBody).
-func NewFetcher(timeout time.Duration, maxBody int64) *Fetcher {
+// NewFetcher returns a Fetcher with the given limits.
+func NewFetcher(limits FetchLimits) *Fetcher {
+	timeout, maxBody, perSecond := limits.Timeout, limits.MaxBody, limits.Rate
 	if timeout <= 0 {
 		timeout = DefaultFetchTimeout
 	}
 	if maxBody <= 0 {
 		maxBody = DefaultFetchMaxBody
+	}
+	if perSecond <= 0 {
+		perSecond = DefaultLookupRate
 	}
 	transport := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
@@ -74,7 +110,57 @@ func NewFetcher(timeout time.Duration, maxBody int64) *Fetcher {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
 		maxBody: maxBody,
+		limiter: rate.NewLimiter(rate.Limit(perSecond), 2*perSecond),
+		unknown: make(map[string]time.Time),
 	}
+}
+
+// Lookup verifies a callback by asking the provider's API about key (the
+// resource the callback names) with lookup, within the Fetcher's bounds: a
+// key the API called unknown less than UnknownFor ago is ErrRecentlyUnknown
+// without a request, and past the rate limit a lookup is ErrAPIThrottled.
+// Both mean "retry later", so a forger can neither make payhook flood the
+// API nor get a genuine callback refused.
+func (f *Fetcher) Lookup(ctx context.Context, key string, lookup func(context.Context) (Result, error)) (Result, error) {
+	now := time.Now()
+	f.mu.Lock()
+	until, known := f.unknown[key]
+	if known && now.After(until) {
+		delete(f.unknown, key)
+		known = false
+	}
+	f.mu.Unlock()
+	if known {
+		return Result{}, fmt.Errorf("%w (less than %s ago)", ErrRecentlyUnknown, UnknownFor)
+	}
+	if !f.limiter.AllowN(now, 1) {
+		return Result{}, ErrAPIThrottled
+	}
+	res, err := lookup(ctx)
+	if errors.Is(err, ErrUnknownResource) {
+		f.rememberUnknown(key, now.Add(UnknownFor))
+	}
+	return res, err
+}
+
+// rememberUnknown records key until then, in a map of bounded size: when it
+// is full, expired keys go, and if none has, all of them (a forger cycling
+// through fresh ids gains nothing by it: each costs a rate-limited lookup).
+func (f *Fetcher) rememberUnknown(key string, until time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.unknown) >= unknownCacheSize {
+		now := time.Now()
+		for k, t := range f.unknown {
+			if now.After(t) {
+				delete(f.unknown, k)
+			}
+		}
+		if len(f.unknown) >= unknownCacheSize {
+			clear(f.unknown)
+		}
+	}
+	f.unknown[key] = until
 }
 
 // Close closes the Fetcher's idle connections.

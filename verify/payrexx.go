@@ -39,13 +39,29 @@ var payrexxKinds = map[string]bool{"Transaction": true, "Subscription": true}
 
 // Verify checks the optional signature, then fetches cb.Claim back.
 func (v *Payrexx) Verify(ctx context.Context, cb *Callback) (Result, error) {
-	res := Result{Method: "api-fetch"}
-	if len(v.SignatureSecrets) > 0 {
-		if err := checkHexHMACSHA256(cb.Header.Get("X-Webhook-Signature"), cb.Body, v.SignatureSecrets); err != nil {
-			return Result{}, err
-		}
+	if err := v.CheckSignature(cb); err != nil {
+		return Result{}, err
+	}
+	res, err := v.Fetch(ctx, cb)
+	if err == nil && len(v.SignatureSecrets) > 0 {
 		res.Also = append(res.Also, "hmac-sha256")
 	}
+	return res, err
+}
+
+// CheckSignature checks the X-Webhook-Signature when SignatureSecrets are
+// set: cheap, and done before the body is parsed for its claim.
+func (v *Payrexx) CheckSignature(cb *Callback) error {
+	if len(v.SignatureSecrets) == 0 {
+		return nil
+	}
+	return checkHexHMACSHA256(cb.Header.Get("X-Webhook-Signature"), cb.Body, v.SignatureSecrets)
+}
+
+// Fetch fetches cb.Claim back from the API; the document it returns is the
+// truth about the callback.
+func (v *Payrexx) Fetch(ctx context.Context, cb *Callback) (Result, error) {
+	res := Result{Method: "api-fetch"}
 	claim := cb.Claim
 	if !payrexxKinds[claim.Kind] || claim.ID == "" || !isDigits(claim.ID) {
 		return Result{}, fmt.Errorf("%w: %s %q is not a Payrexx resource", ErrUnknownResource, claim.Kind, truncate(claim.ID, 24))

@@ -48,7 +48,7 @@ func newFakePayrexx(t *testing.T, answer func(path string) (int, string)) *fakeP
 const payrexxConfirmed = `{"status":"success","data":[{"id":4711,"uuid":"a1b2c3d4","status":"confirmed","amount":1990,"invoice":{"currency":"CHF"}}]}`
 
 func payrexxVerifier(base string) *Payrexx {
-	return &Payrexx{APIBase: base, Instance: "myshop", APIKey: []byte("api-secret"), Fetcher: NewFetcher(time.Second, 0)}
+	return &Payrexx{APIBase: base, Instance: "myshop", APIKey: []byte("api-secret"), Fetcher: NewFetcher(FetchLimits{Timeout: time.Second})}
 }
 
 func TestPayrexxFetchesTheClaimedTransaction(t *testing.T) {
@@ -116,7 +116,7 @@ func TestPayrexxUnreachableOrSlowAPI(t *testing.T) {
 	}
 	slow := newFakePayrexx(t, func(string) (int, string) { time.Sleep(2 * time.Second); return 200, payrexxConfirmed })
 	v := payrexxVerifier(slow.URL)
-	v.Fetcher = NewFetcher(200*time.Millisecond, 0)
+	v.Fetcher = NewFetcher(FetchLimits{Timeout: 200 * time.Millisecond})
 	start := time.Now()
 	if _, err := v.Verify(context.Background(), &Callback{Claim: Claim{Kind: "Transaction", ID: "4711"}}); !errors.Is(err, ErrAPIUnavailable) {
 		t.Errorf("slow API: %v, want ErrAPIUnavailable", err)

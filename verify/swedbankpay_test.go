@@ -64,7 +64,7 @@ const (
 )
 
 func swedbankVerifier(base string) *SwedbankPay {
-	return &SwedbankPay{APIBase: base, Token: []byte("bearer-secret"), Fetcher: NewFetcher(time.Second, 0)}
+	return &SwedbankPay{APIBase: base, Token: []byte("bearer-secret"), Fetcher: NewFetcher(FetchLimits{Timeout: time.Second})}
 }
 
 func TestSwedbankPayFetchesThePaymentOrder(t *testing.T) {

@@ -123,7 +123,7 @@ func loadCaddy(addr, upstream, secret string) error {
 			"routes": []any{
 				map[string]any{"match": []any{map[string]any{"path": []string{"/plain*"}}}, "handle": []any{proxy}},
 				map[string]any{"match": []any{map[string]any{"path": []string{"/payhook*"}}}, "handle": []any{
-					map[string]any{"handler": "payhook", "provider": "ixopay", "secrets": []string{secret}, "dedupe": "off", "max_skew": "1h"},
+					map[string]any{"handler": "payhook", "dedupe": "off", "provider": map[string]any{"name": "ixopay", "secrets": []string{secret}, "max_skew": "1h"}},
 					proxy,
 				}},
 			},

@@ -1,0 +1,481 @@
+// Package caddymodule is payhook's Caddy glue: the http.handlers.payhook
+// module, one guest module per payment provider (http.payhook.providers.*),
+// the Caddyfile directive, metrics, and the `caddy payhook` commands.
+// Authenticity lives in package verify and the envelope in package
+// normalize; this package wires them into Caddy's request pipeline.
+package caddymodule
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/payhook/payhook/normalize"
+	"github.com/payhook/payhook/verify"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// DefaultMaxBody is the largest body accepted by default.
+const DefaultMaxBody = 1 << 20 // 1 MiB
+
+// Handler receives payment-provider callbacks: it verifies each one with
+// its provider module, turns it into the canonical envelope, hands the
+// envelope to the next handler (normally reverse_proxy to the shop) and
+// answers the provider the way the provider expects, with its success
+// acknowledgement only when the next handler answered 2xx.
+//
+// The provider's own options (its secrets, its API) live in its module;
+// the handler keeps the options that apply to every provider.
+type Handler struct {
+	// Provider is the payment provider's module, from the namespace
+	// http.payhook.providers: {"name": "ixopay", "secrets": […]}. Its
+	// "name" picks the module; the other fields are the module's own.
+	ProviderRaw json.RawMessage `json:"provider,omitempty" caddy:"namespace=http.payhook.providers inline_key=name"`
+
+	// MaxBody is the largest body accepted, in bytes; a larger one is
+	// answered 413 without being read further. Default: 1 MiB.
+	MaxBody int64 `json:"max_body,omitempty"`
+
+	// URLTokens are secrets the provider must send as the callback URL's
+	// "token" query parameter (…/callbacks/pyxis?token=…). Required for
+	// providers that sign nothing (pyxis); any provider can add it. Several
+	// are accepted, for a rotation. The parameter is removed before the
+	// request is forwarded. Use placeholders.
+	URLTokens []string `json:"url_tokens,omitempty"`
+
+	// AllowIPs restricts callbacks to these client addresses or CIDRs, as
+	// Caddy determines the client address (honouring the server's
+	// trusted_proxies). Checked before anything else; others get 403.
+	AllowIPs []string `json:"allow_ips,omitempty"`
+
+	// Dedupe is how long a delivered event is remembered, so that a later
+	// copy of it (a provider retry, a replay) is acknowledged without being
+	// forwarded again: a duration ("8d", "36h") or "off". Default: 8d. The
+	// record lives in Caddy's configured storage.
+	Dedupe string `json:"dedupe,omitempty"`
+
+	// DedupeScope names the set of delivery records this route shares.
+	// Default: the provider's name and account (a Payrexx instance, an API
+	// environment) and the host the callback was sent to, so that two
+	// sites, or two accounts, never suppress each other's events. Routes
+	// that set the same scope share their records on purpose.
+	DedupeScope string `json:"dedupe_scope,omitempty"`
+
+	// ForwardHeaders names request headers of the provider's that reach the
+	// shop too. By default only the envelope's own headers do (and what
+	// reverse_proxy adds): the provider's signature, credentials, cookies
+	// and anything else a sender put on the request stay behind.
+	ForwardHeaders []string `json:"forward_headers,omitempty"`
+
+	provider      Provider
+	name          string
+	nameVar       any // name, boxed once for caddyhttp.SetVar
+	contentTypes  []string
+	urlToken      *verify.URLToken
+	tokenIsMethod bool // the URL token is the provider's verification (pyxis)
+	allowList     *verify.AllowList
+	forwardNames  map[string]bool // canonical names from ForwardHeaders
+	dedupe        *deduper
+	scope         string // the dedupe scope, less the host when DedupeScope is unset
+	logger        *zap.Logger
+	rejectLog     *logLimiter
+	metrics       *metrics
+	forwarded     forwardedSeries // the forwarded outcome's metrics, looked up once
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.payhook",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// genericOptions are the handler's options, which apply to every provider,
+// by their Caddyfile names.
+var genericOptions = []string{"max_body", "url_token", "allow_ips", "dedupe", "dedupe_scope", "forward_headers"}
+
+// Provision loads the provider's module and prepares the generic checks.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	if err := h.Validate(); err != nil {
+		return err
+	}
+	var named struct {
+		Name string `json:"name"`
+	}
+	if err := json.Unmarshal(h.ProviderRaw, &named); err == nil && named.Name != "" {
+		if _, err := NewProvider(named.Name); err != nil {
+			return err
+		}
+	}
+	mod, err := ctx.LoadModule(h, "ProviderRaw")
+	if err != nil {
+		return fmt.Errorf("loading the provider: %w", err)
+	}
+	p, ok := mod.(Provider)
+	if !ok {
+		return fmt.Errorf("module %T is not a payhook provider", mod)
+	}
+	h.provider, h.name, h.contentTypes = p, p.Name(), p.ContentTypes()
+	h.nameVar = h.name
+	if h.MaxBody == 0 {
+		h.MaxBody = DefaultMaxBody
+	}
+	_, h.tokenIsMethod = p.(URLTokenVerified)
+	if h.tokenIsMethod && len(h.URLTokens) == 0 {
+		return fmt.Errorf("%s: url_token is required (url_token {env.PYXIS_CALLBACK_TOKEN}); %s signs nothing", h.name, h.name)
+	}
+	if len(h.URLTokens) > 0 {
+		tokens, err := Secrets(h.logger, "url_token", h.URLTokens)
+		if err != nil {
+			return err
+		}
+		h.urlToken = &verify.URLToken{Tokens: tokens}
+	}
+	if len(h.AllowIPs) > 0 {
+		if h.allowList, err = verify.ParseAllowList(h.AllowIPs); err != nil {
+			return err
+		}
+	}
+	h.forwardNames = make(map[string]bool, len(h.ForwardHeaders))
+	for _, name := range h.ForwardHeaders {
+		h.forwardNames[http.CanonicalHeaderKey(name)] = true
+	}
+	h.rejectLog = newLogLimiter(rejectLogRate)
+	if h.metrics, err = registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return err
+	}
+	h.forwarded = h.metrics.forwardedSeries(h.name)
+	window, _ := dedupeWindow(h.Dedupe) // checked by Validate
+	if window > 0 {
+		h.scope = h.DedupeScope
+		if h.scope == "" {
+			h.scope = "provider\x00" + h.name
+			if s, ok := p.(DedupeScoper); ok {
+				h.scope += "\x00" + s.DedupeScope()
+			}
+		}
+		h.dedupe = newDeduper(ctx.Storage(), window, h.logger)
+		go h.dedupe.janitor()
+	}
+	return nil
+}
+
+// Validate checks what needs no provisioning.
+func (h *Handler) Validate() error {
+	// Provisioning clears ProviderRaw once the module is loaded.
+	if len(h.ProviderRaw) == 0 && h.provider == nil {
+		return fmt.Errorf("payhook needs a provider (one of: %s)", joinNames(ProviderNames()))
+	}
+	if h.MaxBody < 0 {
+		return fmt.Errorf("max_body must be positive, got %d", h.MaxBody)
+	}
+	if _, err := dedupeWindow(h.Dedupe); err != nil {
+		return err
+	}
+	for _, name := range h.ForwardHeaders {
+		if err := checkForwardHeader(name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dedupeWindow reads the dedupe option: 0 means off.
+func dedupeWindow(value string) (time.Duration, error) {
+	switch value {
+	case "":
+		return DefaultDedupeWindow, nil
+	case "off":
+		return 0, nil
+	}
+	window, err := caddy.ParseDuration(value)
+	if err != nil || window <= 0 {
+		return 0, fmt.Errorf("dedupe: want a duration such as 8d, or off; got %q", value)
+	}
+	return window, nil
+}
+
+// Cleanup releases the delivery claims still held.
+func (h *Handler) Cleanup() error {
+	if h.dedupe != nil {
+		h.dedupe.close()
+	}
+	return nil
+}
+
+// ServeHTTP runs the pipeline: allow → read (bounded) → verify → normalize
+// → encode → forward → answer. Each step is one method; a failing step ends
+// the request with the provider's answer for that failure.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	rec := &record{provider: h.name, start: time.Now(), clientIP: clientIP(r)}
+	// Deferred first, so it runs last: the body goes back to its pool only
+	// after the log line, whose strings may share its memory.
+	var pooledBody *[]byte
+	defer func() { releaseBody(pooledBody) }()
+	defer h.finish(rec)
+	caddyhttp.SetVar(r.Context(), "payhook.provider", h.nameVar)
+
+	if err := h.allow(rec.clientIP); err != nil {
+		h.reject(w, rec, err)
+		return nil
+	}
+	cb, in, pooledBody, err := h.read(w, r)
+	if err != nil {
+		h.reject(w, rec, err)
+		return nil
+	}
+	result, err := h.verify(r.Context(), cb, in)
+	if err != nil {
+		h.reject(w, rec, err)
+		return nil
+	}
+	events, err := h.provider.Normalize(in, result, rec.eventBuf[:0])
+	if err != nil {
+		h.reject(w, rec, err)
+		return nil
+	}
+	rec.events = events
+	h.deliver(w, r, next, rec, events, result)
+	return nil
+}
+
+// allow checks the client address against allow_ips, before anything of
+// the request is read.
+func (h *Handler) allow(clientIP string) error {
+	if h.allowList == nil {
+		return nil
+	}
+	return h.allowList.Allow(clientIP)
+}
+
+// verify checks the URL token (when configured: cheap, before anything is
+// parsed), then has the provider establish the callback's authenticity.
+func (h *Handler) verify(ctx context.Context, cb *verify.Callback, in *normalize.Input) (verify.Result, error) {
+	if h.urlToken != nil {
+		if err := h.urlToken.Check(cb); err != nil {
+			return verify.Result{}, err
+		}
+	}
+	result, err := h.provider.Verify(ctx, cb, in)
+	if err != nil {
+		return verify.Result{}, err
+	}
+	if h.urlToken != nil && !h.tokenIsMethod {
+		result.Also = append(result.Also, h.urlToken.Name())
+	}
+	if h.allowList != nil {
+		result.Also = append(result.Also, h.allowList.Name())
+	}
+	return result, nil
+}
+
+// deliver forwards the callback's events to the shop in order, each once,
+// and answers the provider: its acknowledgement only when every event was
+// delivered (now or before: a provider's retry skips what the shop has). At
+// the first event the shop does not take, it stops, so that the shop never
+// receives a later event before an earlier one.
+func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, rec *record, events []*normalize.Event, result verify.Result) {
+	h.prepareForward(r)
+	delivered := 0
+	for _, event := range events {
+		id := event.ID()
+		rec.eventID = id
+		caddyhttp.SetVar(r.Context(), "payhook.event_id", id)
+		caddyhttp.SetVar(r.Context(), "payhook.status", statusVar(event.Status))
+		if h.dedupe == nil {
+			// The envelope is encoded only for an event that is forwarded: a
+			// duplicate (a provider's retry, a replay) is acknowledged
+			// without one.
+			up := h.forward(r, next, id, normalize.Encode(event, result, rec.start))
+			if !up.delivered() {
+				h.answerFailed(w, rec, up)
+				return
+			}
+			rec.noteDelivered(up)
+			delivered++
+			continue
+		}
+		duplicate, release, err := h.dedupe.claim(r.Context(), h.dedupeKey(r, id))
+		switch {
+		case err != nil:
+			h.reject(w, rec, err)
+			return
+		case duplicate:
+			continue
+		}
+		up := h.forwardClaimed(r, next, id, normalize.Encode(event, result, rec.start), release)
+		if !up.delivered() {
+			h.answerFailed(w, rec, up)
+			return
+		}
+		rec.noteDelivered(up)
+		delivered++
+	}
+	rec.outcome = outcomeForwarded
+	if delivered == 0 {
+		rec.outcome = outcomeDuplicate
+	}
+	rec.answered = h.provider.Acknowledge(w)
+}
+
+// forwardClaimed forwards an event this request has claimed and releases
+// the claim on every path, a panic of the next handler included (which
+// then goes on), saying whether the shop took the event.
+func (h *Handler) forwardClaimed(r *http.Request, next caddyhttp.Handler, id string, envelope []byte, release func(delivered bool)) (up upstreamResult) {
+	delivered := false
+	defer func() { release(delivered) }()
+	up = h.forward(r, next, id, envelope)
+	delivered = up.delivered()
+	return up
+}
+
+// forward hands one envelope to the next handler in place of the
+// provider's body and reports what it answered.
+//
+// reverse_proxy panics with http.ErrAbortHandler when the shop's answer
+// breaks after its status line (the connection closes mid-body). The
+// answer it aborts is the one to payhook's recorder, not to the provider,
+// so payhook takes the panic as the shop's answer: the status line is the
+// shop's decision, and payhook discards the body anyway. Any other panic
+// goes on up to Caddy.
+func (h *Handler) forward(r *http.Request, next caddyhttp.Handler, id string, envelope []byte) (up upstreamResult) {
+	setEnvelope(r, id, envelope)
+	rw := new(upstreamRecorder)
+	defer func() {
+		if v := recover(); v != nil {
+			if v != http.ErrAbortHandler {
+				panic(v)
+			}
+			up = upstreamResult{status: rw.status, aborted: true}
+		}
+	}()
+	err := next.ServeHTTP(rw, r)
+	return upstreamResult{status: rw.status, err: err}
+}
+
+// answerFailed tells the provider that the shop did not take an event: a
+// 502, so that the provider retries, never its acknowledgement.
+func (h *Handler) answerFailed(w http.ResponseWriter, rec *record, up upstreamResult) {
+	rec.upstreamStatus = up.status
+	rec.outcome, rec.reason = outcomeUpstreamFailed, up.reason()
+	rec.answered = http.StatusBadGateway
+	writePlain(w, http.StatusBadGateway, "upstream did not take the event; retry later")
+}
+
+// reject answers a callback that failed a step with the status its error maps to.
+func (h *Handler) reject(w http.ResponseWriter, rec *record, err error) {
+	rej := classify(err)
+	rec.outcome, rec.reason, rec.detail = outcomeRejected, rej.code, err.Error()
+	if rej.hint != "" {
+		rec.detail += "; " + rej.hint
+	}
+	rec.answered = rej.status
+	if rej.status == http.StatusMethodNotAllowed {
+		w.Header().Set("Allow", http.MethodPost)
+	}
+	writePlain(w, rej.status, rej.message())
+}
+
+// upstreamResult is what the next handler did with an envelope.
+type upstreamResult struct {
+	status  int // 0 when nothing was written
+	err     error
+	aborted bool // the shop's answer broke after its status line
+}
+
+func (u upstreamResult) delivered() bool {
+	return u.err == nil && u.status >= 200 && u.status < 300
+}
+
+// reason explains a failed delivery for the log.
+func (u upstreamResult) reason() string {
+	switch {
+	case u.err != nil:
+		var he caddyhttp.HandlerError
+		if errors.As(u.err, &he) && he.StatusCode != 0 {
+			return fmt.Sprintf("upstream unreachable (%d)", he.StatusCode)
+		}
+		return "upstream unreachable"
+	case u.aborted && u.status == 0:
+		return "upstream answer broken"
+	case u.aborted:
+		return fmt.Sprintf("upstream answered %d, then its answer broke", u.status)
+	case u.status == 0:
+		return "no handler after payhook answered; add reverse_proxy after payhook"
+	default:
+		return fmt.Sprintf("upstream answered %d", u.status)
+	}
+}
+
+// statusVars are the canonical statuses boxed once, so that setting the
+// {http.vars.payhook.status} placeholder costs no allocation.
+var statusVars = func() map[normalize.Status]any {
+	m := make(map[normalize.Status]any)
+	for _, s := range normalize.Statuses() {
+		m[s] = string(s)
+	}
+	return m
+}()
+
+func statusVar(s normalize.Status) any {
+	if v, ok := statusVars[s]; ok {
+		return v
+	}
+	return string(s)
+}
+
+func clientIP(r *http.Request) string {
+	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok {
+		return ip
+	}
+	return r.RemoteAddr
+}
+
+// requestHost is the host a callback was sent to, lower case, without a
+// port: part of the default dedupe scope.
+func requestHost(r *http.Request) string {
+	host := r.Host
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
+		host = host[:i]
+	}
+	return strings.ToLower(host)
+}
+
+// Header values of payhook's own answers, shared: net/http only reads them.
+var (
+	textPlain = []string{"text/plain; charset=utf-8"}
+	noStore   = []string{"no-store"}
+	noSniff   = []string{"nosniff"}
+)
+
+// writePlain writes a short text/plain answer.
+func writePlain(w http.ResponseWriter, status int, body string) {
+	header := w.Header()
+	header["Content-Type"] = textPlain
+	header["Cache-Control"] = noStore
+	header["X-Content-Type-Options"] = noSniff
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, body+"\n")
+}
+
+// Interface guards.
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

@@ -1,0 +1,347 @@
+package caddymodule
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"go.uber.org/zap"
+
+	"github.com/payhook/payhook/normalize"
+	"github.com/payhook/payhook/verify"
+)
+
+// ProvidersNamespace is the Caddy module namespace of payment providers:
+// http.payhook.providers.<name>. The handler loads one from its "provider"
+// field, whose "name" is the module's name.
+const ProvidersNamespace = "http.payhook.providers"
+
+// Provider is a payment provider's Caddy module. It owns its configuration
+// (its struct's fields are its JSON config, its UnmarshalCaddyfile reads
+// its options of the payhook block) and everything payhook needs to serve
+// the provider's callbacks; the handler runs the pipeline around it: allow
+// → read → Verify → Normalize → encode → forward → Acknowledge.
+//
+// A provider is added by registering its module (caddy.RegisterModule in an
+// init function, module ID ProvidersNamespace + "." + name), in this
+// package or in a plugin of its own.
+type Provider interface {
+	caddy.Module
+
+	// Name is the provider's name in the envelope (source, data.provider),
+	// the log lines and the metrics: lower-case letters, digits, '_' and '-'.
+	Name() string
+
+	// ContentTypes lists the media types the provider posts (lower case,
+	// without parameters); a callback with any other is refused with 415.
+	ContentTypes() []string
+
+	// Verify establishes the callback's authenticity and says how. It runs
+	// every check that needs no parsing (signatures, dates) before it parses
+	// anything, bounds every parse, and fails with an error wrapping a
+	// sentinel of package verify or normalize, which decides the answer.
+	// in holds the body for parsing; what Verify decodes into it (Decode)
+	// is decoded once.
+	Verify(ctx context.Context, cb *verify.Callback, in *normalize.Input) (verify.Result, error)
+
+	// Normalize turns the verified callback into its events, in the order
+	// the callback lists them (usually one, several for a batch), and
+	// appends them to events.
+	Normalize(in *normalize.Input, res verify.Result, events []*normalize.Event) ([]*normalize.Event, error)
+
+	// Acknowledge writes the provider's success answer and returns its status.
+	Acknowledge(w http.ResponseWriter) int
+}
+
+// SampleSender is implemented by providers that `caddy payhook send` can
+// fabricate a callback for. It is called on a new, unprovisioned module.
+type SampleSender interface {
+	// Sample fabricates a callback body for s and returns it with its
+	// Content-Type.
+	Sample(s normalize.Sample) (body []byte, contentType string, err error)
+	// SignSample makes r (whose body is body) authentic with secret the way
+	// the provider does; secret is empty when none was given.
+	SignSample(r *http.Request, body []byte, secret []byte) error
+}
+
+// URLTokenVerified is implemented by providers that sign nothing and rely on
+// the route's url_token for their authenticity (Pyxis): the handler then
+// requires url_token, and names it as the verification method.
+type URLTokenVerified interface {
+	VerifiedByURLToken()
+}
+
+// DedupeScoper is implemented by providers whose ids are unique only within
+// an account (Payrexx transaction ids, per instance): the account takes part
+// in the route's dedupe scope, so two accounts never share records.
+type DedupeScoper interface {
+	DedupeScope() string
+}
+
+// NewProvider returns a new, unprovisioned provider module by name.
+func NewProvider(name string) (Provider, error) {
+	info, err := caddy.GetModule(ProvidersNamespace + "." + name)
+	if err != nil {
+		return nil, fmt.Errorf("unknown provider %q (known: %s)", name, joinNames(ProviderNames()))
+	}
+	p, ok := info.New().(Provider)
+	if !ok {
+		return nil, fmt.Errorf("module %s is not a payhook provider", info.ID)
+	}
+	return p, nil
+}
+
+// ProviderNames lists the registered providers' names, sorted.
+func ProviderNames() []string {
+	var names []string
+	for _, info := range caddy.GetModules(ProvidersNamespace) {
+		names = append(names, info.ID.Name())
+	}
+	slices.Sort(names)
+	return names
+}
+
+func joinNames(names []string) string {
+	quoted := make([]string, len(names))
+	for i, n := range names {
+		quoted[i] = strconv.Quote(n)
+	}
+	return strings.Join(quoted, ", ")
+}
+
+// UnrecognizedOption is the error for an option of a payhook block that
+// neither the handler nor the provider knows. Provider modules return it
+// from UnmarshalCaddyfile for an option they do not take.
+func UnrecognizedOption(d *caddyfile.Dispenser, provider string, takes ...string) error {
+	return d.Errf("unrecognized payhook option %q: %s does not apply to provider %s (it takes: %s; every provider: %s)",
+		d.Val(), d.Val(), provider, strings.Join(takes, ", "), strings.Join(genericOptions, ", "))
+}
+
+// Secret expands the {env.*} and {file.*} placeholders of a configuration
+// value that holds a secret, once, at provisioning. A placeholder that is
+// unknown or expands to nothing is an error naming the placeholder, never
+// the value: an unset variable must not turn into an empty secret that
+// anyone can sign with. A secret written literally is accepted with a
+// warning, since it then shows in config files and the admin API.
+func Secret(logger *zap.Logger, option, value string) ([]byte, error) {
+	expanded, err := expand(option, value)
+	if err != nil {
+		return nil, err
+	}
+	if !strings.Contains(value, "{") {
+		logger.Warn("a secret is written literally in the configuration; use {env.*} or {file.*} so that it stays out of config files and the admin API",
+			zap.String("option", option))
+	}
+	return []byte(expanded), nil
+}
+
+// Secrets is Secret for a repeatable option.
+func Secrets(logger *zap.Logger, option string, values []string) ([][]byte, error) {
+	out := make([][]byte, 0, len(values))
+	for i, v := range values {
+		secret, err := Secret(logger, fmt.Sprintf("%s #%d", option, i+1), v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, secret)
+	}
+	return out, nil
+}
+
+// Setting expands the placeholders of a configuration value that is not a
+// secret (an instance name, an API base), with the same errors as Secret.
+func Setting(option, value string) (string, error) {
+	return expand(option, value)
+}
+
+func expand(option, value string) (string, error) {
+	expanded, err := caddy.NewReplacer().ReplaceOrErr(value, true, true)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w (is the environment variable set, or the file readable?)", option, err)
+	}
+	if expanded == "" {
+		return "", fmt.Errorf("%s is empty", option)
+	}
+	return expanded, nil
+}
+
+// ackText returns an Acknowledge that answers 200 with a text/plain body,
+// as IXOPAY expects ("OK").
+func ackText(body string) func(w http.ResponseWriter) int {
+	length, raw := []string{strconv.Itoa(len(body))}, []byte(body)
+	return func(w http.ResponseWriter) int {
+		header := w.Header()
+		header["Content-Type"] = textPlain
+		header["Content-Length"] = length
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(raw)
+		return http.StatusOK
+	}
+}
+
+var ackOK = ackText("OK")
+
+// API is the configuration of a provider's API that payhook asks to verify
+// callbacks (fetch-back). Provider modules embed it.
+type API struct {
+	// APIBase is the origin of the provider's API (https; plain http only
+	// on loopback, for tests). Default: the provider's own.
+	APIBase string `json:"api_base,omitempty"`
+
+	// APITimeout bounds each request to the provider's API. Default: 5s.
+	APITimeout caddy.Duration `json:"api_timeout,omitempty"`
+
+	// APIRate bounds the API requests that callbacks may cause per second
+	// (bursts of twice as many), so that a flood of forged callbacks cannot
+	// turn into a flood of API requests; callbacks past it are answered 503
+	// and retried by the provider. Default: 50.
+	APIRate int `json:"api_rate,omitempty"`
+
+	base    string
+	fetcher *verify.Fetcher
+}
+
+// unmarshalAPIOption reads api_base, api_timeout or api_rate; ok is false
+// for any other option.
+func (a *API) unmarshalAPIOption(d *caddyfile.Dispenser) (ok bool, err error) {
+	switch d.Val() {
+	case "api_base":
+		return true, singleArg(d, &a.APIBase)
+	case "api_timeout":
+		var value string
+		if err := singleArg(d, &value); err != nil {
+			return true, err
+		}
+		dur, err := caddy.ParseDuration(value)
+		if err != nil || dur <= 0 {
+			return true, d.Errf("api_timeout: invalid duration %q", value)
+		}
+		a.APITimeout = caddy.Duration(dur)
+		return true, nil
+	case "api_rate":
+		var value string
+		if err := singleArg(d, &value); err != nil {
+			return true, err
+		}
+		n, err := strconv.Atoi(value)
+		if err != nil || n <= 0 {
+			return true, d.Errf("api_rate: want a number of requests per second, got %q", value)
+		}
+		a.APIRate = n
+		return true, nil
+	}
+	return false, nil
+}
+
+var apiOptions = []string{"api_base", "api_timeout", "api_rate"}
+
+// validateAPI checks what needs no provisioning.
+func (a *API) validateAPI() error {
+	if a.APITimeout < 0 {
+		return fmt.Errorf("api_timeout must be positive, got %s", time.Duration(a.APITimeout))
+	}
+	if a.APIRate < 0 {
+		return fmt.Errorf("api_rate must be positive, got %d", a.APIRate)
+	}
+	return nil
+}
+
+// provisionAPI expands and checks the API base (defaultBase when unset) and
+// creates the API's client.
+func (a *API) provisionAPI(defaultBase string) error {
+	if err := a.validateAPI(); err != nil {
+		return err
+	}
+	base := a.APIBase
+	if base == "" {
+		base = defaultBase
+	}
+	base, err := Setting("api_base", base)
+	if err != nil {
+		return err
+	}
+	if a.base, err = checkAPIBase(base); err != nil {
+		return err
+	}
+	a.fetcher = verify.NewFetcher(verify.FetchLimits{Timeout: time.Duration(a.APITimeout), Rate: a.APIRate})
+	return nil
+}
+
+// cleanupAPI closes the API client's idle connections.
+func (a *API) cleanupAPI() {
+	if a.fetcher != nil {
+		a.fetcher.Close()
+	}
+}
+
+// checkAPIBase accepts an https origin (with an optional path prefix), or
+// http on a loopback host for tests: payhook sends credentials there.
+func checkAPIBase(base string) (string, error) {
+	u, err := url.Parse(base)
+	if err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("api_base %q: want an https origin such as https://api.payrexx.com", base)
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if ip, err := netip.ParseAddr(u.Hostname()); !(u.Hostname() == "localhost" || (err == nil && ip.IsLoopback())) {
+			return "", fmt.Errorf("api_base %q: credentials go there, so it must be https (http only on loopback)", base)
+		}
+	default:
+		return "", fmt.Errorf("api_base %q: want an https origin", base)
+	}
+	return strings.TrimRight(u.String(), "/"), nil
+}
+
+// apiEnvironment tells whether apiBase (checked by checkAPIBase) is one of
+// the provider's known test or live hosts; nil for any other host.
+func apiEnvironment(testHosts map[string]bool, apiBase string) *bool {
+	u, err := url.Parse(apiBase)
+	if err != nil {
+		return nil
+	}
+	if test, ok := testHosts[strings.ToLower(u.Hostname())]; ok {
+		return &test
+	}
+	return nil
+}
+
+// singleArg reads the one argument of the current option into target.
+func singleArg(d *caddyfile.Dispenser, target *string) error {
+	if !d.AllArgs(target) {
+		return d.ArgErr()
+	}
+	return nil
+}
+
+// durationArg reads the one duration argument of the current option.
+func durationArg(d *caddyfile.Dispenser, option string) (caddy.Duration, error) {
+	var value string
+	if err := singleArg(d, &value); err != nil {
+		return 0, err
+	}
+	dur, err := caddy.ParseDuration(value)
+	if err != nil {
+		return 0, d.Errf("%s: %v", option, err)
+	}
+	if dur <= 0 {
+		return 0, d.Errf("%s must be positive", option)
+	}
+	return caddy.Duration(dur), nil
+}
+
+// appendEvent appends the event of a one-event normalizer.
+func appendEvent(events []*normalize.Event, ev *normalize.Event, err error) ([]*normalize.Event, error) {
+	if err != nil {
+		return events, err
+	}
+	return append(events, ev), nil
+}
