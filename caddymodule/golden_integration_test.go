@@ -13,6 +13,24 @@ import (
 	"github.com/tidwall/gjson"
 )
 
+// readRawRequest reads a golden .in file: the exact request a provider sends.
+func readRawRequest(t *testing.T, path string) (*http.Request, []byte) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(req.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req, body
+}
+
 // replayGolden sends every golden request of normalize/testdata/<provider>
 // through the running Caddy as the provider sent it (or through send, which
 // may re-sign it), after serve has taught the fake API the case's
@@ -29,12 +47,7 @@ func replayGolden(t *testing.T, e *env, provider string, serve func(fetched []by
 		t.Run(name, func(t *testing.T) {
 			e.t = t
 			e.upstream.reset()
-			raw, _ := os.ReadFile(in)
-			req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(raw)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, _ := io.ReadAll(req.Body)
+			req, body := readRawRequest(t, in)
 			base := strings.TrimSuffix(in, ".in")
 			if fetched, err := os.ReadFile(base + ".fetched.json"); err == nil && serve != nil {
 				serve(fetched)

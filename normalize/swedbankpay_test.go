@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"testing"
 	"time"
 
@@ -108,4 +109,51 @@ func FuzzSwedbankPay(f *testing.F) {
 			t.Fatalf("accepted payload gives an invalid envelope: %v\n%s", err, envelope)
 		}
 	})
+}
+
+// Event identity of Swedbank Pay callbacks (the hardening issue): a payment
+// order stays Paid with the same amount through partial captures and
+// reversals, so the id comes from the financial transaction the callback
+// names. Two partial captures of the same amount are two events; a retry
+// of a reversal's callback is the same event even when, by then, the rest
+// was reversed too.
+func TestSwedbankPayEventIdentity(t *testing.T) {
+	id := func(name string) (*Event, string) {
+		t.Helper()
+		req, body := ReadRawRequest(t, "testdata/swedbankpay/"+name+".in")
+		in := inputFor("swedbankpay", req, body)
+		fetched, err := os.ReadFile("testdata/swedbankpay/" + name + ".fetched.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		in.Fetched = bytes.TrimSpace(fetched)
+		ev, err := SwedbankPay(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ev, ev.ID()
+	}
+	first, firstID := id("quirk_partial_capture_first")
+	second, secondID := id("quirk_partial_capture_second_same_amount")
+	if firstID == secondID {
+		t.Errorf("two partial captures of %d share the id %s", first.Amount.MinorUnits, firstID)
+	}
+	if first.Status != StatusCaptured || second.Status != StatusCaptured || *first.Amount != *second.Amount {
+		t.Errorf("captures: %s %v, %s %v", first.Status, first.Amount, second.Status, second.Amount)
+	}
+	reversal, reversalID := id("quirk_partial_reversal")
+	retry, retryID := id("quirk_partial_reversal_retried_after_the_rest_was_reversed")
+	if reversal.Status != StatusPartiallyRefunded || reversal.Amount.MinorUnits != 20000 {
+		t.Errorf("partial reversal: %s %v, want partially_refunded 20000", reversal.Status, reversal.Amount)
+	}
+	if reversalID != retryID {
+		t.Errorf("a retry of the reversal's callback got id %s, the first %s (status %s then %s)", retryID, reversalID, reversal.Status, retry.Status)
+	}
+	// A callback whose number the order does not list is reported as the
+	// order as a whole; what it has left to capture and reverse tells it
+	// apart from another such report.
+	whole, wholeID := id("quirk_callback_number_not_in_the_list")
+	if whole.NotificationID != "" || wholeID == firstID || whole.Discriminator == "" {
+		t.Errorf("order-level event: %+v", whole)
+	}
 }

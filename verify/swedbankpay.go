@@ -62,11 +62,20 @@ type SwedbankPay struct {
 // answer that holds the resource.
 var swedbankKinds = map[string]string{"paymentorder": "paymentOrder", "transaction": "transaction", "payment": "payment"}
 
-// expandPayeeInfo asks for a payment order's or payment's payeeInfo inline.
-// Without it, Checkout v2 and v3.0 orders (and legacy payments) carry only a
-// link to their payeeInfo, so the merchant's orderReference and
-// payeeReference would be missing from the envelope.
-const expandPayeeInfo = "?$expand=payeeInfo"
+// Expansions asked for, each a constant: the callback never adds to a URL.
+//
+// payeeInfo: without it, Checkout v2 and v3.0 orders (and legacy payments)
+// carry only a link to their payeeInfo, so the merchant's orderReference
+// and payeeReference would be missing from the envelope.
+//
+// financialtransactions: the captures, sales, cancellations and reversals
+// of a Checkout v3 order, so that the envelope reports the one a callback
+// is about, with its own amount (a partial capture, a partial reversal),
+// rather than the order as a whole.
+const (
+	expandPayeeInfo    = "?$expand=payeeInfo"
+	expandPaymentOrder = "?$expand=payeeInfo,financialtransactions"
+)
 
 // Verify fetches cb.Claim back. For a transaction, whose document has no
 // currency, it also fetches the payment the transaction belongs to and
@@ -77,7 +86,10 @@ func (v *SwedbankPay) Verify(ctx context.Context, cb *Callback) (Result, error) 
 		return Result{}, fmt.Errorf("%w: unknown kind %q", ErrBadResource, truncate(cb.Claim.Kind, 24))
 	}
 	query := expandPayeeInfo
-	if field == "transaction" {
+	switch field {
+	case "paymentOrder":
+		query = expandPaymentOrder
+	case "transaction":
 		query = "" // a transaction carries its payeeReference itself
 	}
 	doc, err := v.get(ctx, cb.Claim.ID, query, field)
@@ -117,7 +129,11 @@ func (v *SwedbankPay) get(ctx context.Context, path, query, field string) ([]byt
 		return nil, err
 	}
 	if resp.Status >= 400 {
-		if query != "" {
+		switch query {
+		case expandPaymentOrder:
+			// Checkout v2 orders have no financial transactions to expand.
+			return v.get(ctx, path, expandPayeeInfo, field)
+		case expandPayeeInfo:
 			// Should the API ever refuse the expansion itself, a callback
 			// without its references beats a real payment refused as unknown.
 			return v.get(ctx, path, "", field)

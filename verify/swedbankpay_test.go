@@ -85,9 +85,10 @@ func TestSwedbankPayFetchesThePaymentOrder(t *testing.T) {
 	if got := api.requests[0].Header.Get("Authorization"); got != "Bearer bearer-secret" {
 		t.Errorf("Authorization = %q", got)
 	}
-	// v2 and v3.0 orders carry the merchant's references only in payeeInfo.
-	if got := api.requests[0].URL.Query().Get("$expand"); got != "payeeInfo" {
-		t.Errorf("$expand = %q, want payeeInfo", got)
+	// v2 and v3.0 orders carry the merchant's references only in payeeInfo;
+	// v3 orders list their captures and reversals in financialtransactions.
+	if got := api.requests[0].URL.Query().Get("$expand"); got != "payeeInfo,financialtransactions" {
+		t.Errorf("$expand = %q, want payeeInfo,financialtransactions", got)
 	}
 	_, err = v.Verify(context.Background(), &Callback{Claim: Claim{Kind: "paymentorder", ID: "/psp/paymentorders/unknown"}})
 	if !errors.Is(err, ErrUnknownResource) {
@@ -118,6 +119,28 @@ func TestSwedbankPayExpandsATransactionsPayment(t *testing.T) {
 	}
 }
 
+// A Checkout v2 order has no financial transactions to expand: should the
+// API refuse that, the order is asked for with payeeInfo alone.
+func TestSwedbankPayV2OrderWithoutFinancialTransactions(t *testing.T) {
+	var api *fakePayrexx
+	api = newFakePayrexx(t, func(string) (int, string) {
+		api.mu.Lock()
+		expand := api.requests[len(api.requests)-1].URL.Query().Get("$expand")
+		api.mu.Unlock()
+		if strings.Contains(expand, "financialtransactions") {
+			return 400, `{"type":"https://api.payex.com/psp/errordetail/inputerror","status":400}`
+		}
+		return 200, poDoc
+	})
+	res, err := swedbankVerifier(api.URL).Verify(context.Background(), &Callback{Claim: Claim{Kind: "paymentorder", ID: poPath}})
+	if err != nil || res.Status != "Paid" {
+		t.Fatalf("Verify = %+v, %v", res, err)
+	}
+	if len(api.requests) != 2 || api.requests[1].URL.Query().Get("$expand") != "payeeInfo" {
+		t.Errorf("want the order asked for again with payeeInfo alone; got %v", api.requests)
+	}
+}
+
 // Should the API refuse $expand, the payment order is asked for as it is:
 // its callback then lacks the references, but it is not refused as unknown.
 func TestSwedbankPayWithoutExpansionWhenTheAPIRefusesIt(t *testing.T) {
@@ -135,8 +158,8 @@ func TestSwedbankPayWithoutExpansionWhenTheAPIRefusesIt(t *testing.T) {
 	if err != nil || res.Status != "Paid" {
 		t.Fatalf("Verify = %+v, %v; want the order fetched without $expand", res, err)
 	}
-	if len(api.requests) != 2 || api.requests[0].URL.RawQuery == "" || api.requests[1].URL.RawQuery != "" {
-		t.Errorf("want one request with $expand, then one without; got %d", len(api.requests))
+	if len(api.requests) != 3 || api.requests[0].URL.RawQuery == "" || api.requests[1].URL.RawQuery == "" || api.requests[2].URL.RawQuery != "" {
+		t.Errorf("want the order asked for with both expansions, with payeeInfo, then without; got %d requests", len(api.requests))
 	}
 	// An id the API cannot parse is still unknown, after the second try.
 	refusing := newFakePayrexx(t, func(string) (int, string) { return 400, `{"status":400}` })
