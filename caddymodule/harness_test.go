@@ -18,6 +18,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -197,6 +198,13 @@ func startCaddyWith(t *testing.T, globals, siteBody string) *env {
 // startCaddyOn is startCaddyWith on a given storage directory.
 func startCaddyOn(t *testing.T, storage, globals, siteBody string) *env {
 	t.Helper()
+	return startCaddyAt(t, storage, globals, "http://localhost:{port}", siteBody)
+}
+
+// startCaddyAt is startCaddyOn with a site address of its own, where
+// {port} is the test's HTTP port.
+func startCaddyAt(t *testing.T, storage, globals, siteAddress, siteBody string) *env {
+	t.Helper()
 	t.Setenv("PAYHOOK_TEST_SECRET", testSecret)
 	t.Setenv("PAYHOOK_TEST_PREVIOUS_SECRET", testPreviousSecret)
 	port := httpPortFor(t)
@@ -217,10 +225,10 @@ func startCaddyOn(t *testing.T, storage, globals, siteBody string) *env {
 	%s
 }
 
-http://localhost:%d {
+%s {
 	%s
 }
-`, port, e.storage, e.logFile, globals, port, strings.ReplaceAll(siteBody, "{upstream}", strings.TrimPrefix(e.upstream.URL, "http://")))
+`, port, e.storage, e.logFile, globals, strings.ReplaceAll(siteAddress, "{port}", strconv.Itoa(port)), strings.ReplaceAll(siteBody, "{upstream}", strings.TrimPrefix(e.upstream.URL, "http://")))
 	loaded := false
 	defer func() {
 		// caddytest skips, rather than fails, when it cannot start Caddy.

@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -191,5 +192,36 @@ func TestPayrexxOptionalSignature(t *testing.T) {
 		if err != nil && len(api.requests) != before {
 			t.Errorf("%s: a bad signature still fetched from the API", tt.name)
 		}
+	}
+}
+
+// Lookup bounds what forged callbacks cost: an id the API just called
+// unknown is not asked about again (and is answered "retry later", never
+// refused outright), and past the rate the API is not asked at all.
+func TestFetcherLookupBoundsTheAPIRequests(t *testing.T) {
+	f := NewFetcher(FetchLimits{Rate: 5})
+	calls := 0
+	unknown := func(context.Context) (Result, error) { calls++; return Result{}, ErrUnknownResource }
+	if _, err := f.Lookup(context.Background(), "Transaction/1", unknown); !errors.Is(err, ErrUnknownResource) {
+		t.Fatalf("first lookup: %v", err)
+	}
+	for range 3 {
+		if _, err := f.Lookup(context.Background(), "Transaction/1", unknown); !errors.Is(err, ErrRecentlyUnknown) {
+			t.Fatalf("repeat: %v, want ErrRecentlyUnknown", err)
+		}
+	}
+	if calls != 1 {
+		t.Errorf("the API was asked %d times about one unknown id, want 1", calls)
+	}
+	// A burst of fresh ids: twice the rate gets through, then throttled.
+	throttled := 0
+	for i := range 20 {
+		_, err := f.Lookup(context.Background(), fmt.Sprintf("Transaction/%d", 100+i), unknown)
+		if errors.Is(err, ErrAPIThrottled) {
+			throttled++
+		}
+	}
+	if calls > 1+2*5 || throttled < 20-2*5 {
+		t.Errorf("20 fresh ids at a rate of 5/s: the API was asked %d times, %d throttled", calls, throttled)
 	}
 }
