@@ -4,12 +4,16 @@ package envelopetest
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"sync"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/payhook/payhook/normalize"
+	"github.com/payhook/payhook/verify"
 )
 
 var compiled = sync.OnceValues(func() (*jsonschema.Schema, error) {
@@ -25,8 +29,17 @@ var compiled = sync.OnceValues(func() (*jsonschema.Schema, error) {
 	return c.Compile("envelope.schema.json")
 })
 
-// Validate returns an error describing every way envelope departs from the schema.
+// Validate returns an error describing every way envelope departs from the
+// schema, or from strict JSON: the envelope must be valid UTF-8 with no
+// escaped lone surrogate and no object key starting with U+0000, which
+// strict readers such as PHP's json_decode refuse.
 func Validate(envelope []byte) error {
+	if !utf8.Valid(envelope) {
+		return errors.New("envelope is not valid UTF-8")
+	}
+	if repair, err := verify.CheckJSON(envelope, verify.MaxJSONDepth+8); err != nil || repair {
+		return fmt.Errorf("envelope is not strict JSON (repair needed: %v): %v", repair, err)
+	}
 	schema, err := compiled()
 	if err != nil {
 		return err
