@@ -42,10 +42,6 @@ type caddyProcess struct {
 // routes IXOPAY callbacks to upstream, with storage in storageDir.
 func startCaddyProcess(t *testing.T, storageDir string, httpPort, adminPort int, upstreamURL string) *caddyProcess {
 	t.Helper()
-	bin, err := buildCaddy()
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
 	logFile := filepath.Join(dir, "caddy.log")
 	config := fmt.Sprintf(`{
@@ -67,12 +63,23 @@ http://localhost:%d {
 	}
 }
 `, adminPort, httpPort, storageDir, logFile, httpPort, strings.TrimPrefix(upstreamURL, "http://"))
+	return runCaddyProcess(t, dir, config, httpPort, logFile, "PAYHOOK_TEST_SECRET="+testSecret)
+}
+
+// runCaddyProcess runs Caddy with the Caddyfile config (kept in dir) and the
+// extra environment, and waits until it listens on httpPort.
+func runCaddyProcess(t *testing.T, dir, config string, httpPort int, logFile string, environment ...string) *caddyProcess {
+	t.Helper()
+	bin, err := buildCaddy()
+	if err != nil {
+		t.Fatal(err)
+	}
 	configFile := filepath.Join(dir, "Caddyfile")
 	if err := os.WriteFile(configFile, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "run", "--config", configFile, "--adapter", "caddyfile")
-	cmd.Env = append(os.Environ(), "PAYHOOK_TEST_SECRET="+testSecret, "HOME="+dir)
+	cmd.Env = append(os.Environ(), append(environment, "HOME="+dir)...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
