@@ -36,7 +36,8 @@ func BenchmarkServeHTTP(b *testing.B) {
 		rejectLog:    newLogLimiter(rejectLogRate),
 		metrics:      collectors,
 	}
-	h.forwarded = collectors.forwardedSeries(h.name)
+	h.forwarded = collectors.series(h.name, outcomeForwarded, "")
+	h.rejected = collectors.rejectedSeries(h.name)
 	date := time.Now().UTC().Format(http.TimeFormat)
 	signature := verify.SignIXOPAY(secret, verify.IXOPAYSHA512, verify.IXOPAYMessage{
 		Method: http.MethodPost, ContentType: "application/json; charset=utf-8", Date: date, RequestURI: "/callbacks/ixopay", Body: body,

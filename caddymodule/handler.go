@@ -92,7 +92,8 @@ type Handler struct {
 	logger        *zap.Logger
 	rejectLog     *logLimiter
 	metrics       *metrics
-	forwarded     forwardedSeries // the forwarded outcome's metrics, looked up once
+	forwarded     outcomeSeries            // the forwarded outcome's metrics, looked up once
+	rejected      map[string]outcomeSeries // by reason
 }
 
 // CaddyModule returns the Caddy module information.
@@ -158,7 +159,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.metrics, err = registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return err
 	}
-	h.forwarded = h.metrics.forwardedSeries(h.name)
+	h.forwarded = h.metrics.series(h.name, outcomeForwarded, "")
+	h.rejected = h.metrics.rejectedSeries(h.name)
 	window, _ := dedupeWindow(h.Dedupe) // checked by Validate
 	if window > 0 {
 		h.scope = h.DedupeScope
@@ -469,7 +471,8 @@ func writePlain(w http.ResponseWriter, status int, body string) {
 	header["Cache-Control"] = noStore
 	header["X-Content-Type-Options"] = noSniff
 	w.WriteHeader(status)
-	_, _ = io.WriteString(w, body+"\n")
+	_, _ = io.WriteString(w, body)
+	_, _ = io.WriteString(w, "\n")
 }
 
 // Interface guards.

@@ -46,23 +46,45 @@ func registerMetrics(registry *prometheus.Registry) (*metrics, error) {
 	return collectors, nil
 }
 
-func (m *metrics) observe(provider, outcome, reason string, d time.Duration) {
-	if outcome != outcomeRejected {
-		reason = "" // upstream reasons are free text; keep the label set bounded
+// observe counts one callback of h's provider. The series of the
+// forwarded outcome and of every rejection reason are looked up once per
+// handler; other outcomes (rare) are looked up each time.
+func (m *metrics) observe(h *Handler, outcome, reason string, d time.Duration) {
+	var series outcomeSeries
+	switch outcome {
+	case outcomeForwarded:
+		series = h.forwarded
+	case outcomeRejected:
+		series = h.rejected[reason]
 	}
-	m.callbacks.WithLabelValues(provider, outcome, reason).Inc()
-	m.duration.WithLabelValues(provider, outcome).Observe(d.Seconds())
+	if series.callbacks == nil {
+		if outcome != outcomeRejected {
+			reason = "" // upstream reasons are free text; keep the label set bounded
+		}
+		series = m.series(h.name, outcome, reason)
+	}
+	series.callbacks.Inc()
+	series.duration.Observe(d.Seconds())
 }
 
-// forwarded is observe for the common case, with the series looked up once.
-type forwardedSeries struct {
+// outcomeSeries are the metrics of one provider, outcome and reason.
+type outcomeSeries struct {
 	callbacks prometheus.Counter
 	duration  prometheus.Observer
 }
 
-func (m *metrics) forwardedSeries(provider string) forwardedSeries {
-	return forwardedSeries{
-		callbacks: m.callbacks.WithLabelValues(provider, outcomeForwarded, ""),
-		duration:  m.duration.WithLabelValues(provider, outcomeForwarded),
+func (m *metrics) series(provider, outcome, reason string) outcomeSeries {
+	return outcomeSeries{
+		callbacks: m.callbacks.WithLabelValues(provider, outcome, reason),
+		duration:  m.duration.WithLabelValues(provider, outcome),
 	}
+}
+
+// rejectedSeries looks up the series of every rejection reason.
+func (m *metrics) rejectedSeries(provider string) map[string]outcomeSeries {
+	out := make(map[string]outcomeSeries, len(rejections)+1)
+	for _, r := range append(rejections, internalError) {
+		out[r.code] = m.series(provider, outcomeRejected, r.code)
+	}
+	return out
 }

@@ -39,49 +39,16 @@ type record struct {
 // finish writes the callback's one log line and updates the metrics. The
 // line never holds a secret or payload content: only the provider, the
 // outcome, the reason, the event's id and canonical status, the client
-// address and timings.
+// address and timings. Under a flood, rejection lines are sampled (the
+// metrics still count every one), and a line not written costs nothing.
 func (h *Handler) finish(rec *record) {
 	duration := time.Since(rec.start)
-	if rec.outcome == outcomeForwarded {
-		h.forwarded.callbacks.Inc()
-		h.forwarded.duration.Observe(duration.Seconds())
-	} else {
-		h.metrics.observe(rec.provider, rec.outcome, rec.reason, duration)
-	}
+	h.metrics.observe(h, rec.outcome, rec.reason, duration)
 
-	fields := []zap.Field{
-		zap.String("provider", rec.provider),
-		zap.String("outcome", rec.outcome),
-		zap.String("client_ip", rec.clientIP),
-		zap.Int("answer", rec.answered),
-		zap.Duration("duration", duration),
-	}
-	if rec.reason != "" {
-		fields = append(fields, zap.String("reason", rec.reason))
-	}
-	if rec.detail != "" {
-		fields = append(fields, zap.String("detail", rec.detail))
-	}
-	if rec.eventID != "" {
-		fields = append(fields, zap.String("event_id", rec.eventID))
-	}
 	unmapped := false
-	switch n := len(rec.events); {
-	case n == 1:
-		ev := rec.events[0]
-		fields = append(fields, zap.String("status", string(ev.Status)), zap.String("provider_status", truncate(ev.ProviderStatus, 64)))
-		unmapped = ev.Unmapped
-	case n > 1:
-		fields = append(fields, zap.Int("events", n))
-		for _, ev := range rec.events {
-			unmapped = unmapped || ev.Unmapped
-		}
+	for _, ev := range rec.events {
+		unmapped = unmapped || ev.Unmapped
 	}
-
-	if rec.upstreamStatus != 0 {
-		fields = append(fields, zap.Int("upstream_status", rec.upstreamStatus))
-	}
-
 	level, msg := zapcore.InfoLevel, "callback forwarded"
 	switch {
 	case rec.outcome == outcomeDuplicate:
@@ -99,16 +66,43 @@ func (h *Handler) finish(rec *record) {
 	if ce == nil {
 		return
 	}
-	// Under a flood, rejection lines are sampled; the metrics above still
-	// count every one.
+	var suppressed int64
 	if rec.outcome == outcomeRejected && rec.answered < 500 {
-		suppressed, ok := h.rejectLog.allow()
-		if !ok {
+		var ok bool
+		if suppressed, ok = h.rejectLog.allow(); !ok {
 			return
 		}
-		if suppressed > 0 {
-			fields = append(fields, zap.Int64("suppressed_before", suppressed))
-		}
+	}
+
+	fields := make([]zap.Field, 0, 12)
+	fields = append(fields,
+		zap.String("provider", rec.provider),
+		zap.String("outcome", rec.outcome),
+		zap.String("client_ip", rec.clientIP),
+		zap.Int("answer", rec.answered),
+		zap.Duration("duration", duration),
+	)
+	if rec.reason != "" {
+		fields = append(fields, zap.String("reason", rec.reason))
+	}
+	if rec.detail != "" {
+		fields = append(fields, zap.String("detail", rec.detail))
+	}
+	if rec.eventID != "" {
+		fields = append(fields, zap.String("event_id", rec.eventID))
+	}
+	switch n := len(rec.events); {
+	case n == 1:
+		ev := rec.events[0]
+		fields = append(fields, zap.String("status", string(ev.Status)), zap.String("provider_status", truncate(ev.ProviderStatus, 64)))
+	case n > 1:
+		fields = append(fields, zap.Int("events", n))
+	}
+	if rec.upstreamStatus != 0 {
+		fields = append(fields, zap.Int("upstream_status", rec.upstreamStatus))
+	}
+	if suppressed > 0 {
+		fields = append(fields, zap.Int64("suppressed_before", suppressed))
 	}
 	ce.Write(fields...)
 }

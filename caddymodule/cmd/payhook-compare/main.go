@@ -39,7 +39,8 @@ func main() {
 	rounds := flag.Int("rounds", 3, "rounds per route, alternating")
 	concurrency := flag.Int("concurrency", 32, "requests in flight at once (one keep-alive connection each)")
 	bodyFile := flag.String("body", "normalize/testdata/bench/ixopay_2k.json", "callback body to send")
-	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the payhook rounds to this file")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of one round of -profileroute to this file")
+	profileRoute := flag.String("profileroute", "/payhook", "the route -cpuprofile profiles: /payhook or /forged")
 	flag.Parse()
 
 	body, err := os.ReadFile(*bodyFile)
@@ -63,15 +64,30 @@ func main() {
 		Method: http.MethodPost, ContentType: header.Get("Content-Type"), Date: date, RequestURI: "/payhook", Body: body,
 	}))
 
+	forgedHeader := header.Clone()
+	forgedHeader.Set("X-Signature", verify.SignIXOPAY([]byte("not-the-secret"), verify.IXOPAYSHA512, verify.IXOPAYMessage{
+		Method: http.MethodPost, ContentType: header.Get("Content-Type"), Date: date, RequestURI: "/forged", Body: body,
+	}))
+
 	fmt.Printf("machine: %s, %d CPUs, GOMAXPROCS %d, %s\n", cpuModel(), runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version())
-	fmt.Printf("load: %d concurrent keep-alive connections, %s rounds x %d per route, %d-byte signed IXOPAY callback\n\n",
+	fmt.Printf("load: %d concurrent keep-alive connections, %s rounds x %d per route, %d-byte IXOPAY callback\n\n",
 		*concurrency, *duration, *rounds, len(body))
 
-	routes := []string{"/plain", "/payhook"}
-	results := map[string]*result{"/plain": {}, "/payhook": {}}
-	// Warm up both routes (connections, caches) before measuring.
-	for _, route := range routes {
-		drive(caddyAddr, route, body, header, *concurrency, time.Second)
+	// Each pair is a route through payhook and the plain Caddy route it is
+	// measured against.
+	routes := []route{
+		{path: "/plain", header: header, want: http.StatusOK},
+		{path: "/payhook", header: header, want: http.StatusOK},
+		{path: "/static401", header: forgedHeader, want: http.StatusUnauthorized},
+		{path: "/forged", header: forgedHeader, want: http.StatusUnauthorized},
+	}
+	results := map[string]*result{}
+	for _, rt := range routes {
+		results[rt.path] = &result{}
+	}
+	// Warm up every route (connections, caches) before measuring.
+	for _, rt := range routes {
+		drive(caddyAddr, rt, body, *concurrency, time.Second)
 	}
 	var profile *os.File
 	if *cpuProfile != "" {
@@ -81,32 +97,49 @@ func main() {
 		defer profile.Close()
 	}
 	for round := range *rounds {
-		for _, route := range routes {
-			if profile != nil && route == "/payhook" {
+		for _, rt := range routes {
+			if profile != nil && rt.path == *profileRoute {
 				_ = pprof.StartCPUProfile(profile)
 			}
-			r := drive(caddyAddr, route, body, header, *concurrency, *duration)
-			if profile != nil && route == "/payhook" {
+			r := drive(caddyAddr, rt, body, *concurrency, *duration)
+			if profile != nil && rt.path == *profileRoute {
 				pprof.StopCPUProfile()
 				profile = nil // one round is enough
 			}
-			results[route].add(r)
-			fmt.Printf("round %d %-9s %8.0f req/s  p50 %-8s p99 %-8s errors %d\n", round+1, route, r.rate(), r.percentile(50), r.percentile(99), r.errors)
+			results[rt.path].add(r)
+			fmt.Printf("round %d %-10s %8.0f req/s  p50 %-8s p99 %-8s errors %d\n", round+1, rt.path, r.rate(), r.percentile(50), r.percentile(99), r.errors)
 		}
 	}
-	plain, payhook := results["/plain"], results["/payhook"]
-	fmt.Printf("\n%-28s %10s %10s %10s\n", "", "req/s", "p50", "p99")
-	fmt.Printf("%-28s %10.0f %10s %10s\n", "reverse_proxy", plain.rate(), plain.percentile(50), plain.percentile(99))
-	fmt.Printf("%-28s %10.0f %10s %10s\n", "payhook ixopay + reverse_proxy", payhook.rate(), payhook.percentile(50), payhook.percentile(99))
-	fmt.Printf("payhook / reverse_proxy throughput: %.1f%%\n\n", 100*payhook.rate()/plain.rate())
-	// benchstat-comparable: time per request at this concurrency (inverse throughput).
-	for _, route := range routes {
-		r := results[route]
-		fmt.Printf("BenchmarkCompare%s-%d\t%d\t%.0f ns/op\n", strings.ReplaceAll(route, "/", "/route="), runtime.GOMAXPROCS(0), r.count, 1e9/r.rate())
+	fmt.Printf("\n%-34s %10s %10s %10s\n", "", "req/s", "p50", "p99")
+	for _, row := range []struct{ path, label string }{
+		{"/plain", "reverse_proxy"},
+		{"/payhook", "payhook ixopay + reverse_proxy"},
+		{"/static401", "respond 401"},
+		{"/forged", "payhook ixopay, forged callback"},
+	} {
+		r := results[row.path]
+		fmt.Printf("%-34s %10.0f %10s %10s\n", row.label, r.rate(), r.percentile(50), r.percentile(99))
 	}
-	if plain.errors+payhook.errors > 0 {
+	fmt.Printf("payhook / reverse_proxy throughput: %.1f%%\n", 100*results["/payhook"].rate()/results["/plain"].rate())
+	fmt.Printf("forged refused / respond 401 throughput: %.1f%%\n\n", 100*results["/forged"].rate()/results["/static401"].rate())
+	// benchstat-comparable: time per request at this concurrency (inverse throughput).
+	errors := 0
+	for _, rt := range routes {
+		r := results[rt.path]
+		errors += r.errors
+		fmt.Printf("BenchmarkCompare%s-%d\t%d\t%.0f ns/op\n", strings.ReplaceAll(rt.path, "/", "/route="), runtime.GOMAXPROCS(0), r.count, 1e9/r.rate())
+	}
+	if errors > 0 {
 		os.Exit(1)
 	}
+}
+
+// route is one route of the comparison, with the headers sent to it and
+// the status it must answer.
+type route struct {
+	path   string
+	header http.Header
+	want   int
 }
 
 // loadCaddy runs Caddy with the two routes; payhook logs its line per
@@ -122,9 +155,12 @@ func loadCaddy(addr, upstream, secret string) error {
 			"listen": []string{addr},
 			"routes": []any{
 				map[string]any{"match": []any{map[string]any{"path": []string{"/plain*"}}}, "handle": []any{proxy}},
-				map[string]any{"match": []any{map[string]any{"path": []string{"/payhook*"}}}, "handle": []any{
+				map[string]any{"match": []any{map[string]any{"path": []string{"/payhook*", "/forged*"}}}, "handle": []any{
 					map[string]any{"handler": "payhook", "dedupe": "off", "provider": map[string]any{"name": "ixopay", "secrets": []string{secret}, "max_skew": "1h"}},
 					proxy,
+				}},
+				map[string]any{"match": []any{map[string]any{"path": []string{"/static401*"}}}, "handle": []any{
+					map[string]any{"handler": "static_response", "status_code": 401, "body": "signature mismatch\n"},
 				}},
 			},
 		}}}},
@@ -185,12 +221,12 @@ func (r *result) percentile(p int) time.Duration {
 	return l[min(len(l)-1, len(l)*p/100)].Round(time.Microsecond)
 }
 
-// drive sends the callback to route from concurrency connections for d.
-func drive(addr, route string, body []byte, header http.Header, concurrency int, d time.Duration) *result {
+// drive sends the callback to rt from concurrency connections for d.
+func drive(addr string, rt route, body []byte, concurrency int, d time.Duration) *result {
 	transport := &http.Transport{MaxIdleConnsPerHost: concurrency, MaxConnsPerHost: concurrency, DisableCompression: true}
 	defer transport.CloseIdleConnections()
 	client := &http.Client{Transport: transport, Timeout: 10 * time.Second}
-	url := "http://" + addr + route
+	url := "http://" + addr + rt.path
 	deadline := time.Now().Add(d)
 	var total result
 	var mu sync.Mutex
@@ -204,7 +240,7 @@ func drive(addr, route string, body []byte, header http.Header, concurrency int,
 			var mine []time.Duration
 			for time.Now().Before(deadline) {
 				req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-				req.Header = header.Clone()
+				req.Header = rt.header.Clone()
 				began := time.Now()
 				resp, err := client.Do(req)
 				if err != nil {
@@ -213,7 +249,7 @@ func drive(addr, route string, body []byte, header http.Header, concurrency int,
 				}
 				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
+				if resp.StatusCode != rt.want {
 					errs.Add(1)
 					continue
 				}
