@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -129,4 +130,60 @@ func comparable(t *testing.T, envelope []byte) string {
 	delete(data["verification"].(map[string]any), "date")
 	out, _ := json.MarshalIndent(doc, "", "  ")
 	return string(out)
+}
+
+// `caddy adapt` and `caddy validate` give the configuration's mistakes,
+// naming the option and the provider, from the Caddyfile and from JSON.
+func TestValidateAndAdaptCommandsNameTheMistake(t *testing.T) {
+	bin, err := buildCaddy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	run := func(args ...string) (string, error) {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), "HOME="+dir, "PAYHOOK_TEST_SECRET="+testSecret)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	write := func(name, content string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	site := func(payhook string) string {
+		return "{\n\tadmin off\n}\nhttp://localhost:9171 {\n\t" + payhook + "\n\treverse_proxy localhost:9\n}\n"
+	}
+	for _, tt := range []struct {
+		name, command, file, want string
+	}{
+		{"option of another provider", "adapt", write("a.caddyfile", site("payhook ixopay {\n\t\tsecret {env.PAYHOOK_TEST_SECRET}\n\t\tapi_key x\n\t}")),
+			`api_key does not apply to provider ixopay`},
+		{"missing secret", "validate", write("b.caddyfile", site("payhook ixopay {\n\t\tmax_body 1MiB\n\t}")),
+			`at least one secret is required`},
+		{"unknown provider", "adapt", write("c.caddyfile", site("payhook nosuchpay")), `unknown provider "nosuchpay"`},
+		{"JSON: option of another provider", "validate", write("d.json", `{"apps":{"http":{"servers":{"s":{"listen":[":9171"],"routes":[{"handle":[
+			{"handler":"payhook","provider":{"name":"ixopay","secrets":["{env.PAYHOOK_TEST_SECRET}"],"api_key":"x"}}]}]}}}}}`),
+			`unknown field "api_key"`},
+		{"JSON: missing secret", "validate", write("e.json", `{"apps":{"http":{"servers":{"s":{"listen":[":9171"],"routes":[{"handle":[
+			{"handler":"payhook","provider":{"name":"ixopay"}}]}]}}}}}`),
+			`at least one secret is required`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			args := []string{tt.command, "--config", tt.file}
+			if strings.HasSuffix(tt.file, ".caddyfile") {
+				args = append(args, "--adapter", "caddyfile")
+			}
+			out, err := run(args...)
+			out = strings.ReplaceAll(out, `\"`, `"`) // the log line quotes the error as JSON
+			if err == nil || !strings.Contains(out, tt.want) {
+				t.Errorf("caddy %s: err %v, output lacks %q:\n%s", tt.command, err, tt.want, out)
+			}
+			if tt.want != `unknown provider "nosuchpay"` && strings.Contains(tt.want, "secret") && !strings.Contains(out, "ixopay") {
+				t.Errorf("the error does not name the provider:\n%s", out)
+			}
+		})
+	}
 }
