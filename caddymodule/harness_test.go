@@ -86,6 +86,7 @@ type upstream struct {
 	mu         sync.Mutex
 	requests   []received
 	status     int
+	statusFunc func() int    // when set, decides each request's status instead
 	truncate   bool          // answer status, then break the connection mid-body
 	hold       chan struct{} // when set, requests wait until it is closed
 	answeredAt atomic.Int64  // when the shop first answered, in Unix nanoseconds
@@ -98,6 +99,9 @@ func newUpstream(t *testing.T) *upstream {
 		u.mu.Lock()
 		u.requests = append(u.requests, received{r.Method, r.RequestURI, r.Header.Clone(), body, r.ContentLength, r.TransferEncoding})
 		status, hold, truncate := u.status, u.hold, u.truncate
+		if u.statusFunc != nil {
+			status = u.statusFunc()
+		}
 		u.mu.Unlock()
 		if hold != nil {
 			<-hold
@@ -140,6 +144,14 @@ func (u *upstream) breakAnswers() {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.truncate = true
+}
+
+// setStatusFunc makes f decide the status of each request (called with the
+// shop's lock held).
+func (u *upstream) setStatusFunc(f func() int) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.statusFunc = f
 }
 
 func (u *upstream) setStatus(status int) {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/caddyserver/caddy/v2"
+
 	"github.com/payhook/payhook/normalize"
 	"github.com/payhook/payhook/verify"
 )
@@ -49,8 +51,16 @@ func (h *Handler) read(w http.ResponseWriter, r *http.Request) (cb *verify.Callb
 	cb = &verify.Callback{
 		Method:     r.Method,
 		RequestURI: r.RequestURI,
+		Scheme:     "http",
+		Host:       r.Host,
 		Header:     r.Header,
 		Body:       body,
+	}
+	if r.TLS != nil {
+		cb.Scheme = "https"
+	}
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		cb.Placeholders = repl
 	}
 	return cb, &normalize.Input{Provider: h.name, ContentType: mt, Body: body}, pooled, nil
 }

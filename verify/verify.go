@@ -37,14 +37,27 @@ type Callback struct {
 	Method string
 	// RequestURI is the path plus query string exactly as sent on the request line.
 	RequestURI string
-	Header     http.Header
-	Body       []byte
+	// Scheme and Host are how the callback reached the server ("https",
+	// "shop.example.com"), for schemes that sign the URL.
+	Scheme string
+	Host   string
+	// Placeholders resolves the server's placeholders ("http.request.
+	// header.X-Date") for schemes whose signed content names one; nil when
+	// the server has none. Caddy's *caddy.Replacer is one.
+	Placeholders Placeholders
+	Header       http.Header
+	Body         []byte
 	// ClientIP is the client's address as the server determined it (after any
 	// trusted proxies); the zero value when unknown.
 	ClientIP netip.Addr
 	// Claim is what the callback says it is about, for verifiers that fetch
 	// it back from the provider's API; read from the body before verifying.
 	Claim Claim
+}
+
+// Placeholders resolves a server's placeholders by name.
+type Placeholders interface {
+	Get(name string) (any, bool)
 }
 
 // Claim is what an unsigned callback says it is about: the resource that a
@@ -81,6 +94,9 @@ type Result struct {
 	// Fetched is the document fetched from the provider's API, the truth
 	// the envelope is built from.
 	Fetched []byte `json:"-"`
+	// NotificationID is the notification's own id when the verification
+	// authenticated it with the rest (a Standard Webhooks webhook-id).
+	NotificationID string `json:"-"`
 }
 
 // Verifier establishes the authenticity of one provider's callbacks.

@@ -1,0 +1,188 @@
+package caddymodule
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tidwall/gjson"
+)
+
+// standardWebhooksPackage is the official Standard Webhooks library for
+// JavaScript, the independent signer of these tests.
+const standardWebhooksPackage = "standardwebhooks@1.1.1"
+
+// signWithStandardWebhooksLibrary signs with the official npm library (v1)
+// or, for a whsk_ key, with node's own ed25519 (v1a: the official libraries
+// do not implement it yet), never with payhook's code.
+const signWithStandardWebhooksLibrary = `
+const [secret, id, ts, body] = process.argv.slice(1);
+if (secret.startsWith("whsk_")) {
+	const crypto = require("crypto");
+	const raw = Buffer.from(secret.slice(5), "base64");
+	const key = crypto.createPrivateKey({key: Buffer.concat([Buffer.from("302e020100300506032b657004220420", "hex"), raw.subarray(0, 32)]), format: "der", type: "pkcs8"});
+	console.log("v1a," + crypto.sign(null, Buffer.from(id + "." + ts + "." + body), key).toString("base64"));
+} else {
+	const { Webhook } = require("standardwebhooks");
+	console.log(new Webhook(secret).sign(id, new Date(Number(ts) * 1000), body));
+}`
+
+const (
+	swSecret     = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	swPrivateKey = "whsk_6Xb/dCcHpPea21PS1N9VY/NZW723CEc77N4rJCubMbfVKIDij2HKpMKkioLlX0dRqSKJp4AJ6p9lMicMFs6Kvg=="
+	swPublicKey  = "whpk_1SiA4o9hyqTCpIqC5V9HUakiiaeACeqfZTInDBbOir4="
+)
+
+func standardWebhooksSite(extra string) string {
+	return `route /hooks/acme* {
+		payhook standard_webhooks {
+			name acme
+			secret {env.PAYHOOK_TEST_SW_SECRET}
+			public_key ` + swPublicKey + `
+			` + extra + `
+		}
+		reverse_proxy {upstream}
+	}`
+}
+
+// Callbacks signed by the official standardwebhooks library (v1) and by an
+// ed25519 signer of the test's own (v1a) reach the shop through real Caddy;
+// forged, stale, future and malformed ones are refused with nothing
+// forwarded; a repeat of a webhook-id is a duplicate.
+func TestStandardWebhooksThroughCaddy(t *testing.T) {
+	dir := npmPackage(t, standardWebhooksPackage)
+	t.Setenv("PAYHOOK_TEST_SW_SECRET", swSecret)
+	e := startCaddy(t, standardWebhooksSite(""))
+	send := func(prefix, signer, id string, at time.Time, body string, mutate func(http.Header)) (*http.Response, string) {
+		t.Helper()
+		ts := strconv.FormatInt(at.Unix(), 10)
+		header := http.Header{}
+		header.Set(prefix+"-id", id)
+		header.Set(prefix+"-timestamp", ts)
+		header.Set(prefix+"-signature", runNode(t, dir, signWithStandardWebhooksLibrary, signer, id, ts, body))
+		if mutate != nil {
+			mutate(header)
+		}
+		return e.post("/hooks/acme", "application/json", body, header)
+	}
+	body := `{"type":"invoice.paid","data":{"id":"in_1","amount":1250}}`
+	for _, signer := range []string{swSecret, swPrivateKey} {
+		e.upstream.reset()
+		id := "msg_" + signer[:4] + strconv.FormatInt(time.Now().UnixNano(), 36)
+		resp, answer := send("webhook", signer, id, time.Now(), body, nil)
+		expectAnswer(t, resp, answer, http.StatusOK, "OK")
+		r, doc := e.onlyDelivery()
+		if doc.Source != "payhook/acme" || doc.Data.Status != "unknown" || string(doc.Data.Original) != body ||
+			doc.Data.Verification["method"] != "standard-webhooks" {
+			t.Errorf("envelope: %s", r.Body)
+		}
+		// The same webhook-id again, freshly signed: a duplicate.
+		e.upstream.reset()
+		resp, answer = send("webhook", signer, id, time.Now(), body, nil)
+		expectAnswer(t, resp, answer, http.StatusOK, "OK")
+		e.expectNothingForwarded()
+	}
+	if entries := e.logEntries(4); len(entries) != 4 || entries[0]["level"] != "info" {
+		t.Errorf("an unmapped route's events must not warn: %v", entries)
+	}
+
+	e.upstream.reset()
+	for _, tt := range []struct {
+		name   string
+		id     string
+		at     time.Time
+		mutate func(http.Header)
+		reason string
+	}{
+		{"forged", "msg_forged", time.Now(), func(h http.Header) { h.Set("webhook-signature", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=") }, "signature_mismatch"},
+		{"stale", "msg_stale", time.Now().Add(-6 * time.Minute), nil, "date_outside_window"},
+		{"future", "msg_future", time.Now().Add(6 * time.Minute), nil, "date_outside_window"},
+		{"malformed signature", "msg_malformed", time.Now(), func(h http.Header) { h.Set("webhook-signature", "v9,xyz") }, "signature_malformed"},
+		{"malformed timestamp", "msg_ts", time.Now(), func(h http.Header) { h.Set("webhook-timestamp", "soon") }, "date_malformed"},
+		{"no signature", "msg_nosig", time.Now(), func(h http.Header) { h.Del("webhook-signature") }, "signature_missing"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e.t = t
+			resp, answer := send("webhook", swSecret, tt.id, tt.at, body, tt.mutate)
+			expectAnswer(t, resp, answer, http.StatusUnauthorized, "")
+			e.expectNothingForwarded()
+			entries := e.logEntries(1)
+			if last := entries[len(entries)-1]; last["reason"] != tt.reason {
+				t.Errorf("reason = %v, want %s", last["reason"], tt.reason)
+			}
+		})
+	}
+}
+
+// header_prefix svix: a vendor that sends svix-id, svix-timestamp and
+// svix-signature, and a map into the envelope.
+func TestStandardWebhooksSvixPrefixAndMap(t *testing.T) {
+	dir := npmPackage(t, standardWebhooksPackage)
+	t.Setenv("PAYHOOK_TEST_SW_SECRET", swSecret)
+	e := startCaddy(t, standardWebhooksSite(`header_prefix svix
+			map {
+				id data.id
+				status type
+				statuses {
+					invoice.paid captured
+				}
+				amount data.amount minor
+				currency data.currency
+				merchant_reference data.order
+			}`))
+	body := `{"type":"invoice.paid","data":{"id":"in_7","amount":1250,"currency":"eur","order":"order-77"}}`
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	header := http.Header{"Svix-Id": {"msg_svix_1"}, "Svix-Timestamp": {ts},
+		"Svix-Signature": {runNode(t, dir, signWithStandardWebhooksLibrary, swSecret, "msg_svix_1", ts, body)}}
+	resp, answer := e.post("/hooks/acme", "application/json", body, header)
+	expectAnswer(t, resp, answer, http.StatusOK, "OK")
+	_, doc := e.onlyDelivery()
+	if doc.Data.Status != "captured" || doc.Data.Amount.MinorUnits != 1250 || doc.Data.Amount.Currency != "EUR" || doc.Subject != "order-77" {
+		t.Errorf("envelope: %+v", doc)
+	}
+}
+
+// A GoCardless batch through the recipe: each event its own envelope, in
+// order; when the shop refuses the second, the provider gets 502 and its
+// retry skips the first, delivered already.
+func TestHMACBatchThroughCaddy(t *testing.T) {
+	recipe := readmeRecipes(t)["gocardless"]
+	t.Setenv("GOCARDLESS_WEBHOOK_SECRET", "it-gocardless-secret")
+	e := startCaddy(t, "route /hooks/gocardless* {\n"+recipe+"\nreverse_proxy {upstream}\n}")
+	body := `{"events":[{"id":"EV001","created_at":"2026-11-20T10:00:00.000Z","resource_type":"payments","action":"confirmed","links":{"payment":"PM001"}},` +
+		`{"id":"EV002","created_at":"2026-11-20T10:00:01.000Z","resource_type":"payments","action":"paid_out","links":{"payment":"PM001"}}]}`
+	mac := hmac.New(sha256.New, []byte("it-gocardless-secret"))
+	mac.Write([]byte(body))
+	header := http.Header{"Webhook-Signature": {hex.EncodeToString(mac.Sum(nil))}}
+
+	calls := 0
+	e.upstream.setStatusFunc(func() int {
+		calls++
+		if calls == 2 {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	})
+	resp, answer := e.post("/hooks/gocardless", "application/json", body, header)
+	expectAnswer(t, resp, answer, http.StatusBadGateway, "")
+	resp, answer = e.post("/hooks/gocardless", "application/json", body, header)
+	expectAnswer(t, resp, answer, http.StatusOK, "OK")
+	got := e.upstream.received()
+	var ids []string
+	for _, r := range got {
+		ids = append(ids, gjson.GetBytes(r.Body, "data.original.id").String())
+	}
+	if strings.Join(ids, ",") != "EV001,EV002,EV002" {
+		t.Errorf("the shop received %v; want EV001, EV002 (refused), then EV002 alone", ids)
+	}
+	// Each a later copy: the whole batch is a duplicate now.
+	e.upstream.reset()
+	resp, answer = e.post("/hooks/gocardless", "application/json", body, header)
+	expectAnswer(t, resp, answer, http.StatusOK, "OK")
+	e.expectNothingForwarded()
+}

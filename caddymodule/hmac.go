@@ -1,0 +1,311 @@
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/payhook/payhook/normalize"
+	"github.com/payhook/payhook/verify"
+)
+
+func init() {
+	caddy.RegisterModule(HMAC{})
+}
+
+// HMAC receives webhooks of any provider that signs with an HMAC, described
+// by configuration alone: the hash, the header (and, for headers of
+// key=value pairs, which key holds the signature and which the
+// timestamp), the encodings, what is signed, and the timestamp that bounds
+// a replay. A map turns the payload into the envelope; without one, the
+// body is data.original and the status unknown.
+type HMAC struct {
+	// ProviderName is the provider's name in the envelope and the logs
+	// (Caddyfile: name). Required.
+	ProviderName string `json:"provider_name,omitempty"`
+
+	// Secrets are the keys, in SecretEncoding; any one verifies. Use
+	// placeholders.
+	Secrets []string `json:"secrets,omitempty"`
+
+	// SecretEncoding is how the secrets are written: raw (their bytes as
+	// they are, the default), base64 or hex.
+	SecretEncoding string `json:"secret_encoding,omitempty"`
+
+	// Algorithm is sha1, sha256 (default) or sha512.
+	Algorithm string `json:"algorithm,omitempty"`
+
+	// Header carries the signature. Required.
+	Header string `json:"header,omitempty"`
+
+	// SignatureKey, when set, makes Header a list of key=value pairs
+	// (Stripe's "t=…,v1=…", Paddle's "ts=…;h1=…"): the signature is the
+	// value of this key (several are candidates).
+	SignatureKey string `json:"signature_key,omitempty"`
+
+	// SignatureEncoding is hex (default), base64 or base64url.
+	SignatureEncoding string `json:"signature_encoding,omitempty"`
+
+	// Prefix starts every signature ("sha256="); it is removed before
+	// decoding.
+	Prefix string `json:"prefix,omitempty"`
+
+	// Content is what is signed; default {body}. See verify.Template.
+	Content string `json:"content,omitempty"`
+
+	// URL is the template's {url}; default: the URL the provider called.
+	URL string `json:"url,omitempty"`
+
+	// TimestampHeader carries the timestamp; TimestampKey takes it from
+	// Header's key=value pairs instead. TimestampFormat is seconds
+	// (default), milliseconds or http-date.
+	TimestampHeader string `json:"timestamp_header,omitempty"`
+	TimestampKey    string `json:"timestamp_key,omitempty"`
+	TimestampFormat string `json:"timestamp_format,omitempty"`
+
+	// MaxSkew is how far the timestamp may lie in the past or the future.
+	// Default: 5m.
+	MaxSkew caddy.Duration `json:"max_skew,omitempty"`
+
+	// IDHeader carries the {id} of the template.
+	IDHeader string `json:"id_header,omitempty"`
+
+	// ContentTypes are the media types accepted; default application/json
+	// and application/x-www-form-urlencoded.
+	AcceptedTypes []string `json:"content_types,omitempty"`
+
+	// Mapping maps the payload into the envelope (Caddyfile: map).
+	Mapping *normalize.Mapping `json:"map,omitempty"`
+
+	verifier *verify.HMAC
+}
+
+// CaddyModule returns the Caddy module information.
+func (HMAC) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: ProvidersNamespace + ".hmac", New: func() caddy.Module { return new(HMAC) }}
+}
+
+var hmacOptions = []string{"name", "secret", "secret_encoding", "algorithm", "header", "signature_encoding", "prefix",
+	"content", "url", "timestamp_header", "timestamp_key", "max_skew", "id_header", "content_types", "map"}
+
+// UnmarshalCaddyfile reads the provider's options of a payhook block:
+//
+//	payhook hmac {
+//	    name               <provider>            # required: the name in the envelope
+//	    secret             <value>               # repeatable
+//	    secret_encoding    raw|base64|hex        # default raw
+//	    algorithm          sha1|sha256|sha512    # default sha256
+//	    header             <name> [<key>]        # the signature; with <key>, the value of key=… in it
+//	    signature_encoding hex|base64|base64url  # default hex
+//	    prefix             <text>                # e.g. sha256=
+//	    content            <template>            # default {body}
+//	    url                <value>               # the template's {url}
+//	    timestamp_header   <name> [seconds|milliseconds|http-date]
+//	    timestamp_key      <key> [seconds|milliseconds]   # in the signature header
+//	    max_skew           <duration>            # default 5m
+//	    id_header          <name>                # the template's {id}
+//	    content_types      <type>...             # default JSON and form
+//	    map { … }                                # see unmarshalMapping
+//	}
+func (p *HMAC) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the provider's name
+	for d.NextBlock(0) {
+		var err error
+		switch d.Val() {
+		case "name":
+			err = singleArg(d, &p.ProviderName)
+		case "secret":
+			var s string
+			err = singleArg(d, &s)
+			p.Secrets = append(p.Secrets, s)
+		case "secret_encoding":
+			err = singleArg(d, &p.SecretEncoding)
+		case "algorithm":
+			err = singleArg(d, &p.Algorithm)
+		case "header":
+			args := d.RemainingArgs()
+			if len(args) < 1 || len(args) > 2 {
+				return d.Err("header <name> [<signature key>]")
+			}
+			p.Header = args[0]
+			if len(args) == 2 {
+				p.SignatureKey = args[1]
+			}
+		case "signature_encoding":
+			err = singleArg(d, &p.SignatureEncoding)
+		case "prefix":
+			err = singleArg(d, &p.Prefix)
+		case "content":
+			err = singleArg(d, &p.Content)
+		case "url":
+			err = singleArg(d, &p.URL)
+		case "timestamp_header", "timestamp_key":
+			option := d.Val()
+			args := d.RemainingArgs()
+			if len(args) < 1 || len(args) > 2 {
+				return d.Errf("%s <name> [seconds|milliseconds|http-date]", option)
+			}
+			if option == "timestamp_header" {
+				p.TimestampHeader = args[0]
+			} else {
+				p.TimestampKey = args[0]
+			}
+			if len(args) == 2 {
+				p.TimestampFormat = args[1]
+			}
+		case "max_skew":
+			p.MaxSkew, err = durationArg(d, "max_skew")
+		case "id_header":
+			err = singleArg(d, &p.IDHeader)
+		case "content_types":
+			p.AcceptedTypes = d.RemainingArgs()
+			if len(p.AcceptedTypes) == 0 {
+				err = d.ArgErr()
+			}
+		case "map":
+			p.Mapping, err = unmarshalMapping(d)
+		default:
+			return UnrecognizedOption(d, "hmac", hmacOptions...)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// scheme is the verifier the configuration describes, less its secrets.
+func (p *HMAC) scheme() (*verify.HMAC, error) {
+	v := &verify.HMAC{
+		Algorithm:       p.Algorithm,
+		Header:          p.Header,
+		SignatureKey:    p.SignatureKey,
+		Encoding:        p.SignatureEncoding,
+		Prefix:          p.Prefix,
+		TimestampKey:    p.TimestampKey,
+		TimestampHeader: p.TimestampHeader,
+		TimestampFormat: p.TimestampFormat,
+		MaxSkew:         time.Duration(p.MaxSkew),
+		IDHeader:        p.IDHeader,
+		URL:             p.URL,
+	}
+	if v.Algorithm == "" {
+		v.Algorithm = "sha256"
+	}
+	if v.Encoding == "" {
+		v.Encoding = "hex"
+	}
+	if v.MaxSkew == 0 {
+		v.MaxSkew = DefaultMaxSkew
+	}
+	content := p.Content
+	if content == "" {
+		content = "{body}"
+	}
+	var err error
+	if v.Content, err = verify.ParseTemplate(content); err != nil {
+		return nil, fmt.Errorf("content: %w", err)
+	}
+	return v, v.Check()
+}
+
+// Validate checks the configuration.
+func (p *HMAC) Validate() error {
+	if p.ProviderName == "" {
+		return errors.New("name is required: the provider's name in the envelope (name gocardless)")
+	}
+	if !providerName.MatchString(p.ProviderName) {
+		return fmt.Errorf("name %q: lower-case letters, digits, '_' and '-'", p.ProviderName)
+	}
+	if len(p.Secrets) == 0 {
+		return errors.New("at least one secret is required")
+	}
+	switch p.SecretEncoding {
+	case "", "raw", "base64", "hex":
+	default:
+		return fmt.Errorf("secret_encoding %q: want raw, base64 or hex", p.SecretEncoding)
+	}
+	if p.MaxSkew < 0 {
+		return fmt.Errorf("max_skew must be positive, got %s", time.Duration(p.MaxSkew))
+	}
+	if _, err := p.scheme(); err != nil {
+		return err
+	}
+	if p.Mapping != nil {
+		if err := p.Mapping.Check(); err != nil {
+			return fmt.Errorf("map: %w", err)
+		}
+	}
+	return nil
+}
+
+// Provision expands and decodes the secrets and builds the verifier.
+func (p *HMAC) Provision(ctx caddy.Context) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	v, err := p.scheme()
+	if err != nil {
+		return err
+	}
+	for i, s := range p.Secrets {
+		secret, err := Secret(ctx.Logger(), "secret #"+strconv.Itoa(i+1), s)
+		if err != nil {
+			return err
+		}
+		key, err := verify.DecodeSecret(string(secret), p.SecretEncoding)
+		if err != nil || len(key) == 0 {
+			return fmt.Errorf("secret #%d is not %s", i+1, p.SecretEncoding)
+		}
+		v.Secrets = append(v.Secrets, key)
+	}
+	p.verifier = v
+	return nil
+}
+
+// Name is the configured name.
+func (p *HMAC) Name() string { return p.ProviderName }
+
+var defaultHMACContentTypes = []string{"application/json", "application/x-www-form-urlencoded"}
+
+// ContentTypes are the configured ones, else JSON and PHP-style forms.
+func (p *HMAC) ContentTypes() []string {
+	if len(p.AcceptedTypes) == 0 {
+		return defaultHMACContentTypes
+	}
+	types := make([]string, len(p.AcceptedTypes))
+	for i, t := range p.AcceptedTypes {
+		types[i] = strings.ToLower(t)
+	}
+	return slices.Compact(types)
+}
+
+// Verify checks the signature (and the timestamp) over the raw bytes,
+// before anything is parsed.
+func (p *HMAC) Verify(ctx context.Context, cb *verify.Callback, _ *normalize.Input) (verify.Result, error) {
+	return p.verifier.Verify(ctx, cb)
+}
+
+// Normalize maps the payload.
+func (p *HMAC) Normalize(in *normalize.Input, res verify.Result, events []*normalize.Event) ([]*normalize.Event, error) {
+	return mapEvents(p.Mapping, in, res.NotificationID, events)
+}
+
+// Acknowledge answers 200 "OK".
+func (*HMAC) Acknowledge(w http.ResponseWriter) int { return ackOK(w) }
+
+// Interface guards.
+var (
+	_ Provider              = (*HMAC)(nil)
+	_ caddy.Provisioner     = (*HMAC)(nil)
+	_ caddy.Validator       = (*HMAC)(nil)
+	_ caddyfile.Unmarshaler = (*HMAC)(nil)
+)

@@ -1,0 +1,243 @@
+package caddymodule
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/payhook/payhook/normalize"
+	"github.com/payhook/payhook/verify"
+)
+
+// readmeRecipes returns the README's recipe blocks by name: the caddyfile
+// code blocks whose first line is "# recipe: <name>".
+func readmeRecipes(t *testing.T) map[string]string {
+	t.Helper()
+	raw, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	recipes := map[string]string{}
+	for _, m := range regexp.MustCompile("(?s)```caddyfile\n# recipe: ([a-z-]+)\n(.*?)```").FindAllStringSubmatch(string(raw), -1) {
+		recipes[m[1]] = m[2]
+	}
+	return recipes
+}
+
+// recipeProvider builds the provider a recipe configures, through the
+// Caddyfile and the module's own provisioning, with the recipe's {env.*}
+// placeholders set to secret.
+func recipeProvider(t *testing.T, recipe, secret string) Provider {
+	t.Helper()
+	for _, name := range regexp.MustCompile(`\{env\.([A-Z_]+)\}`).FindAllStringSubmatch(recipe, -1) {
+		t.Setenv(name[1], secret)
+	}
+	h := new(Handler)
+	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(recipe)); err != nil {
+		t.Fatalf("the recipe does not parse: %v", err)
+	}
+	var config map[string]any
+	if err := json.Unmarshal(h.ProviderRaw, &config); err != nil {
+		t.Fatal(err)
+	}
+	id := ProvidersNamespace + "." + config["name"].(string)
+	delete(config, "name")
+	raw, _ := json.Marshal(config)
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	mod, err := ctx.LoadModuleByID(id, raw)
+	if err != nil {
+		t.Fatalf("the recipe does not provision: %v", err)
+	}
+	return mod.(Provider)
+}
+
+// placeholders stands in for Caddy's replacer in recipe tests.
+type placeholders map[string]string
+
+func (p placeholders) Get(name string) (any, bool) {
+	v, ok := p[name]
+	return v, ok
+}
+
+// recipeVector is a provider's official test vector for a recipe.
+type recipeVector struct {
+	recipe       string
+	secret       string
+	bodyFile     string // under ../verify/testdata/vectors
+	header       http.Header
+	requestURI   string
+	host         string
+	now          time.Time // the vector's time, for schemes with a timestamp
+	placeholders placeholders
+	// What the recipe's map makes of the vector's payload.
+	status   normalize.Status
+	events   int
+	amount   int64
+	currency string
+}
+
+var recipeVectors = []recipeVector{
+	{recipe: "gocardless", secret: "testing", bodyFile: "gocardless-webhook-request.json",
+		header: http.Header{"Webhook-Signature": {"243f3efa57743c24eec7c5e10edc475b547830d256d5b583745afe319dd90936"}},
+		status: normalize.StatusFailed, events: 1},
+	{recipe: "paddle", secret: "pdl_ntfset_01hsdn8d43dt7mezr1ef2jtbaw_hKkRiCGyyRhbFwIUuqiTBgI7gnWoV0Gr", bodyFile: "paddle-price-created.json",
+		header: http.Header{"Paddle-Signature": {"ts=1710929255;h1=6c05ef8fa83c44d751be6d259ec955ce5638e2c54095bf128e408e2fce1589c8"}},
+		now:    time.Unix(1710929255, 0), status: normalize.StatusUnknown, events: 1},
+	{recipe: "square", secret: "signature-key", bodyFile: "square-webhook.json",
+		header:     http.Header{"X-Square-Hmacsha256-Signature": {"Cxt7+aTi4rKgcA0bC4g9EHdVtLSDWdqccmL5MvihU4U="}},
+		requestURI: "/webhooks", host: "webhook.site", // the vector's URL, https://webhook.site/webhooks
+		status: normalize.StatusUnknown, events: 1},
+	{recipe: "razorpay", secret: "123456", bodyFile: "razorpay-payment-authorized.json",
+		header: http.Header{"X-Razorpay-Signature": {"ea962f3a2a8090aa14ef10fc178306edcb46ee7ccadae8afe2275cda26f3d2a6"}},
+		status: normalize.StatusAuthorized, events: 1, amount: 12300, currency: "INR"},
+	{recipe: "worldline", secret: "hello+world", bodyFile: "worldline-payment-paid.json",
+		header: http.Header{"X-Gcs-Signature": {"2S7doBj/GnJnacIjSJzr5fxGM5xmfQyFAwxv1I53ZEk="}, "X-Gcs-Keyid": {"dummy-key-id"}},
+		status: normalize.StatusCaptured, events: 1, amount: 1000, currency: "EUR"},
+	{recipe: "vipps", secret: "A0+AeKBRG2KRGvnNwJpQlb6IJFk48CKXCIcrLoHncVJKDILsQSxS6NWCccwWm6r6FhGKhiHTBsG2wo/xU6FY/A==", bodyFile: "vipps-webhook.json",
+		header: http.Header{
+			"X-Ms-Date":           {"Thu, 30 Mar 2023 08:38:32 GMT"},
+			"X-Ms-Content-Sha256": {"lNlsp1XA03N34HrQsVzPgJKtC+r7l/RBF4V3JQUWMj4="},
+			"Authorization":       {"HMAC-SHA256 SignedHeaders=x-ms-date;host;x-ms-content-sha256&Signature=agAiSyogQbDHpeucoNwYz+yAr5nJ+v+zasdkSbqzv+U="},
+		},
+		requestURI: "/e2cee29b-012e-4f1d-8ef4-e95fd74a7a63", host: "webhook.site",
+		now: time.Date(2023, 3, 30, 8, 38, 32, 0, time.UTC),
+		placeholders: placeholders{
+			"http.request.method": "POST", "http.request.uri": "/e2cee29b-012e-4f1d-8ef4-e95fd74a7a63",
+			"http.request.header.X-Ms-Date": "Thu, 30 Mar 2023 08:38:32 GMT", "http.request.hostport": "webhook.site",
+		},
+		status: normalize.StatusUnknown, events: 1},
+}
+
+// Every recipe in the README verifies its provider's official test vector
+// through its configuration alone, refuses the vector with one byte of the
+// body changed, and maps the vector's payload.
+func TestRecipesVerifyTheOfficialVectors(t *testing.T) {
+	recipes := readmeRecipes(t)
+	for _, vec := range recipeVectors {
+		t.Run(vec.recipe, func(t *testing.T) {
+			recipe, ok := recipes[vec.recipe]
+			if !ok {
+				t.Fatalf("no recipe %q in the README", vec.recipe)
+			}
+			p := recipeProvider(t, recipe, vec.secret)
+			if !vec.now.IsZero() {
+				p.(*HMAC).verifier.Now = func() time.Time { return vec.now }
+			}
+			body, err := os.ReadFile("../verify/testdata/vectors/" + vec.bodyFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			uri := vec.requestURI
+			if uri == "" {
+				uri = "/hooks/" + vec.recipe
+			}
+			callback := func(body []byte) (*verify.Callback, *normalize.Input) {
+				cb := &verify.Callback{Method: http.MethodPost, RequestURI: uri, Scheme: "https", Host: vec.host, Header: vec.header, Body: body}
+				if vec.placeholders != nil {
+					cb.Placeholders = vec.placeholders
+				}
+				return cb, &normalize.Input{Provider: p.Name(), ContentType: "application/json", Body: body}
+			}
+			cb, in := callback(body)
+			res, err := p.Verify(context.Background(), cb, in)
+			if err != nil {
+				t.Fatalf("the official vector is refused: %v", err)
+			}
+			events, err := p.Normalize(in, res, nil)
+			if err != nil || len(events) != vec.events {
+				t.Fatalf("Normalize = %d events, %v", len(events), err)
+			}
+			ev := events[0]
+			if ev.Status != vec.status || (vec.amount != 0 && (ev.Amount == nil || ev.Amount.MinorUnits != vec.amount || ev.Amount.Currency != vec.currency)) {
+				t.Errorf("event: status %s amount %v, want %s %d %s", ev.Status, ev.Amount, vec.status, vec.amount, vec.currency)
+			}
+			tampered := append([]byte(nil), body...)
+			tampered[len(tampered)/2] ^= 1
+			cb, in = callback(tampered)
+			if _, err := p.Verify(context.Background(), cb, in); !errors.Is(err, verify.ErrBadSignature) {
+				t.Errorf("a tampered body: %v, want ErrBadSignature", err)
+			}
+		})
+	}
+}
+
+// The recipes of providers that publish no vector, with signatures made
+// here from each provider's documented scheme, independently of payhook's
+// signer: Checkout.com (hex HMAC-SHA256 of the body in Cko-Signature),
+// Mollie's signed webhooks ("sha256=" and the hex HMAC-SHA256 of the body,
+// the header twice during a rotation), Datatrans ("t=<ms>,s0=<hex HMAC-SHA256
+// of t and the body>", the key given in hex).
+func TestRecipesWithoutAPublishedVector(t *testing.T) {
+	recipes := readmeRecipes(t)
+	mac := func(key []byte, parts ...string) string {
+		h := hmac.New(sha256.New, key)
+		for _, p := range parts {
+			h.Write([]byte(p))
+		}
+		return hex.EncodeToString(h.Sum(nil))
+	}
+	now := time.Now()
+	datatransKey, _ := hex.DecodeString("861bbfc01e089259091927d6ad7f71c8b46b7ee13499574e83c633b74cdc29e3b7e262e41318c8425c520f146986675fdd58a4531a01c99f06da378fdab0414a")
+	ms := strconv.FormatInt(now.UnixMilli(), 10)
+	for _, tt := range []struct {
+		recipe, secret, body string
+		header               http.Header
+		status               normalize.Status
+		amount               int64
+		currency             string
+	}{
+		{"checkout", "cko-webhook-secret",
+			`{"id":"evt_az3v6a4lkwbw7gypquvsyo4d3y","type":"payment_captured","created_on":"2026-11-20T10:34:47Z","data":{"id":"pay_mbabizu24mvu3mela5njyhpit4","action_id":"act_y5r2r4vo2ejexmf4vhrjhvgcbi","amount":999,"currency":"EUR","reference":"order-1042","response_code":"10000","response_summary":"Approved"}}`,
+			nil, normalize.StatusCaptured, 999, "EUR"},
+		{"mollie-signed", "mollie-webhook-secret",
+			`{"resource":"event","id":"event_GvJ8WHrp5isUdRub9CJyH","type":"payment-link.paid","entityId":"pl_qng5gbbv8NAZ5gpM5ZYgx","createdAt":"2026-11-20T10:34:47.0Z","_embedded":{"entity":{"resource":"payment-link","id":"pl_qng5gbbv8NAZ5gpM5ZYgx","amount":{"value":"24.95","currency":"EUR"}}}}`,
+			nil, normalize.StatusCaptured, 2495, "EUR"},
+		{"datatrans", hex.EncodeToString(datatransKey),
+			`{"transactionId":"260112092834012345","type":"payment","status":"settled","currency":"CHF","refno":"order-1042","paymentMethod":"VIS","detail":{"settle":{"amount":1000}},"test":true}`,
+			nil, normalize.StatusCaptured, 1000, "CHF"},
+	} {
+		t.Run(tt.recipe, func(t *testing.T) {
+			p := recipeProvider(t, recipes[tt.recipe], tt.secret)
+			header := http.Header{}
+			switch tt.recipe {
+			case "checkout":
+				header.Set("Cko-Signature", mac([]byte(tt.secret), tt.body))
+			case "mollie-signed":
+				// During a rotation Mollie sends one header per secret.
+				header.Add("X-Mollie-Signature", "sha256="+mac([]byte("the-previous-secret"), tt.body))
+				header.Add("X-Mollie-Signature", "sha256="+mac([]byte(tt.secret), tt.body))
+			case "datatrans":
+				header.Set("Datatrans-Signature", fmt.Sprintf("t=%s,s0=%s", ms, mac(datatransKey, ms, tt.body)))
+			}
+			cb := &verify.Callback{Method: http.MethodPost, RequestURI: "/hooks", Header: header, Body: []byte(tt.body)}
+			in := &normalize.Input{Provider: p.Name(), ContentType: "application/json", Body: []byte(tt.body)}
+			res, err := p.Verify(context.Background(), cb, in)
+			if err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+			events, err := p.Normalize(in, res, nil)
+			if err != nil || len(events) != 1 || events[0].Status != tt.status || events[0].Amount.MinorUnits != tt.amount || events[0].Amount.Currency != tt.currency {
+				t.Fatalf("Normalize = %+v, %v", events, err)
+			}
+			cb.Body = []byte(strings.Replace(tt.body, "order-1042", "order-1043", 1) + " ")
+			if _, err := p.Verify(context.Background(), cb, in); !errors.Is(err, verify.ErrBadSignature) {
+				t.Errorf("a tampered body: %v", err)
+			}
+		})
+	}
+}
