@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
 	"net/http"
 	"net/url"
+	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/payhook/payhook/normalize"
+	"github.com/payhook/payhook/verify"
 )
 
 func init() {
@@ -44,7 +49,13 @@ type sendOptions struct {
 	currency  string
 	reference string
 	id        string
+	body      string // a file with the payload to send (generic providers)
 	timeout   time.Duration
+
+	// The scheme of a standard_webhooks or hmac route, as in its Caddyfile.
+	headerPrefix string
+	scheme       HMAC
+	timestampArg string // --timestamp-header or --timestamp-key's format
 }
 
 func sendCommand() *cobra.Command {
@@ -57,9 +68,18 @@ Sends a sample callback for <provider> to <url>, signed with --secret by the
 same code that payhook verifies with, and prints payhook's answer. Use it to
 test the whole chain (Caddy, payhook, your shop) without the provider.
 
-Example:
+For standard_webhooks and hmac routes, the flags repeat the route's scheme
+(for hmac: --header, --algorithm, --content, …, as in the Caddyfile), and
+--body sends a payload of your own (the provider's example, to try a map).
+
+Examples:
   caddy payhook send ixopay --secret "$IXOPAY_SHARED_SECRET" --status captured \
       http://localhost:8880/callbacks/ixopay
+  caddy payhook send standard_webhooks --secret "$ACME_WEBHOOK_SECRET" \
+      --body event.json http://localhost:8880/hooks/acme
+  caddy payhook send hmac --secret "$PADDLE_WEBHOOK_SECRET" --header Paddle-Signature \
+      --signature-key h1 --timestamp-key ts --content '{timestamp}:{body}' \
+      --body transaction.json http://localhost:8880/hooks/paddle
 `,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -82,20 +102,27 @@ Example:
 	f.StringVar(&opts.currency, "currency", "EUR", "ISO 4217 currency code")
 	f.StringVar(&opts.reference, "reference", "order-1042", "merchant reference (the shop's order id)")
 	f.StringVar(&opts.id, "id", "", "provider's transaction id (default: random, so each send is a new event)")
+	f.StringVar(&opts.body, "body", "", "standard_webhooks, hmac: a file with the payload to send (default: a small sample)")
 	f.DurationVar(&opts.timeout, "timeout", 30*time.Second, "how long to wait for the answer")
+	f.StringVar(&opts.headerPrefix, "header-prefix", "webhook", "standard_webhooks: the headers' prefix (svix)")
+	s := &opts.scheme
+	f.StringVar(&s.SecretEncoding, "secret-encoding", "raw", "hmac: raw, base64 or hex")
+	f.StringVar(&s.Algorithm, "algorithm", "sha256", "hmac: sha1, sha256 or sha512")
+	f.StringVar(&s.Header, "header", "", "hmac: the signature header")
+	f.StringVar(&s.SignatureKey, "signature-key", "", "hmac: the signature's key in a header of key=value pairs")
+	f.StringVar(&s.SignatureEncoding, "signature-encoding", "hex", "hmac: hex, base64 or base64url")
+	f.StringVar(&s.Prefix, "prefix", "", "hmac: the signature's prefix (sha256=)")
+	f.StringVar(&s.Content, "content", "{body}", "hmac: the signed content's template")
+	f.StringVar(&s.URL, "url", "", "hmac: the template's {url} (default: <url>)")
+	f.StringVar(&s.TimestampHeader, "timestamp-header", "", "hmac: the timestamp's header")
+	f.StringVar(&s.TimestampKey, "timestamp-key", "", "hmac: the timestamp's key in the signature header")
+	f.StringVar(&s.TimestampFormat, "timestamp-format", "seconds", "hmac: seconds, milliseconds or http-date")
+	f.StringVar(&s.IDHeader, "id-header", "", "hmac: the {id}'s header")
 	return cmd
 }
 
 // sendSample fabricates, signs and posts a sample callback and returns the answer.
 func sendSample(ctx context.Context, providerName, target string, opts sendOptions) (*http.Response, []byte, error) {
-	provider, err := NewProvider(providerName)
-	if err != nil {
-		return nil, nil, err
-	}
-	p, ok := provider.(SampleSender)
-	if !ok {
-		return nil, nil, fmt.Errorf("payhook cannot fabricate %s callbacks", providerName)
-	}
 	u, err := url.Parse(target)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, nil, fmt.Errorf("invalid URL %q: want http(s)://host/path", target)
@@ -109,14 +136,40 @@ func sendSample(ctx context.Context, providerName, target string, opts sendOptio
 	if id == "" {
 		id = randomID()
 	}
-	body, contentType, err := p.Sample(normalize.Sample{
-		Status:            normalize.Status(opts.status),
-		Amount:            amount,
-		MerchantReference: opts.reference,
-		ProviderReference: id,
-	})
-	if err != nil {
-		return nil, nil, err
+	sample := normalize.Sample{Status: normalize.Status(opts.status), Amount: amount, MerchantReference: opts.reference, ProviderReference: id}
+
+	var body []byte
+	var contentType string
+	var sign func(*http.Request) error
+	switch providerName {
+	case "standard_webhooks", "hmac":
+		if body, err = genericSampleBody(opts.body, sample); err != nil {
+			return nil, nil, err
+		}
+		contentType = "application/json"
+		if opts.secret == "" {
+			return nil, nil, errors.New("--secret is required: " + providerName + " callbacks are signed")
+		}
+		if providerName == "standard_webhooks" {
+			sign = func(r *http.Request) error {
+				return signStandardWebhooks(r, body, opts.secret, opts.headerPrefix, "msg_"+randomID(), time.Now())
+			}
+		} else {
+			sign = func(r *http.Request) error { return signGenericHMAC(r, body, opts, target) }
+		}
+	default:
+		provider, err := NewProvider(providerName)
+		if err != nil {
+			return nil, nil, err
+		}
+		p, ok := provider.(SampleSender)
+		if !ok {
+			return nil, nil, fmt.Errorf("payhook cannot fabricate %s callbacks", providerName)
+		}
+		if body, contentType, err = p.Sample(sample); err != nil {
+			return nil, nil, err
+		}
+		sign = func(r *http.Request) error { return p.SignSample(r, body, []byte(opts.secret)) }
 	}
 	if ctx == nil {
 		ctx = context.Background()
@@ -129,7 +182,7 @@ func sendSample(ctx context.Context, providerName, target string, opts sendOptio
 	}
 	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("User-Agent", "caddy-payhook-send")
-	if err := p.SignSample(req, body, []byte(opts.secret)); err != nil {
+	if err := sign(req); err != nil {
 		return nil, nil, err
 	}
 	resp, err := http.DefaultClient.Do(req)
@@ -139,6 +192,97 @@ func sendSample(ctx context.Context, providerName, target string, opts sendOptio
 	defer resp.Body.Close()
 	answer, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	return resp, answer, err
+}
+
+// genericSampleBody is the payload to send to a standard_webhooks or hmac
+// route: the file given, or a small sample of the fields a map would read.
+func genericSampleBody(file string, s normalize.Sample) ([]byte, error) {
+	if file != "" {
+		body, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("--body: %w", err)
+		}
+		return body, nil
+	}
+	return json.Marshal(map[string]any{
+		"id": "evt_" + s.ProviderReference, "type": "payment." + string(s.Status), "status": string(s.Status),
+		"payment": map[string]any{"id": s.ProviderReference, "amount": s.Amount.MinorUnits, "currency": s.Amount.Currency, "reference": s.MerchantReference},
+		"created": time.Now().UTC().Format(time.RFC3339),
+	})
+}
+
+// signGenericHMAC signs r as the hmac route's scheme, given by the flags,
+// says a sender does, with the verifier's own code.
+func signGenericHMAC(r *http.Request, body []byte, opts sendOptions, target string) error {
+	flags := opts.scheme
+	if flags.Header == "" {
+		return errors.New("--header is required: the header that carries the signature")
+	}
+	scheme, err := flags.scheme()
+	if err != nil {
+		return err
+	}
+	key, err := verify.DecodeSecret(opts.secret, flags.SecretEncoding)
+	if err != nil {
+		return fmt.Errorf("--secret: %w", err)
+	}
+	now := time.Now()
+	var timestamp string
+	switch flags.TimestampFormat {
+	case "milliseconds":
+		timestamp = strconv.FormatInt(now.UnixMilli(), 10)
+	case "http-date":
+		timestamp = now.UTC().Format(http.TimeFormat)
+	default:
+		timestamp = strconv.FormatInt(now.Unix(), 10)
+	}
+	if flags.TimestampHeader != "" {
+		r.Header.Set(flags.TimestampHeader, timestamp)
+	}
+	id := "msg_" + randomID()
+	if flags.IDHeader != "" {
+		r.Header.Set(flags.IDHeader, id)
+	}
+	if scheme.URL == "" {
+		scheme.URL = target
+	}
+	content, err := scheme.Content.Append(nil, verify.TemplateValues{
+		Body: body, Timestamp: timestamp, ID: id, URL: scheme.URL, Placeholders: requestPlaceholders{r},
+	})
+	if err != nil {
+		return err
+	}
+	signature := scheme.SignHMAC(key, content)
+	switch {
+	case flags.SignatureKey != "" && flags.TimestampKey != "":
+		r.Header.Set(flags.Header, flags.TimestampKey+"="+timestamp+","+flags.SignatureKey+"="+signature)
+	case flags.SignatureKey != "":
+		r.Header.Set(flags.Header, flags.SignatureKey+"="+signature)
+	default:
+		r.Header.Set(flags.Header, signature)
+	}
+	return nil
+}
+
+// requestPlaceholders resolves the request placeholders a template may
+// name, from the request being sent, as Caddy will on arrival.
+type requestPlaceholders struct{ r *http.Request }
+
+func (p requestPlaceholders) Get(name string) (any, bool) {
+	switch name {
+	case "http.request.method":
+		return p.r.Method, true
+	case "http.request.uri":
+		return p.r.URL.RequestURI(), true
+	case "http.request.host":
+		return p.r.URL.Hostname(), true
+	case "http.request.hostport":
+		return p.r.URL.Host, true
+	}
+	if header, ok := strings.CutPrefix(name, "http.request.header."); ok {
+		return p.r.Header.Get(header), true
+	}
+	return nil, false
 }
 
 // randomID returns 12 random decimal digits: a valid transaction id for

@@ -38,6 +38,12 @@ func TestConfigurationMistakesFailValidation(t *testing.T) {
 		{"negative max_skew", "payhook ixopay {\n\t\tsecret {env.PAYHOOK_TEST_SECRET}\n\t\tmax_skew -1m\n\t}", "max_skew must be positive"},
 		{"bad max_body", "payhook ixopay {\n\t\tsecret {env.PAYHOOK_TEST_SECRET}\n\t\tmax_body lots\n\t}", "max_body"},
 		{"legacy_md5 with an argument", "payhook ixopay {\n\t\tsecret {env.PAYHOOK_TEST_SECRET}\n\t\tlegacy_md5 yes\n\t}", "wrong argument count"},
+		{"hmac without a name", "payhook hmac {\n\t\tsecret {env.PAYHOOK_TEST_SECRET}\n\t\theader X-Sig\n\t}", "name is required"},
+		{"hmac without a header", "payhook hmac {\n\t\tname acme\n\t\tsecret {env.PAYHOOK_TEST_SECRET}\n\t}", "header is required"},
+		{"hmac template without the body", "payhook hmac {\n\t\tname acme\n\t\tsecret {env.PAYHOOK_TEST_SECRET}\n\t\theader X-Sig\n\t\tcontent {timestamp}\n\t}", "does not cover the body"},
+		{"map: status outside the vocabulary", "payhook hmac {\n\t\tname acme\n\t\tsecret {env.PAYHOOK_TEST_SECRET}\n\t\theader X-Sig\n\t\tmap {\n\t\t\tstatus type\n\t\t\tstatuses {\n\t\t\t\tpaid settled\n\t\t\t}\n\t\t}\n\t}", "not a canonical status"},
+		{"map: a path that does not parse", "payhook standard_webhooks {\n\t\tsecret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n\t\tmap {\n\t\t\tid data..id\n\t\t}\n\t}", "empty component"},
+		{"standard_webhooks secret not whsec", "payhook standard_webhooks {\n\t\tsecret {env.PAYHOOK_TEST_SECRET}\n\t}", "whsec_"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -185,4 +187,57 @@ func TestHMACBatchThroughCaddy(t *testing.T) {
 	resp, answer = e.post("/hooks/gocardless", "application/json", body, header)
 	expectAnswer(t, resp, answer, http.StatusOK, "OK")
 	e.expectNothingForwarded()
+}
+
+// `caddy payhook send` signs for standard_webhooks and hmac routes from its
+// flags, so a merchant can try a recipe before the provider sends anything.
+func TestSendCommandForGenericRoutes(t *testing.T) {
+	t.Setenv("PAYHOOK_TEST_SW_SECRET", swSecret)
+	t.Setenv("PADDLE_WEBHOOK_SECRET", "pdl_ntfset_it_secret")
+	t.Setenv("VIPPS_WEBHOOK_SECRET", "it-vipps-secret")
+	recipes := readmeRecipes(t)
+	e := startCaddy(t, standardWebhooksSite("")+"\n\troute /hooks/paddle* {\n"+recipes["paddle"]+"\nreverse_proxy {upstream}\n}"+
+		"\n\troute /hooks/vipps* {\n"+recipes["vipps"]+"\nreverse_proxy {upstream}\n}")
+	paddleEvent := filepath.Join(t.TempDir(), "transaction.json")
+	if err := os.WriteFile(paddleEvent, []byte(`{"event_id":"evt_it_1","event_type":"transaction.completed","occurred_at":"2026-11-20T10:34:47Z",`+
+		`"data":{"id":"txn_1","currency_code":"USD","custom_data":{"order_id":"order-9"},"details":{"totals":{"grand_total":"2500"}}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		provider, path string
+		opts           sendOptions
+		status         string
+		amount         int64
+	}{
+		{"standard_webhooks", "/hooks/acme", sendOptions{secret: swSecret, headerPrefix: "webhook"}, "unknown", 0},
+		{"hmac", "/hooks/paddle", sendOptions{secret: "pdl_ntfset_it_secret", body: paddleEvent,
+			scheme: HMAC{Header: "Paddle-Signature", SignatureKey: "h1", TimestampKey: "ts", Content: "{timestamp}:{body}"}}, "captured", 2500},
+		{"hmac", "/hooks/vipps", sendOptions{secret: "it-vipps-secret", scheme: HMAC{Header: "Authorization", SignatureKey: "Signature",
+			SignatureEncoding: "base64", TimestampHeader: "X-Ms-Date", TimestampFormat: "http-date",
+			Content: `{http.request.method}\n{http.request.uri}\n{http.request.header.X-Ms-Date};{http.request.hostport};{body.sha256.base64}`}}, "unknown", 0},
+	} {
+		t.Run(tt.path, func(t *testing.T) {
+			e.t = t
+			e.upstream.reset()
+			opts := tt.opts
+			opts.status, opts.amount, opts.currency, opts.reference, opts.timeout = "captured", "1.00", "EUR", "order-1", 5*time.Second
+			resp, body, err := sendSample(t.Context(), tt.provider, e.base+tt.path, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			expectAnswer(t, resp, string(body), http.StatusOK, "OK")
+			_, doc := e.onlyDelivery()
+			if doc.Data.Status != tt.status || (tt.amount != 0 && doc.Data.Amount.MinorUnits != tt.amount) {
+				t.Errorf("delivered %+v", doc.Data)
+			}
+			// The wrong secret is refused.
+			opts.secret = "not-the-secret"
+			if tt.provider == "standard_webhooks" {
+				opts.secret = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
+			}
+			if resp, _, _ := sendSample(t.Context(), tt.provider, e.base+tt.path, opts); resp.StatusCode != http.StatusUnauthorized {
+				t.Errorf("a wrong secret: %d, want 401", resp.StatusCode)
+			}
+		})
+	}
 }
