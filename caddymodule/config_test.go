@@ -31,7 +31,7 @@ func TestConfigurationMistakesFailValidation(t *testing.T) {
 		{"unset environment variable", "payhook ixopay {\n\t\tsecret {env.PAYHOOK_TEST_UNSET}\n\t}", "{env.PAYHOOK_TEST_UNSET} is empty"},
 		{"missing secret file", "payhook ixopay {\n\t\tsecret {file./nonexistent/payhook-secret}\n\t}", "{file./nonexistent/payhook-secret} is empty"},
 		{"unknown placeholder", "payhook ixopay {\n\t\tsecret {http.request.uri}\n\t}", "unrecognized placeholder"},
-		{"unknown provider", "payhook stripe {\n\t\tsecret x\n\t}", `unknown provider \"stripe\"`},
+		{"unknown provider", "payhook nosuchpay {\n\t\tsecret x\n\t}", `unknown provider \"nosuchpay\"`},
 		{"no provider", "payhook {\n\t\tsecret x\n\t}", "payhook needs a provider name"},
 		{"unknown option", "payhook ixopay {\n\t\tsecret {env.PAYHOOK_TEST_SECRET}\n\t\tsecrt x\n\t}", `unrecognized payhook option \"secrt\"`},
 		{"bad max_skew", "payhook ixopay {\n\t\tsecret {env.PAYHOOK_TEST_SECRET}\n\t\tmax_skew soon\n\t}", "max_skew"},

@@ -1,0 +1,359 @@
+package normalize
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tidwall/gjson"
+)
+
+// Stripe's events are described in ../shared/providers.md ("Stripe") and
+// Stripe's API reference: {"id": "evt_…", "type": "payment_intent.succeeded",
+// "livemode": false, "created": <unix>, "data": {"object": {…}}}. The event
+// id is the notification's id; the object's type decides which of its
+// fields are the status, the amount and the references.
+
+// StripeDefaultMetadataKey is the metadata key read for the merchant's
+// reference when an object has no better one.
+const StripeDefaultMetadataKey = "order_id"
+
+// stripeZeroDecimal lists the currencies Stripe amounts in major units
+// ("zero-decimal currencies", stripe.com/docs/currencies#zero-decimal).
+var stripeZeroDecimal = map[string]bool{
+	"BIF": true, "CLP": true, "DJF": true, "GNF": true, "JPY": true, "KMF": true, "KRW": true, "MGA": true,
+	"PYG": true, "RWF": true, "UGX": true, "VND": true, "VUV": true, "XAF": true, "XOF": true, "XPF": true,
+}
+
+// stripeTwoDecimal lists the currencies Stripe amounts in hundredths where
+// ISO 4217 has none: ISK "remains a two-decimal currency in the Stripe API"
+// (stripe.com/docs/currencies#special-cases; 100 is 1 króna).
+var stripeTwoDecimal = map[string]bool{"ISK": true}
+
+// StripeAmount converts an amount in Stripe's smallest unit into ISO 4217
+// minor units, exactly: Stripe's zero-decimal MGA (ISO: 2 decimals) is
+// multiplied by 100, its two-decimal ISK (ISO: none) divided by 100, where
+// a remainder (fractional króna of old charges) is ErrInexactAmount; every
+// other currency's units agree (HUF, TWD and the three-decimal ones
+// included). currency may be lower case, as Stripe writes it.
+func StripeAmount(integer, currency string) (Amount, error) {
+	currency = strings.ToUpper(currency)
+	iso, ok := MinorUnitExponent(currency)
+	if !ok {
+		return Amount{}, fmt.Errorf("%w: %q", ErrUnknownCurrency, truncate(currency, 8))
+	}
+	amount, err := ParseMinorUnits(integer, currency)
+	if err != nil {
+		return Amount{}, err
+	}
+	stripeExp := iso
+	switch {
+	case stripeZeroDecimal[currency]:
+		stripeExp = 0
+	case stripeTwoDecimal[currency]:
+		stripeExp = 2
+	}
+	for ; stripeExp < iso; stripeExp++ {
+		if amount.MinorUnits > (1<<62)/10 || amount.MinorUnits < -(1<<62)/10 {
+			return Amount{}, fmt.Errorf("%w: amount out of range", ErrMalformed)
+		}
+		amount.MinorUnits *= 10
+	}
+	for ; stripeExp > iso; stripeExp-- {
+		if amount.MinorUnits%10 != 0 {
+			return Amount{}, fmt.Errorf("%w: %s %s is a fraction of a %s unit, which ISO 4217 has none of", ErrInexactAmount, integer, currency, currency)
+		}
+		amount.MinorUnits /= 10
+	}
+	return amount, nil
+}
+
+// StripeOptions are a route's choices for Stripe events.
+type StripeOptions struct {
+	// MetadataKey is the metadata key of the merchant's reference; default
+	// StripeDefaultMetadataKey.
+	MetadataKey string
+}
+
+// stripeEvent describes how one event type maps: the object, the status
+// (given the data object), and the field of the amount.
+type stripeEvent struct {
+	object Object
+	status func(obj gjson.Result) (Status, string) // canonical status, and words for provider_status
+	amount string                                  // the amount's field; "" for none
+}
+
+func fixed(s Status) func(gjson.Result) (Status, string) {
+	return func(gjson.Result) (Status, string) { return s, "" }
+}
+
+var stripeEvents = map[string]stripeEvent{
+	"payment_intent.succeeded":                 {ObjectPayment, fixed(StatusCaptured), "amount_received"},
+	"payment_intent.processing":                {ObjectPayment, fixed(StatusPending), "amount"},
+	"payment_intent.requires_action":           {ObjectPayment, fixed(StatusPending), "amount"},
+	"payment_intent.created":                   {ObjectPayment, fixed(StatusPending), "amount"},
+	"payment_intent.partially_funded":          {ObjectPayment, fixed(StatusPending), "amount"},
+	"payment_intent.amount_capturable_updated": {ObjectPayment, fixed(StatusAuthorized), "amount_capturable"},
+	"payment_intent.payment_failed":            {ObjectPayment, fixed(StatusFailed), "amount"},
+	"payment_intent.canceled":                  {ObjectPayment, fixed(StatusCancelled), "amount"},
+
+	"charge.succeeded": {ObjectPayment, func(o gjson.Result) (Status, string) {
+		if o.Get("captured").Bool() {
+			return StatusCaptured, "captured"
+		}
+		return StatusAuthorized, "uncaptured"
+	}, "amount"},
+	"charge.captured": {ObjectPayment, fixed(StatusCaptured), "amount_captured"},
+	"charge.pending":  {ObjectPayment, fixed(StatusPending), "amount"},
+	"charge.failed":   {ObjectPayment, fixed(StatusFailed), "amount"},
+	"charge.expired":  {ObjectPayment, fixed(StatusExpired), "amount"},
+	"charge.refunded": {ObjectPayment, func(o gjson.Result) (Status, string) {
+		if o.Get("refunded").Bool() || text(o.Get("amount_refunded")) == text(o.Get("amount")) {
+			return StatusRefunded, "full"
+		}
+		return StatusPartiallyRefunded, "partial"
+	}, "amount_refunded"},
+	"charge.refund.updated": {ObjectPayment, stripeRefundStatus, "amount"},
+	"refund.created":        {ObjectPayment, stripeRefundStatus, "amount"},
+	"refund.updated":        {ObjectPayment, stripeRefundStatus, "amount"},
+	"refund.failed":         {ObjectPayment, fixed(StatusRefundFailed), "amount"},
+
+	"charge.dispute.created":                   {ObjectPayment, fixed(StatusChargeback), "amount"},
+	"charge.dispute.funds_withdrawn":           {ObjectPayment, fixed(StatusChargeback), "amount"},
+	"charge.dispute.funds_reinstated":          {ObjectPayment, fixed(StatusChargebackReversed), "amount"},
+	"charge.dispute.updated":                   {ObjectPayment, fixed(StatusChargeback), "amount"},
+	"charge.dispute.closed":                    {ObjectPayment, stripeDisputeClosed, "amount"},
+	"checkout.session.completed":               {ObjectPayment, stripeCheckoutCompleted, "amount_total"},
+	"checkout.session.async_payment_succeeded": {ObjectPayment, fixed(StatusCaptured), "amount_total"},
+	"checkout.session.async_payment_failed":    {ObjectPayment, fixed(StatusFailed), "amount_total"},
+	"checkout.session.expired":                 {ObjectPayment, fixed(StatusExpired), "amount_total"},
+	"setup_intent.succeeded":                   {ObjectPayment, fixed(StatusVerified), ""},
+	"setup_intent.setup_failed":                {ObjectPayment, fixed(StatusFailed), ""},
+
+	"customer.subscription.created":   {ObjectSubscription, stripeSubscriptionStatus, ""},
+	"customer.subscription.updated":   {ObjectSubscription, stripeSubscriptionStatus, ""},
+	"customer.subscription.deleted":   {ObjectSubscription, stripeSubscriptionStatus, ""},
+	"customer.subscription.paused":    {ObjectSubscription, stripeSubscriptionStatus, ""},
+	"customer.subscription.resumed":   {ObjectSubscription, stripeSubscriptionStatus, ""},
+	"invoice.paid":                    {ObjectSubscription, fixed(StatusActive), "amount_paid"},
+	"invoice.payment_succeeded":       {ObjectSubscription, fixed(StatusActive), "amount_paid"},
+	"invoice.payment_failed":          {ObjectSubscription, fixed(StatusOverdue), "amount_due"},
+	"invoice.payment_action_required": {ObjectSubscription, fixed(StatusOverdue), "amount_due"},
+}
+
+// stripeRefundStatus maps a Refund object's status.
+func stripeRefundStatus(o gjson.Result) (Status, string) {
+	switch s := text(o.Get("status")); s {
+	case "succeeded":
+		return StatusRefunded, s
+	case "pending", "requires_action":
+		return StatusRefundPending, s
+	case "failed", "canceled":
+		return StatusRefundFailed, s
+	default:
+		return StatusUnknown, s
+	}
+}
+
+// stripeDisputeClosed: a dispute won is the money back; lost is the
+// chargeback standing.
+func stripeDisputeClosed(o gjson.Result) (Status, string) {
+	switch s := text(o.Get("status")); s {
+	case "won":
+		return StatusChargebackReversed, s
+	case "lost":
+		return StatusChargeback, s
+	default: // warning_closed: an inquiry closed without a chargeback
+		return StatusUnknown, s
+	}
+}
+
+// stripeCheckoutCompleted: a completed session is paid, or waiting for an
+// asynchronous payment, or needed no payment at all.
+func stripeCheckoutCompleted(o gjson.Result) (Status, string) {
+	switch s := text(o.Get("payment_status")); s {
+	case "paid":
+		return StatusCaptured, s
+	case "unpaid":
+		return StatusPending, s
+	case "no_payment_required":
+		return StatusVerified, s
+	default:
+		return StatusUnknown, s
+	}
+}
+
+// stripeSubscriptionStatus maps a Subscription's status; an active one
+// cancelled at the period's end is in its notice period.
+func stripeSubscriptionStatus(o gjson.Result) (Status, string) {
+	s := text(o.Get("status"))
+	switch s {
+	case "active", "trialing":
+		if o.Get("cancel_at_period_end").Bool() {
+			return StatusInNotice, s + " cancel_at_period_end"
+		}
+		return StatusActive, s
+	case "past_due", "unpaid":
+		return StatusOverdue, s
+	case "canceled":
+		return StatusCancelled, s
+	case "incomplete_expired":
+		return StatusFailed, s
+	default: // incomplete, paused: no canonical meaning
+		return StatusUnknown, s
+	}
+}
+
+// Stripe normalizes a Stripe event. in.Body must have been verified.
+func Stripe(in *Input, opts StripeOptions) (*Event, error) {
+	doc, raw, err := parseJSONObject(in.Body)
+	if err != nil {
+		return nil, err
+	}
+	id, eventType := text(doc.Get("id")), text(doc.Get("type"))
+	if id == "" {
+		return nil, fmt.Errorf("%w: id", ErrMissingField)
+	}
+	if eventType == "" {
+		return nil, fmt.Errorf("%w: type", ErrMissingField)
+	}
+	obj := doc.Get("data.object")
+	if !obj.IsObject() {
+		return nil, fmt.Errorf("%w: data.object", ErrMissingField)
+	}
+	ev := &Event{
+		Provider:          in.Provider,
+		Object:            ObjectPayment,
+		Status:            StatusUnknown,
+		ProviderStatus:    eventType,
+		ProviderReference: text(obj.Get("id")),
+		Original:          raw,
+		NotificationID:    id,
+		Time:              stripeTime(doc.Get("created")),
+	}
+	if live := doc.Get("livemode"); live.Type == gjson.True || live.Type == gjson.False {
+		ev.Test = boolPtr(!live.Bool())
+	}
+	key := opts.MetadataKey
+	if key == "" {
+		key = StripeDefaultMetadataKey
+	}
+	ev.MerchantReference = text(obj.Get("client_reference_id"))
+	if ev.MerchantReference == "" {
+		ev.MerchantReference = text(obj.Get("metadata." + gjsonEscape(key)))
+	}
+
+	mapping, known := stripeEvents[eventType]
+	if !known {
+		ev.Unmapped = true
+		return ev, nil
+	}
+	ev.Object = mapping.object
+	status, words := mapping.status(obj)
+	ev.Status = status
+	if words != "" {
+		ev.ProviderStatus += " " + words
+	}
+	if status == StatusUnknown && words == "" {
+		ev.Unmapped = true
+	}
+	switch mapping.object {
+	case ObjectSubscription:
+		// An invoice's subscription is the subject; the invoice is in original.
+		if sub := text(obj.Get("subscription")); sub != "" && strings.HasPrefix(eventType, "invoice.") {
+			ev.ProviderReference = sub
+		}
+	}
+	if status == StatusFailed || status == StatusRefundFailed {
+		ev.Failure = stripeFailure(obj)
+	}
+	if mapping.amount != "" {
+		if value := text(obj.Get(mapping.amount)); value != "" {
+			amount, err := StripeAmount(value, text(obj.Get("currency")))
+			if err != nil {
+				return nil, err
+			}
+			ev.Amount = &amount
+		}
+	}
+	return ev, nil
+}
+
+// stripeFailure reads the reason of a failed payment, charge or refund.
+func stripeFailure(obj gjson.Result) *Failure {
+	if e := obj.Get("last_payment_error"); e.IsObject() {
+		code := firstText(e, "decline_code", "code")
+		return &Failure{Code: code, Message: text(e.Get("message"))}
+	}
+	if code := firstText(obj, "failure_code", "failure_reason"); code != "" {
+		return &Failure{Code: code, Message: text(obj.Get("failure_message"))}
+	}
+	if e := obj.Get("last_setup_error"); e.IsObject() {
+		return &Failure{Code: text(e.Get("code")), Message: text(e.Get("message"))}
+	}
+	return nil
+}
+
+func stripeTime(r gjson.Result) time.Time {
+	if n, err := strconv.ParseInt(text(r), 10, 64); err == nil && n > 0 {
+		return time.Unix(n, 0)
+	}
+	return time.Time{}
+}
+
+// gjsonEscape escapes the characters gjson treats specially in a path
+// component.
+func gjsonEscape(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '.', '*', '?', '#', '|', '@', '\\', '!', '=', '<', '>', '%', '(', ')', '[', ']', '{', '}', ',':
+			b.WriteByte('\\')
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// stripeSampleType is the event type Stripe sends for each canonical status.
+var stripeSampleType = map[Status]string{
+	StatusCaptured: "payment_intent.succeeded", StatusPending: "payment_intent.processing",
+	StatusAuthorized: "payment_intent.amount_capturable_updated", StatusFailed: "payment_intent.payment_failed",
+	StatusCancelled: "payment_intent.canceled",
+}
+
+// StripeSample fabricates a payment_intent event for s.
+func StripeSample(s Sample) ([]byte, string, error) {
+	eventType, ok := stripeSampleType[s.Status]
+	if !ok {
+		return nil, "", fmt.Errorf("the sample sends no Stripe event with status %q (it sends: %s)", s.Status, sampleStatuses(stripeSampleType))
+	}
+	amount := s.Amount.MinorUnits
+	switch exp, _ := MinorUnitExponent(s.Amount.Currency); {
+	case stripeZeroDecimal[s.Amount.Currency] && exp == 2:
+		amount /= 100
+	case stripeTwoDecimal[s.Amount.Currency] && exp == 0:
+		amount *= 100
+	}
+	object := map[string]any{
+		"id": "pi_" + s.ProviderReference, "object": "payment_intent", "amount": amount, "currency": strings.ToLower(s.Amount.Currency),
+		"status": map[Status]string{StatusCaptured: "succeeded", StatusPending: "processing", StatusAuthorized: "requires_capture",
+			StatusFailed: "requires_payment_method", StatusCancelled: "canceled"}[s.Status],
+		"metadata": map[string]string{StripeDefaultMetadataKey: s.MerchantReference},
+	}
+	switch s.Status {
+	case StatusCaptured:
+		object["amount_received"] = amount
+	case StatusAuthorized:
+		object["amount_capturable"] = amount
+	case StatusFailed:
+		object["last_payment_error"] = map[string]any{"code": "card_declined", "decline_code": "insufficient_funds", "message": "Your card has insufficient funds."}
+	}
+	body, err := json.Marshal(map[string]any{
+		"id": "evt_" + s.ProviderReference, "object": "event", "api_version": "2025-10-29.clover", "created": time.Now().Unix(),
+		"livemode": false, "pending_webhooks": 1, "type": eventType, "data": map[string]any{"object": object},
+	})
+	return body, "application/json", err
+}

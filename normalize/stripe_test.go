@@ -1,0 +1,122 @@
+package normalize_test
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/payhook/payhook/normalize"
+	"github.com/payhook/payhook/normalize/envelopetest"
+	"github.com/payhook/payhook/verify"
+)
+
+func stripe(in *Input) (*Event, error) { return Stripe(in, StripeOptions{}) }
+
+func TestStripeGolden(t *testing.T) {
+	runGolden(t, "stripe", stripe, func(req *http.Request, _ *Input) verify.Result {
+		ts, _, _ := strings.Cut(strings.TrimPrefix(req.Header.Get("Stripe-Signature"), "t="), ",")
+		return verify.Result{Method: "hmac-sha256", Date: ts}
+	})
+}
+
+// Stripe's smallest units are not always ISO 4217's: a test per special
+// case of stripe.com/docs/currencies.
+func TestStripeAmountSpecialCurrencies(t *testing.T) {
+	for _, tt := range []struct {
+		name, amount, currency string
+		want                   int64
+		err                    error
+	}{
+		{"quirk_usd_two_decimal", "999", "usd", 999, nil},
+		{"quirk_jpy_zero_decimal_both", "500", "jpy", 500, nil},
+		{"quirk_mga_zero_decimal_in_stripe_two_in_iso", "100", "mga", 10000, nil},
+		{"quirk_ugx_zero_decimal_both", "5000", "ugx", 5000, nil},
+		{"quirk_isk_two_decimal_in_stripe_none_in_iso", "50000", "isk", 500, nil},
+		{"quirk_isk_fractional_krona_is_inexact", "4010", "isk", 0, ErrInexactAmount},
+		{"quirk_huf_two_decimal_in_the_api", "100000", "huf", 100000, nil},
+		{"quirk_twd_two_decimal_in_the_api", "1500", "twd", 1500, nil},
+		{"quirk_kwd_three_decimal", "5120", "kwd", 5120, nil},
+		{"quirk_bhd_three_decimal", "1000", "bhd", 1000, nil},
+		{"unknown currency", "100", "xyz", 0, ErrUnknownCurrency},
+		{"fraction of a unit", "100.5", "eur", 0, ErrInexactAmount},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := StripeAmount(tt.amount, tt.currency)
+			if tt.err != nil {
+				if !errors.Is(err, tt.err) {
+					t.Errorf("err = %v, want %v", err, tt.err)
+				}
+				return
+			}
+			if err != nil || got.MinorUnits != tt.want || got.Currency != strings.ToUpper(tt.currency) {
+				t.Errorf("StripeAmount(%s %s) = %+v, %v; want %d", tt.amount, tt.currency, got, err, tt.want)
+			}
+		})
+	}
+}
+
+// The merchant reference: a checkout session's client_reference_id, else
+// the configured metadata key.
+func TestStripeMerchantReference(t *testing.T) {
+	body := []byte(`{"id":"evt_1","type":"payment_intent.succeeded","livemode":false,"created":1700000000,` +
+		`"data":{"object":{"id":"pi_1","amount":100,"amount_received":100,"currency":"eur","metadata":{"order_id":"o-1","shop.order":"o-2"}}}}`)
+	for key, want := range map[string]string{"": "o-1", "shop.order": "o-2", "missing": ""} {
+		ev, err := Stripe(&Input{Provider: "stripe", Body: body}, StripeOptions{MetadataKey: key})
+		if err != nil || ev.MerchantReference != want {
+			t.Errorf("metadata key %q: %q, %v; want %q", key, ev.MerchantReference, err, want)
+		}
+	}
+}
+
+// Two events about one PaymentIntent are two notifications; a retry of one
+// (the same evt_ id) is the same.
+func TestStripeEventIdentity(t *testing.T) {
+	mk := func(id, eventType string) string {
+		ev, err := Stripe(&Input{Provider: "stripe", Body: []byte(`{"id":"` + id + `","type":"` + eventType + `","livemode":false,"created":1,` +
+			`"data":{"object":{"id":"pi_1","amount":100,"amount_received":100,"currency":"eur"}}}`)}, StripeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ev.ID()
+	}
+	if mk("evt_1", "payment_intent.succeeded") != mk("evt_1", "payment_intent.succeeded") || mk("evt_1", "payment_intent.succeeded") == mk("evt_2", "payment_intent.succeeded") {
+		t.Error("the event id must follow Stripe's event id")
+	}
+}
+
+func TestStripeSampleRoundTrips(t *testing.T) {
+	for _, status := range []Status{StatusCaptured, StatusPending, StatusAuthorized, StatusFailed, StatusCancelled} {
+		for _, amount := range []Amount{{MinorUnits: 1234, Currency: "EUR"}, {MinorUnits: 10000, Currency: "MGA"}, {MinorUnits: 500, Currency: "ISK"}} {
+			body, _, err := StripeSample(Sample{Status: status, Amount: amount, MerchantReference: "o-1", ProviderReference: "42"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev, err := Stripe(&Input{Provider: "stripe", Body: body}, StripeOptions{})
+			if err != nil || ev.Status != status || ev.MerchantReference != "o-1" || (ev.Amount != nil && *ev.Amount != amount) {
+				t.Errorf("%s %v: %+v, %v", status, amount, ev, err)
+			}
+			envelopetest.Check(t, Encode(ev, verify.Result{Method: "hmac-sha256"}, time.Now()))
+		}
+	}
+}
+
+func FuzzStripe(f *testing.F) {
+	f.Add([]byte(`{"id":"evt_1","type":"charge.refunded","livemode":true,"created":1,"data":{"object":{"id":"ch_1","amount":100,"amount_refunded":50,"currency":"isk"}}}`))
+	f.Add([]byte(`{"id":"evt_1","type":"customer.subscription.updated","data":{"object":{"id":"sub_1","status":"active","cancel_at_period_end":true}}}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		ev, err := Stripe(&Input{Provider: "stripe", Body: body}, StripeOptions{})
+		if err != nil {
+			for _, sentinel := range []error{ErrMalformed, ErrMissingField, ErrInexactAmount, ErrUnknownCurrency} {
+				if errors.Is(err, sentinel) {
+					return
+				}
+			}
+			t.Fatalf("error %v wraps no sentinel", err)
+		}
+		if err := envelopetest.Validate(Encode(ev, verify.Result{Method: "hmac-sha256"}, time.Now())); err != nil {
+			t.Fatalf("accepted payload gives an invalid envelope: %v", err)
+		}
+	})
+}
