@@ -43,6 +43,10 @@ func TestConfigurationMistakesFailValidation(t *testing.T) {
 		{"hmac template without the body", "payhook hmac {\n\t\tname acme\n\t\tsecret {env.PAYHOOK_TEST_SECRET}\n\t\theader X-Sig\n\t\tcontent {timestamp}\n\t}", "does not cover the body"},
 		{"map: status outside the vocabulary", "payhook hmac {\n\t\tname acme\n\t\tsecret {env.PAYHOOK_TEST_SECRET}\n\t\theader X-Sig\n\t\tmap {\n\t\t\tstatus type\n\t\t\tstatuses {\n\t\t\t\tpaid settled\n\t\t\t}\n\t\t}\n\t}", "not a canonical status"},
 		{"map: a path that does not parse", "payhook standard_webhooks {\n\t\tsecret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n\t\tmap {\n\t\t\tid data..id\n\t\t}\n\t}", "empty component"},
+		{"stripe without a secret", "payhook stripe {\n\t\tmax_skew 5m\n\t}", "secret {env.STRIPE_WEBHOOK_SECRET}"},
+		{"adyen without a key", "payhook adyen", "hmac_key {env.ADYEN_HMAC_KEY}"},
+		{"adyen key not hex", "payhook adyen {\n\t\thmac_key {env.PAYHOOK_TEST_SECRET}\n\t}", "hex, as the Customer Area shows it"},
+		{"adyen username without password", "payhook adyen {\n\t\thmac_key 44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056\n\t\tusername shop\n\t}", "username and password go together"},
 		{"standard_webhooks secret not whsec", "payhook standard_webhooks {\n\t\tsecret {env.PAYHOOK_TEST_SECRET}\n\t}", "whsec_"},
 	}
 	for _, tt := range tests {

@@ -172,3 +172,35 @@ func truncate(s string, n int) string {
 	}
 	return s
 }
+
+// providerMinorUnits reads an integer amount in a provider's own smallest
+// unit of currency (case-insensitive), whose exponent exponent gives from
+// ISO 4217's, and converts it into ISO 4217 minor units exactly: an amount
+// the conversion cannot express exactly is ErrInexactAmount.
+func providerMinorUnits(integer, currency string, exponent func(currency string, iso int) int) (Amount, error) {
+	currency = strings.ToUpper(currency)
+	iso, ok := MinorUnitExponent(currency)
+	if !ok {
+		return Amount{}, fmt.Errorf("%w: %q", ErrUnknownCurrency, truncate(currency, 8))
+	}
+	amount, err := ParseMinorUnits(integer, currency)
+	if err != nil {
+		return Amount{}, err
+	}
+	for exp := exponent(currency, iso); exp != iso; {
+		if exp < iso {
+			if amount.MinorUnits > math.MaxInt64/10 || amount.MinorUnits < math.MinInt64/10 {
+				return Amount{}, fmt.Errorf("%w: amount out of range", ErrMalformed)
+			}
+			amount.MinorUnits *= 10
+			exp++
+			continue
+		}
+		if amount.MinorUnits%10 != 0 {
+			return Amount{}, fmt.Errorf("%w: %s %s is a fraction of the unit ISO 4217 counts %s in", ErrInexactAmount, integer, currency, currency)
+		}
+		amount.MinorUnits /= 10
+		exp--
+	}
+	return amount, nil
+}

@@ -34,10 +34,27 @@ func runGolden(t *testing.T, provider string, normalizer Normalizer, verificatio
 	runGoldenWith(t, provider, normalizer, verification, func(answer []byte) []byte { return answer })
 }
 
+// runGoldenBatch is runGolden for providers whose callbacks may carry
+// several events: the golden of a callback of several is the array of
+// their envelopes, in order; of one, its envelope.
+func runGoldenBatch(t *testing.T, provider string, normalizer func(*Input) ([]*Event, error), verification func(*http.Request, *Input) verify.Result) {
+	runGoldenEvents(t, provider, normalizer, verification, func(answer []byte) []byte { return answer })
+}
+
 // runGoldenWith is runGolden for fetch-verified providers: unwrap turns a
 // <case>.fetched.json (the API's answer) into what the verifier hands the
 // normalizer.
 func runGoldenWith(t *testing.T, provider string, normalizer Normalizer, verification func(*http.Request, *Input) verify.Result, unwrap func([]byte) []byte) {
+	runGoldenEvents(t, provider, func(in *Input) ([]*Event, error) {
+		ev, err := normalizer(in)
+		if err != nil {
+			return nil, err
+		}
+		return []*Event{ev}, nil
+	}, verification, unwrap)
+}
+
+func runGoldenEvents(t *testing.T, provider string, normalizer func(*Input) ([]*Event, error), verification func(*http.Request, *Input) verify.Result, unwrap func([]byte) []byte) {
 	files, err := filepath.Glob(filepath.Join("testdata", provider, "*.in"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no golden inputs for %s: %v", provider, err)
@@ -52,13 +69,29 @@ func runGoldenWith(t *testing.T, provider string, normalizer Normalizer, verific
 			if answer, err := os.ReadFile(base + ".fetched.json"); err == nil {
 				input.Fetched = unwrap(answer)
 			}
-			ev, err := normalizer(input)
+			events, err := normalizer(input)
 			if err != nil {
 				compareGolden(t, base+".error", []byte(err.Error()+"\n"))
 				return
 			}
-			envelope := Encode(ev, verification(req, input), goldenReceivedAt)
-			envelopetest.Check(t, envelope)
+			var envelope []byte
+			for i, ev := range events {
+				one := Encode(ev, verification(req, input), goldenReceivedAt)
+				envelopetest.Check(t, one)
+				if len(events) == 1 {
+					envelope = one
+					break
+				}
+				if i == 0 {
+					envelope = append(envelope, '[')
+				} else {
+					envelope = append(envelope, ',')
+				}
+				envelope = append(envelope, one...)
+				if i == len(events)-1 {
+					envelope = append(envelope, ']')
+				}
+			}
 			var pretty bytes.Buffer
 			if err := json.Indent(&pretty, envelope, "", "  "); err != nil {
 				t.Fatalf("envelope is not valid JSON: %v\n%s", err, envelope)

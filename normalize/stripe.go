@@ -39,35 +39,15 @@ var stripeTwoDecimal = map[string]bool{"ISK": true}
 // other currency's units agree (HUF, TWD and the three-decimal ones
 // included). currency may be lower case, as Stripe writes it.
 func StripeAmount(integer, currency string) (Amount, error) {
-	currency = strings.ToUpper(currency)
-	iso, ok := MinorUnitExponent(currency)
-	if !ok {
-		return Amount{}, fmt.Errorf("%w: %q", ErrUnknownCurrency, truncate(currency, 8))
-	}
-	amount, err := ParseMinorUnits(integer, currency)
-	if err != nil {
-		return Amount{}, err
-	}
-	stripeExp := iso
-	switch {
-	case stripeZeroDecimal[currency]:
-		stripeExp = 0
-	case stripeTwoDecimal[currency]:
-		stripeExp = 2
-	}
-	for ; stripeExp < iso; stripeExp++ {
-		if amount.MinorUnits > (1<<62)/10 || amount.MinorUnits < -(1<<62)/10 {
-			return Amount{}, fmt.Errorf("%w: amount out of range", ErrMalformed)
+	return providerMinorUnits(integer, currency, func(currency string, iso int) int {
+		switch {
+		case stripeZeroDecimal[currency]:
+			return 0
+		case stripeTwoDecimal[currency]:
+			return 2
 		}
-		amount.MinorUnits *= 10
-	}
-	for ; stripeExp > iso; stripeExp-- {
-		if amount.MinorUnits%10 != 0 {
-			return Amount{}, fmt.Errorf("%w: %s %s is a fraction of a %s unit, which ISO 4217 has none of", ErrInexactAmount, integer, currency, currency)
-		}
-		amount.MinorUnits /= 10
-	}
-	return amount, nil
+		return iso
+	})
 }
 
 // StripeOptions are a route's choices for Stripe events.

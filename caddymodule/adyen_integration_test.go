@@ -1,0 +1,218 @@
+package caddymodule
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tidwall/gjson"
+)
+
+// adyenPackage is Adyen's official Node.js library, whose hmacValidator
+// is the independent signer of these tests.
+const adyenPackage = "@adyen/api-library@32.1.0"
+
+// signWithAdyenLibrary signs every item of a notification with Adyen's
+// own hmacValidator and prints the notification.
+const signWithAdyenLibrary = `
+const [key, body] = process.argv.slice(1);
+const { hmacValidator } = require("@adyen/api-library");
+const validator = new hmacValidator();
+const doc = JSON.parse(body);
+for (const wrapper of doc.notificationItems) {
+	const item = wrapper.NotificationRequestItem;
+	item.additionalData = Object.assign(item.additionalData || {}, {hmacSignature: validator.calculateHmac(item, key)});
+}
+console.log(JSON.stringify(doc));`
+
+const (
+	adyenKey       = "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056"
+	adyenKeyNext   = "9A1B7C3E5D2F40618293A4B5C6D7E8F90A1B2C3D4E5F60718293A4B5C6D7E8F9"
+	adyenGoldenKey = "DFB1EB5485895CFA84146406857104ABB4CBCABDC8AAF103A624C8F6A3EAAB00"
+)
+
+func adyenSite(extra string) string {
+	return `route /hooks/adyen* {
+		payhook adyen {
+			hmac_key {env.PAYHOOK_TEST_ADYEN_KEY}
+			hmac_key {env.PAYHOOK_TEST_ADYEN_KEY_NEXT}
+			` + extra + `
+			max_body 64KiB
+		}
+		reverse_proxy {upstream}
+	}`
+}
+
+// adyenBatch is a notification of three items: an authorisation, its
+// capture and a partial refund.
+const adyenBatch = `{"live":"false","notificationItems":[` +
+	`{"NotificationRequestItem":{"amount":{"currency":"EUR","value":10100},"eventCode":"AUTHORISATION","eventDate":"2026-11-20T10:34:47+01:00","merchantAccountCode":"ShopEU","merchantReference":"order-77","paymentMethod":"visa","pspReference":"QFQTPCQ8HXSKGK82","reason":"","success":"true"}},` +
+	`{"NotificationRequestItem":{"amount":{"currency":"EUR","value":10100},"eventCode":"CAPTURE","eventDate":"2026-11-20T10:35:47+01:00","merchantAccountCode":"ShopEU","merchantReference":"order-77","originalReference":"QFQTPCQ8HXSKGK82","paymentMethod":"visa","pspReference":"LNFMRJ4GF8FXSR65","reason":"","success":"true"}},` +
+	`{"NotificationRequestItem":{"amount":{"currency":"EUR","value":500},"eventCode":"REFUND","eventDate":"2026-11-20T10:36:47+01:00","merchantAccountCode":"ShopEU","merchantReference":"order-77","originalReference":"QFQTPCQ8HXSKGK82","paymentMethod":"visa","pspReference":"V4HZ4RBFJGXXGN82","reason":"","success":"true"}}]}`
+
+// A batch signed item by item by Adyen's own library reaches the shop as
+// one envelope per item, in order, behind basic authentication; a batch
+// with one forged item is refused whole.
+func TestAdyenThroughCaddy(t *testing.T) {
+	dir := npmPackage(t, adyenPackage)
+	t.Setenv("PAYHOOK_TEST_ADYEN_KEY", adyenKey)
+	t.Setenv("PAYHOOK_TEST_ADYEN_KEY_NEXT", adyenKeyNext)
+	t.Setenv("PAYHOOK_TEST_ADYEN_PASSWORD", "it-basic-password")
+	e := startCaddy(t, adyenSite("username adyen-shop\n\t\t\tpassword {env.PAYHOOK_TEST_ADYEN_PASSWORD}"))
+	auth := func(user, pass string) http.Header {
+		r := &http.Request{Header: http.Header{}}
+		r.SetBasicAuth(user, pass)
+		return r.Header
+	}
+	good := auth("adyen-shop", "it-basic-password")
+	signed := runNode(t, dir, signWithAdyenLibrary, adyenKey, adyenBatch)
+
+	resp, answer := e.post("/hooks/adyen", "application/json", signed, good)
+	expectAnswer(t, resp, answer, http.StatusOK, "[accepted]")
+	got := e.upstream.received()
+	var summary []string
+	for _, r := range got {
+		summary = append(summary, gjson.GetBytes(r.Body, "type").String()+" "+gjson.GetBytes(r.Body, "data.provider_reference").String()+" "+
+			gjson.GetBytes(r.Body, "data.amount.value").String())
+		if gjson.GetBytes(r.Body, "subject").String() != "order-77" || gjson.GetBytes(r.Body, "data.test").String() != "true" ||
+			gjson.GetBytes(r.Body, "data.verification.also.0").String() != "basic-auth" || r.Header.Get("Authorization") != "" {
+			t.Errorf("envelope: %s (Authorization %q)", r.Body, r.Header.Get("Authorization"))
+		}
+	}
+	want := "payhook.payment.authorized QFQTPCQ8HXSKGK82 10100,payhook.payment.captured LNFMRJ4GF8FXSR65 10100,payhook.payment.refunded V4HZ4RBFJGXXGN82 500"
+	if strings.Join(summary, ",") != want {
+		t.Errorf("the shop received\n%s\nwant\n%s", strings.Join(summary, "\n"), strings.ReplaceAll(want, ",", "\n"))
+	}
+
+	// Adyen's retry of the same notification: accepted, nothing twice.
+	e.upstream.reset()
+	resp, answer = e.post("/hooks/adyen", "application/json", signed, good)
+	expectAnswer(t, resp, answer, http.StatusOK, "[accepted]")
+	e.expectNothingForwarded()
+
+	// `caddy payhook send` with the credentials in the URL.
+	e.upstream.reset()
+	withAuth := strings.Replace(e.base, "://", "://adyen-shop:it-basic-password@", 1) + "/hooks/adyen"
+	resp, body, err := sendSample(t.Context(), "adyen", withAuth, sendOptions{secret: adyenKey, status: "captured", amount: "1", currency: "EUR", timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectAnswer(t, resp, string(body), http.StatusOK, "[accepted]")
+	e.onlyDelivery()
+
+	// The next key of a rotation verifies too.
+	e.upstream.reset()
+	other := strings.NewReplacer("QFQTPCQ8HXSKGK82", "QFQTPCQ8HXSKGK83", "LNFMRJ4GF8FXSR65", "LNFMRJ4GF8FXSR66", "V4HZ4RBFJGXXGN82", "V4HZ4RBFJGXXGN83")
+	rotated := runNode(t, dir, signWithAdyenLibrary, adyenKeyNext, other.Replace(adyenBatch))
+	resp, answer = e.post("/hooks/adyen", "application/json", rotated, good)
+	expectAnswer(t, resp, answer, http.StatusOK, "[accepted]")
+	if n := len(e.upstream.received()); n != 3 {
+		t.Errorf("rotated key: the shop received %d events, want 3", n)
+	}
+
+	// The third item's amount raised after signing: the whole batch is
+	// refused, the genuine first item included.
+	forgedBatch := runNode(t, dir, signWithAdyenLibrary, adyenKey, strings.ReplaceAll(adyenBatch, "order-77", "order-79"))
+	forgedBatch = strings.Replace(forgedBatch, `"currency":"EUR","value":500`, `"currency":"EUR","value":50000`, 1)
+	for _, tt := range []struct {
+		name   string
+		body   string
+		header http.Header
+		reason string
+	}{
+		{"forged item", forgedBatch, good, "signature_mismatch"},
+		{"wrong key", runNode(t, dir, signWithAdyenLibrary, adyenGoldenKey, adyenBatch), good, "signature_mismatch"},
+		{"unsigned item", adyenBatch, good, "signature_missing"},
+		{"no basic auth", signed, nil, "signature_missing"},
+		{"wrong password", signed, auth("adyen-shop", "guess"), "signature_mismatch"},
+		{"wrong user", signed, auth("admin", "it-basic-password"), "signature_mismatch"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e.t = t
+			e.upstream.reset()
+			resp, answer := e.post("/hooks/adyen", "application/json", tt.body, tt.header)
+			expectAnswer(t, resp, answer, http.StatusUnauthorized, "")
+			e.expectNothingForwarded()
+			entries := e.logEntries(1)
+			if last := entries[len(entries)-1]; last["reason"] != tt.reason {
+				t.Errorf("reason = %v, want %s", last["reason"], tt.reason)
+			}
+		})
+	}
+}
+
+// When the shop refuses the second item, Adyen is answered 502 (it
+// retries); the retry delivers the rest only.
+func TestAdyenBatchPartialFailure(t *testing.T) {
+	dir := npmPackage(t, adyenPackage)
+	t.Setenv("PAYHOOK_TEST_ADYEN_KEY", adyenKey)
+	t.Setenv("PAYHOOK_TEST_ADYEN_KEY_NEXT", adyenKeyNext)
+	e := startCaddy(t, adyenSite(""))
+	signed := runNode(t, dir, signWithAdyenLibrary, adyenKey, adyenBatch)
+	calls := 0
+	e.upstream.setStatusFunc(func() int {
+		calls++
+		if calls == 2 {
+			return http.StatusInternalServerError
+		}
+		return http.StatusOK
+	})
+	resp, answer := e.post("/hooks/adyen", "application/json", signed, nil)
+	expectAnswer(t, resp, answer, http.StatusBadGateway, "")
+	resp, answer = e.post("/hooks/adyen", "application/json", signed, nil)
+	expectAnswer(t, resp, answer, http.StatusOK, "[accepted]")
+	var refs []string
+	for _, r := range e.upstream.received() {
+		refs = append(refs, gjson.GetBytes(r.Body, "data.provider_reference").String())
+	}
+	if got := strings.Join(refs, ","); got != "QFQTPCQ8HXSKGK82,LNFMRJ4GF8FXSR65,LNFMRJ4GF8FXSR65,V4HZ4RBFJGXXGN82" {
+		t.Errorf("the shop received %s", got)
+	}
+}
+
+// Every Adyen golden notification reaches the shop as its golden
+// envelopes, in order.
+func TestAdyenGoldenThroughCaddy(t *testing.T) {
+	t.Setenv("PAYHOOK_TEST_ADYEN_KEY", adyenGoldenKey)
+	t.Setenv("PAYHOOK_TEST_ADYEN_KEY_NEXT", adyenKeyNext)
+	e := startCaddy(t, adyenSite("dedupe off"))
+	replayGolden(t, e, "adyen", nil, nil)
+}
+
+// `caddy payhook send` fabricates and signs Adyen and Stripe callbacks with
+// the verifiers' code, in each provider's own minor units: the shop gets
+// ISO 4217's.
+func TestSendCommandForAdyenAndStripe(t *testing.T) {
+	t.Setenv("PAYHOOK_TEST_ADYEN_KEY", adyenKey)
+	t.Setenv("PAYHOOK_TEST_ADYEN_KEY_NEXT", adyenKeyNext)
+	t.Setenv("PAYHOOK_TEST_STRIPE_SECRET", stripeSecret)
+	e := startCaddy(t, adyenSite("")+"\n"+stripeSite())
+	for _, tt := range []struct {
+		provider, path, secret, status, amount, currency string
+		minor                                            int64
+		ack                                              string
+	}{
+		{"adyen", "/hooks/adyen", adyenKey, "authorized", "12.30", "EUR", 1230, "[accepted]"},
+		{"adyen", "/hooks/adyen", adyenKey, "refunded", "2790", "ISK", 2790, "[accepted]"},
+		{"adyen", "/hooks/adyen", adyenKey, "captured", "150000.00", "IDR", 15000000, "[accepted]"},
+		{"stripe", "/hooks/stripe", stripeSecret, "captured", "2790", "ISK", 2790, "OK"},
+		{"stripe", "/hooks/stripe", stripeSecret, "failed", "10000", "MGA", 1000000, "OK"},
+	} {
+		t.Run(tt.provider+"_"+tt.status+"_"+tt.currency, func(t *testing.T) {
+			e.t = t
+			e.upstream.reset()
+			resp, body, err := sendSample(t.Context(), tt.provider, e.base+tt.path, sendOptions{
+				secret: tt.secret, status: tt.status, amount: tt.amount, currency: tt.currency, reference: "order-9", timeout: 5 * time.Second,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			expectAnswer(t, resp, string(body), http.StatusOK, tt.ack)
+			r, doc := e.onlyDelivery()
+			if doc.Data.Status != tt.status || doc.Data.Amount == nil || doc.Data.Amount.MinorUnits != tt.minor || doc.Data.Amount.Currency != tt.currency || doc.Subject != "order-9" {
+				t.Errorf("delivered %s", r.Body)
+			}
+		})
+	}
+}

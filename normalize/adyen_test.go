@@ -1,0 +1,121 @@
+package normalize_test
+
+import (
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+
+	. "github.com/payhook/payhook/normalize"
+	"github.com/payhook/payhook/normalize/envelopetest"
+	"github.com/payhook/payhook/verify"
+)
+
+func TestAdyenGolden(t *testing.T) {
+	runGoldenBatch(t, "adyen", Adyen, func(*http.Request, *Input) verify.Result { return verify.Result{Method: "hmac-sha256"} })
+}
+
+// The official vector of adyen-go-api-library's hmacvalidator test.
+func TestAdyenOfficialVector(t *testing.T) {
+	key, err := verify.DecodeAdyenHMACKey("DFB1EB5485895CFA84146406857104ABB4CBCABDC8AAF103A624C8F6A3EAAB00")
+	if err != nil {
+		t.Fatal(err)
+	}
+	item := AdyenItem{PSPReference: "pspReference", OriginalReference: "originalReference", MerchantAccountCode: "merchantAccount",
+		MerchantReference: "reference", Value: "1000", Currency: "EUR", EventCode: "EVENT", Success: "true"}
+	if got := item.SignedData(); got != "pspReference:originalReference:merchantAccount:reference:1000:EUR:EVENT:true" {
+		t.Errorf("signed data = %q", got)
+	}
+	if got := verify.SignAdyen(key, item.SignedData()); got != "ipnxGCaUZ4l8TUW75a71/ghd2Fe5ffvX0pV4TLTntIc=" {
+		t.Errorf("signature = %s", got)
+	}
+	if err := verify.CheckAdyenItem([][]byte{key}, item.SignedData(), "ipnxGCaUZ4l8TUW75a71/ghd2Fe5ffvX0pV4TLTntIc="); err != nil {
+		t.Error(err)
+	}
+	if err := verify.CheckAdyenItem([][]byte{key}, item.SignedData()+"x", "ipnxGCaUZ4l8TUW75a71/ghd2Fe5ffvX0pV4TLTntIc="); !errors.Is(err, verify.ErrBadSignature) {
+		t.Errorf("tampered: %v", err)
+	}
+}
+
+// The example of Adyen's documentation ("Verify HMAC signatures"), which
+// Adyen's Node.js library also reproduces: an empty originalReference stays
+// an empty field.
+func TestAdyenDocumentationVector(t *testing.T) {
+	key, err := verify.DecodeAdyenHMACKey("44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := `{"live":"false","notificationItems":[{"NotificationRequestItem":{"additionalData":{"hmacSignature":"coqCmt/IZ4E3CzPvMY8zTjQVL5hYJUiBRg8UU+iCWo0="},` +
+		`"amount":{"currency":"EUR","value":1130},"eventCode":"AUTHORISATION","eventDate":"2014-08-06T13:39:05+02:00","merchantAccountCode":"TestMerchant",` +
+		`"merchantReference":"TestPayment-1407325143704","operations":["CANCEL","CAPTURE","REFUND"],"paymentMethod":"visa","pspReference":"7914073381342284",` +
+		`"reason":"1234:7777:12/2012","success":"true"}}]}`
+	items, _, err := AdyenItems(&Input{Body: []byte(body)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := items[0].SignedData(); got != "7914073381342284::TestMerchant:TestPayment-1407325143704:1130:EUR:AUTHORISATION:true" {
+		t.Errorf("signed data = %q", got)
+	}
+	if err := verify.CheckAdyenItem([][]byte{key}, items[0].SignedData(), items[0].HMACSignature); err != nil {
+		t.Error(err)
+	}
+}
+
+// Adyen's minor units differ from ISO 4217 for four currencies
+// (docs.adyen.com/development-resources/currency-codes).
+func TestAdyenAmountDiffersFromStandard(t *testing.T) {
+	for _, tt := range []struct {
+		value, currency string
+		want            int64
+		err             error
+	}{
+		{"1000", "EUR", 1000, nil},
+		{"1500000", "CLP", 15000, nil}, // Adyen 2 decimals, ISO none
+		{"279000", "ISK", 2790, nil},   // Adyen 2 decimals, ISO none
+		{"279050", "ISK", 0, ErrInexactAmount},
+		{"150000", "IDR", 15000000, nil}, // Adyen none, ISO 2
+		{"500", "CVE", 50000, nil},       // Adyen none, ISO 2
+		{"1000", "JPY", 1000, nil},
+		{"1000", "KWD", 1000, nil},
+	} {
+		got, err := AdyenAmount(tt.value, tt.currency)
+		if (tt.err != nil && !errors.Is(err, tt.err)) || (tt.err == nil && (err != nil || got.MinorUnits != tt.want)) {
+			t.Errorf("AdyenAmount(%s %s) = %d, %v; want %d, %v", tt.value, tt.currency, got.MinorUnits, err, tt.want, tt.err)
+		}
+	}
+}
+
+func TestAdyenSampleRoundTrips(t *testing.T) {
+	for _, status := range []Status{StatusAuthorized, StatusFailed, StatusCaptured, StatusCancelled, StatusRefunded, StatusRefundFailed, StatusChargeback, StatusChargebackReversed, StatusPending} {
+		item, err := AdyenSampleItem(Sample{Status: status, Amount: Amount{MinorUnits: 2790, Currency: "ISK"}, MerchantReference: "o-1", ProviderReference: "PSP1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := AdyenNotification(item)
+		events, err := Adyen(&Input{Provider: "adyen", Body: body})
+		if err != nil || len(events) != 1 || events[0].Status != status || events[0].Amount.MinorUnits != 2790 {
+			t.Errorf("%s: %+v, %v", status, events, err)
+		}
+	}
+}
+
+func FuzzAdyen(f *testing.F) {
+	f.Add([]byte(`{"live":"false","notificationItems":[{"NotificationRequestItem":{"eventCode":"AUTHORISATION","success":"true","pspReference":"1","amount":{"value":100,"currency":"EUR"}}}]}`))
+	f.Add([]byte(`{"live":"true","notificationItems":[{"NotificationRequestItem":{"eventCode":"CANCEL_OR_REFUND","success":"true","additionalData":{"modification.action":"refund"}}}]}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		events, err := Adyen(&Input{Provider: "adyen", Body: body})
+		if err != nil {
+			for _, sentinel := range []error{ErrMalformed, ErrMissingField, ErrInexactAmount, ErrUnknownCurrency} {
+				if errors.Is(err, sentinel) {
+					return
+				}
+			}
+			t.Fatalf("error %v wraps no sentinel", err)
+		}
+		for _, ev := range events {
+			if err := envelopetest.Validate(Encode(ev, verify.Result{Method: "hmac-sha256"}, time.Now())); err != nil {
+				t.Fatalf("invalid envelope: %v", err)
+			}
+		}
+	})
+}
