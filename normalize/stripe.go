@@ -264,7 +264,12 @@ func Stripe(in *Input, opts StripeOptions) (*Event, error) {
 // stripeFailure reads the reason of a failed payment, charge or refund.
 func stripeFailure(obj gjson.Result) *Failure {
 	if e := obj.Get("last_payment_error"); e.IsObject() {
-		code := firstText(e, "decline_code", "code")
+		// An error may carry only its type (api_error, idempotency_error,
+		// as Stripe's own fixtures show): then the type is the code.
+		code := firstText(e, "decline_code", "code", "type")
+		if code == "" && text(e.Get("message")) == "" {
+			return nil
+		}
 		return &Failure{Code: code, Message: text(e.Get("message"))}
 	}
 	if code := firstText(obj, "failure_code", "failure_reason"); code != "" {

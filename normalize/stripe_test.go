@@ -1,8 +1,14 @@
 package normalize_test
 
 import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -119,4 +125,29 @@ func FuzzStripe(f *testing.F) {
 			t.Fatalf("accepted payload gives an invalid envelope: %v", err)
 		}
 	})
+}
+
+// The golden requests are what Stripe would send: signed, with crypto/hmac
+// alone (not payhook's verifier), by the secret SOURCES.md names.
+func TestStripeGoldenRequestsAreSigned(t *testing.T) {
+	files, _ := filepath.Glob("testdata/stripe/*.in")
+	for _, file := range files {
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		head, body, _ := bytes.Cut(raw, []byte("\n\n"))
+		var header string
+		for _, line := range strings.Split(string(head), "\n") {
+			if v, ok := strings.CutPrefix(line, "Stripe-Signature: "); ok {
+				header = v
+			}
+		}
+		ts, sig, _ := strings.Cut(strings.TrimPrefix(header, "t="), ",v1=")
+		mac := hmac.New(sha256.New, []byte("whsec_payhook_golden"))
+		mac.Write([]byte(ts + "." + string(body)))
+		if want := hex.EncodeToString(mac.Sum(nil)); sig != want {
+			t.Errorf("%s: Stripe-Signature v1 %q, want %q", file, sig, want)
+		}
+	}
 }
