@@ -50,6 +50,7 @@ type sendOptions struct {
 	reference string
 	id        string
 	body      string // a file with the payload to send (generic providers)
+	api       string // a stand-in of the provider's API to store the sample's resource at (the demo's)
 	timeout   time.Duration
 
 	// The scheme of a standard_webhooks or hmac route, as in its Caddyfile.
@@ -103,6 +104,7 @@ Examples:
 	f.StringVar(&opts.reference, "reference", "order-1042", "merchant reference (the shop's order id)")
 	f.StringVar(&opts.id, "id", "", "provider's transaction id (default: random, so each send is a new event)")
 	f.StringVar(&opts.body, "body", "", "standard_webhooks, hmac: a file with the payload to send (default: a small sample)")
+	f.StringVar(&opts.api, "api", "", "mollie: the demo's stand-in of the provider's API, to store the sample payment at first (http://localhost:8881)")
 	f.DurationVar(&opts.timeout, "timeout", 30*time.Second, "how long to wait for the answer")
 	f.StringVar(&opts.headerPrefix, "header-prefix", "webhook", "standard_webhooks: the headers' prefix (svix)")
 	s := &opts.scheme
@@ -169,6 +171,15 @@ func sendSample(ctx context.Context, providerName, target string, opts sendOptio
 		if body, contentType, err = p.Sample(sample); err != nil {
 			return nil, nil, err
 		}
+		if opts.api != "" {
+			standIn, ok := provider.(SampleAPIStandIn)
+			if !ok {
+				return nil, nil, fmt.Errorf("--api: %s callbacks need no stand-in of an API", providerName)
+			}
+			if err := storeAtStandIn(ctx, opts, standIn, sample); err != nil {
+				return nil, nil, err
+			}
+		}
 		sign = func(r *http.Request) error { return p.SignSample(r, body, []byte(opts.secret)) }
 	}
 	if ctx == nil {
@@ -192,6 +203,33 @@ func sendSample(ctx context.Context, providerName, target string, opts sendOptio
 	defer resp.Body.Close()
 	answer, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	return resp, answer, err
+}
+
+// storeAtStandIn stores the sample's resource at the demo's stand-in of the
+// provider's API, for payhook to fetch it there.
+func storeAtStandIn(ctx context.Context, opts sendOptions, p SampleAPIStandIn, s normalize.Sample) error {
+	path, doc, err := p.SampleAPIDocument(s)
+	if err != nil {
+		return err
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(ctx, opts.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, strings.TrimRight(opts.api, "/")+demoStorePrefix+path, bytes.NewReader(doc))
+	if err != nil {
+		return fmt.Errorf("--api: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("--api: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		return fmt.Errorf("--api: the stand-in answered %s; is it the demo's (caddy payhook demo)?", resp.Status)
+	}
+	return nil
 }
 
 // genericSampleBody is the payload to send to a standard_webhooks or hmac

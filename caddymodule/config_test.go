@@ -45,6 +45,8 @@ func TestConfigurationMistakesFailValidation(t *testing.T) {
 		{"map: a path that does not parse", "payhook standard_webhooks {\n\t\tsecret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n\t\tmap {\n\t\t\tid data..id\n\t\t}\n\t}", "empty component"},
 		{"stripe without a secret", "payhook stripe {\n\t\tmax_skew 5m\n\t}", "secret {env.STRIPE_WEBHOOK_SECRET}"},
 		{"adyen without a key", "payhook adyen", "hmac_key {env.ADYEN_HMAC_KEY}"},
+		{"mollie without an API key", "payhook mollie {\n\t\tsignature_secret x\n\t}", "api_key {env.MOLLIE_API_KEY}"},
+		{"mollie api_base not https", "payhook mollie {\n\t\tapi_key test_x\n\t\tapi_base http://api.mollie.com\n\t}", "must be https"},
 		{"adyen key not hex", "payhook adyen {\n\t\thmac_key {env.PAYHOOK_TEST_SECRET}\n\t}", "hex, as the Customer Area shows it"},
 		{"adyen username without password", "payhook adyen {\n\t\thmac_key 44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056\n\t\tusername shop\n\t}", "username and password go together"},
 		{"standard_webhooks secret not whsec", "payhook standard_webhooks {\n\t\tsecret {env.PAYHOOK_TEST_SECRET}\n\t}", "whsec_"},

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/caddyserver/caddy/v2"
@@ -18,10 +20,12 @@ import (
 
 // demoSecrets are set for the demo when the environment lacks them, so that
 // Caddyfile.example starts on a fresh machine. Never used outside the demo.
-var demoSecrets = map[string]string{"IXOPAY_SHARED_SECRET": "demo-secret", "PYXIS_CALLBACK_TOKEN": "demo-token"}
+var demoSecrets = map[string]string{
+	"IXOPAY_SHARED_SECRET": "demo-secret", "PYXIS_CALLBACK_TOKEN": "demo-token", "MOLLIE_API_KEY": "test_demo",
+}
 
 func demoCommand() *cobra.Command {
-	var configFile, upstreamAddr string
+	var configFile, upstreamAddr, apiAddr string
 	var upstreamStatus int
 	cmd := &cobra.Command{
 		Use:   "demo",
@@ -34,16 +38,17 @@ foreground. Send it a callback from another terminal with
 `,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDemo(cmd.OutOrStdout(), configFile, upstreamAddr, upstreamStatus)
+			return runDemo(cmd.OutOrStdout(), configFile, upstreamAddr, apiAddr, upstreamStatus)
 		},
 	}
 	cmd.Flags().StringVar(&configFile, "config", "Caddyfile.example", "Caddyfile to run")
 	cmd.Flags().StringVar(&upstreamAddr, "upstream", "localhost:8080", "address of the demo upstream")
+	cmd.Flags().StringVar(&apiAddr, "api", "localhost:8881", "address of the stand-in of the providers' APIs (Mollie)")
 	cmd.Flags().IntVar(&upstreamStatus, "upstream-status", http.StatusOK, "status the demo upstream answers (try 500 to see payhook ask the provider to retry)")
 	return cmd
 }
 
-func runDemo(out io.Writer, configFile, upstreamAddr string, upstreamStatus int) error {
+func runDemo(out io.Writer, configFile, upstreamAddr, apiAddr string, upstreamStatus int) error {
 	for name, value := range demoSecrets {
 		if os.Getenv(name) == "" {
 			_ = os.Setenv(name, value)
@@ -58,6 +63,14 @@ func runDemo(out io.Writer, configFile, upstreamAddr string, upstreamStatus int)
 	go func() { _ = upstream.Serve(ln) }()
 	defer upstream.Close()
 	fmt.Fprintf(out, "demo: upstream (the shop) listening on http://%s, answering %d\n", ln.Addr(), upstreamStatus)
+	apiListener, err := net.Listen("tcp", apiAddr)
+	if err != nil {
+		return fmt.Errorf("demo API stand-in: %w", err)
+	}
+	api := &http.Server{Handler: newDemoAPI()}
+	go func() { _ = api.Serve(apiListener) }()
+	defer api.Close()
+	fmt.Fprintf(out, "demo: stand-in of the providers' APIs (Mollie) listening on http://%s\n", apiListener.Addr())
 
 	config, _, _, err := caddycmd.LoadConfig(configFile, "caddyfile")
 	if err != nil {
@@ -71,6 +84,11 @@ func runDemo(out io.Writer, configFile, upstreamAddr string, upstreamStatus int)
 
     go run ./caddymodule/cmd/caddy payhook send ixopay --secret "${IXOPAY_SHARED_SECRET:-demo-secret}" \
         --status captured http://localhost:8880/callbacks/ixopay
+
+or a Mollie webhook, whose payment the stand-in of Mollie's API serves:
+
+    go run ./caddymodule/cmd/caddy payhook send mollie --api http://localhost:8881 \
+        --status captured http://localhost:8880/callbacks/mollie
 
 demo: press Ctrl-C to stop
 `, configFile)
@@ -97,4 +115,51 @@ func demoUpstream(out io.Writer, status int) http.Handler {
 			r.Method, r.URL.RequestURI(), r.Header.Get("Content-Type"), r.ContentLength, pretty.String())
 		w.WriteHeader(status)
 	})
+}
+
+// demoStorePrefix is where `caddy payhook send --api` stores a sample's
+// resource at the demo's stand-in of a provider's API.
+const demoStorePrefix = "/_payhook-demo"
+
+// demoAPI stands in for providers' APIs in the demo: it serves the
+// documents `caddy payhook send --api` stored (a Mollie payment at
+// /v2/payments/tr_…) to any bearer token, and nothing else.
+type demoAPI struct {
+	mu   sync.Mutex
+	docs map[string][]byte
+}
+
+func newDemoAPI() *demoAPI { return &demoAPI{docs: map[string][]byte{}} }
+
+func (a *demoAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if path, ok := strings.CutPrefix(r.URL.Path, demoStorePrefix); ok && r.Method == http.MethodPut {
+		doc, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if err != nil || !json.Valid(doc) {
+			http.Error(w, "want a JSON document", http.StatusBadRequest)
+			return
+		}
+		a.mu.Lock()
+		if len(a.docs) >= 10000 {
+			clear(a.docs)
+		}
+		a.docs[path] = doc
+		a.mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	w.Header().Set("Content-Type", "application/hal+json")
+	if !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") {
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = io.WriteString(w, `{"status":401,"title":"Unauthorized Request","detail":"Missing authentication, or failed to authenticate"}`)
+		return
+	}
+	a.mu.Lock()
+	doc, ok := a.docs[r.URL.Path]
+	a.mu.Unlock()
+	if !ok || r.Method != http.MethodGet {
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = io.WriteString(w, `{"status":404,"title":"Not Found","detail":"No such resource in the payhook demo's stand-in"}`)
+		return
+	}
+	_, _ = w.Write(doc)
 }

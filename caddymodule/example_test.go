@@ -17,6 +17,7 @@ import (
 func TestCaddyfileExampleIsValid(t *testing.T) {
 	t.Setenv("IXOPAY_SHARED_SECRET", "example-secret")
 	t.Setenv("PYXIS_CALLBACK_TOKEN", "example-token")
+	t.Setenv("MOLLIE_API_KEY", "test_example")
 	raw, err := os.ReadFile("../Caddyfile.example")
 	if err != nil {
 		t.Fatal(err)

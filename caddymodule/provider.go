@@ -79,6 +79,14 @@ type URLTokenVerified interface {
 	VerifiedByURLToken()
 }
 
+// SampleAPIStandIn is implemented by providers verified by fetching whose
+// samples name a resource the API must know: `caddy payhook send --api
+// <url>` first stores the document at that stand-in of the provider's API
+// (the demo's), at path.
+type SampleAPIStandIn interface {
+	SampleAPIDocument(s normalize.Sample) (path string, doc []byte, err error)
+}
+
 // DedupeScoper is implemented by providers whose ids are unique only within
 // an account (Payrexx transaction ids, per instance): the account takes part
 // in the route's dedupe scope, so two accounts never share records.
