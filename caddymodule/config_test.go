@@ -45,6 +45,8 @@ func TestConfigurationMistakesFailValidation(t *testing.T) {
 		{"map: a path that does not parse", "payhook standard_webhooks {\n\t\tsecret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n\t\tmap {\n\t\t\tid data..id\n\t\t}\n\t}", "empty component"},
 		{"stripe without a secret", "payhook stripe {\n\t\tmax_skew 5m\n\t}", "secret {env.STRIPE_WEBHOOK_SECRET}"},
 		{"adyen without a key", "payhook adyen", "hmac_key {env.ADYEN_HMAC_KEY}"},
+		{"paypal without a webhook_id", "payhook paypal {\n\t\tclient_id a\n\t\tclient_secret b\n\t}", "webhook_id {env.PAYPAL_WEBHOOK_ID}"},
+		{"paypal webhook_id of another form", "payhook paypal {\n\t\tclient_id a\n\t\tclient_secret b\n\t\twebhook_id WH-1\n\t}", "letters and digits"},
 		{"mollie without an API key", "payhook mollie {\n\t\tsignature_secret x\n\t}", "api_key {env.MOLLIE_API_KEY}"},
 		{"mollie api_base not https", "payhook mollie {\n\t\tapi_key test_x\n\t\tapi_base http://api.mollie.com\n\t}", "must be https"},
 		{"adyen key not hex", "payhook adyen {\n\t\thmac_key {env.PAYHOOK_TEST_SECRET}\n\t}", "hex, as the Customer Area shows it"},

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"bytes"
+	"crypto/hmac"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -22,6 +23,7 @@ import (
 // Caddyfile.example starts on a fresh machine. Never used outside the demo.
 var demoSecrets = map[string]string{
 	"IXOPAY_SHARED_SECRET": "demo-secret", "PYXIS_CALLBACK_TOKEN": "demo-token", "MOLLIE_API_KEY": "test_demo",
+	"PAYPAL_CLIENT_ID": "demo-client", "PAYPAL_CLIENT_SECRET": "demo-client-secret", "PAYPAL_WEBHOOK_ID": "DEMOWEBHOOK1",
 }
 
 func demoCommand() *cobra.Command {
@@ -43,7 +45,7 @@ foreground. Send it a callback from another terminal with
 	}
 	cmd.Flags().StringVar(&configFile, "config", "Caddyfile.example", "Caddyfile to run")
 	cmd.Flags().StringVar(&upstreamAddr, "upstream", "localhost:8080", "address of the demo upstream")
-	cmd.Flags().StringVar(&apiAddr, "api", "localhost:8881", "address of the stand-in of the providers' APIs (Mollie)")
+	cmd.Flags().StringVar(&apiAddr, "api", "localhost:8881", "address of the stand-in of the providers' APIs (Mollie, PayPal)")
 	cmd.Flags().IntVar(&upstreamStatus, "upstream-status", http.StatusOK, "status the demo upstream answers (try 500 to see payhook ask the provider to retry)")
 	return cmd
 }
@@ -70,7 +72,7 @@ func runDemo(out io.Writer, configFile, upstreamAddr, apiAddr string, upstreamSt
 	api := &http.Server{Handler: newDemoAPI()}
 	go func() { _ = api.Serve(apiListener) }()
 	defer api.Close()
-	fmt.Fprintf(out, "demo: stand-in of the providers' APIs (Mollie) listening on http://%s\n", apiListener.Addr())
+	fmt.Fprintf(out, "demo: stand-in of the providers' APIs (Mollie, PayPal) listening on http://%s\n", apiListener.Addr())
 
 	config, _, _, err := caddycmd.LoadConfig(configFile, "caddyfile")
 	if err != nil {
@@ -89,6 +91,11 @@ or a Mollie webhook, whose payment the stand-in of Mollie's API serves:
 
     go run ./caddymodule/cmd/caddy payhook send mollie --api http://localhost:8881 \
         --status captured http://localhost:8880/callbacks/mollie
+
+or a PayPal webhook, which the stand-in of PayPal's API verifies:
+
+    go run ./caddymodule/cmd/caddy payhook send paypal --secret DEMOWEBHOOK1 \
+        --status captured http://localhost:8880/callbacks/paypal
 
 demo: press Ctrl-C to stop
 `, configFile)
@@ -123,7 +130,9 @@ const demoStorePrefix = "/_payhook-demo"
 
 // demoAPI stands in for providers' APIs in the demo: it serves the
 // documents `caddy payhook send --api` stored (a Mollie payment at
-// /v2/payments/tr_…) to any bearer token, and nothing else.
+// /v2/payments/tr_…) to any bearer token, and PayPal's token and
+// verify-webhook-signature endpoints for what `caddy payhook send paypal`
+// signs (an HMAC where PayPal's signature is RSA).
 type demoAPI struct {
 	mu   sync.Mutex
 	docs map[string][]byte
@@ -147,6 +156,14 @@ func (a *demoAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
+	switch r.URL.Path {
+	case "/v1/oauth2/token":
+		a.payPalToken(w, r)
+		return
+	case "/v1/notifications/verify-webhook-signature":
+		a.payPalVerify(w, r)
+		return
+	}
 	w.Header().Set("Content-Type", "application/hal+json")
 	if !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") {
 		w.WriteHeader(http.StatusUnauthorized)
@@ -162,4 +179,41 @@ func (a *demoAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, _ = w.Write(doc)
+}
+
+// payPalToken hands any client with basic credentials a token.
+func (a *demoAPI) payPalToken(w http.ResponseWriter, r *http.Request) {
+	if _, _, ok := r.BasicAuth(); !ok || r.Method != http.MethodPost {
+		http.Error(w, `{"error":"invalid_client"}`, http.StatusUnauthorized)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = io.WriteString(w, `{"scope":"https://uri.paypal.com/services/payments/payment","access_token":"A21AA-payhook-demo","token_type":"Bearer","app_id":"APP-DEMO","expires_in":32400}`)
+}
+
+// payPalVerify checks a transmission as PayPal does, over the webhook
+// event's bytes exactly as received, with the demo's HMAC for PayPal's RSA.
+func (a *demoAPI) payPalVerify(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil || r.Method != http.MethodPost || !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") || !json.Valid(body) {
+		http.Error(w, `{"name":"INVALID_REQUEST"}`, http.StatusBadRequest)
+		return
+	}
+	var req struct {
+		ID      string          `json:"transmission_id"`
+		Time    string          `json:"transmission_time"`
+		Sig     string          `json:"transmission_sig"`
+		Webhook string          `json:"webhook_id"`
+		Event   json.RawMessage `json:"webhook_event"`
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		http.Error(w, `{"name":"INVALID_REQUEST"}`, http.StatusBadRequest)
+		return
+	}
+	status := "FAILURE"
+	if hmac.Equal([]byte(req.Sig), []byte(demoPayPalSignature(req.ID, req.Time, req.Webhook, req.Event))) {
+		status = "SUCCESS"
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = io.WriteString(w, `{"verification_status":"`+status+`"}`)
 }

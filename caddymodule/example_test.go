@@ -18,6 +18,9 @@ func TestCaddyfileExampleIsValid(t *testing.T) {
 	t.Setenv("IXOPAY_SHARED_SECRET", "example-secret")
 	t.Setenv("PYXIS_CALLBACK_TOKEN", "example-token")
 	t.Setenv("MOLLIE_API_KEY", "test_example")
+	t.Setenv("PAYPAL_CLIENT_ID", "example-client")
+	t.Setenv("PAYPAL_CLIENT_SECRET", "example-client-secret")
+	t.Setenv("PAYPAL_WEBHOOK_ID", "EXAMPLE1")
 	raw, err := os.ReadFile("../Caddyfile.example")
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -180,7 +181,17 @@ type FetchResponse struct {
 // timeouts and network errors wrap ErrAPIUnavailable; a body over the limit
 // wraps ErrAPIResponse. Errors never include the header's values.
 func (f *Fetcher) Get(ctx context.Context, url string, header http.Header) (*FetchResponse, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	return f.Do(ctx, http.MethodGet, url, header, nil)
+}
+
+// Do sends a request with method and body (nil for none) and classifies
+// the answer as Get does: for APIs that verify with a POST (PayPal).
+func (f *Fetcher) Do(ctx context.Context, method, url string, header http.Header, body []byte) (*FetchResponse, error) {
+	var reader io.Reader
+	if body != nil {
+		reader = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, reader)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrAPIResponse, err)
 	}
@@ -194,11 +205,11 @@ func (f *Fetcher) Get(ctx context.Context, url string, header http.Header) (*Fet
 		return nil, fmt.Errorf("%w: %v", ErrAPIUnavailable, redactURLError(err))
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, f.maxBody+1))
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, f.maxBody+1))
 	if err != nil {
 		return nil, fmt.Errorf("%w: reading the answer: %v", ErrAPIUnavailable, redactURLError(err))
 	}
-	if int64(len(body)) > f.maxBody {
+	if int64(len(answer)) > f.maxBody {
 		return nil, fmt.Errorf("%w: answer over %d bytes", ErrAPIResponse, f.maxBody)
 	}
 	switch s := resp.StatusCode; {
@@ -211,7 +222,7 @@ func (f *Fetcher) Get(ctx context.Context, url string, header http.Header) (*Fet
 	case s >= 300 && s < 400:
 		return nil, fmt.Errorf("%w: redirect (HTTP %d)", ErrAPIResponse, s)
 	}
-	return &FetchResponse{Status: resp.StatusCode, Body: body}, nil
+	return &FetchResponse{Status: resp.StatusCode, Body: answer}, nil
 }
 
 // redactURLError drops the URL from a client error: it may carry a query

@@ -1,0 +1,377 @@
+package caddymodule
+
+import (
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tidwall/gjson"
+)
+
+const (
+	payPalClientID  = "it-paypal-client"
+	payPalSecret    = "it-paypal-client-secret"
+	payPalWebhookID = "8PT597110X687430LKGECATA"
+)
+
+// fakePayPal stands in for PayPal's API: OAuth2 tokens for the app's
+// credentials, and verify-webhook-signature checking an RSA signature (its
+// own key standing in for PayPal's) over "<id>|<time>|<webhook id>|<CRC32
+// of webhook_event's bytes as received>": a verifier that re-encodes the
+// event fails here, as it would at PayPal.
+type fakePayPal struct {
+	*httptest.Server
+	key *rsa.PrivateKey
+
+	mu             sync.Mutex
+	tokens         map[string]bool
+	tokenRequests  int
+	verifyRequests int
+	expiresIn      int
+	tokenStatus    int // answer of the token endpoint, when not 0
+	verifyStatus   int // answer of the verify endpoint, when not 0
+	revokeAll      bool
+}
+
+func newFakePayPal(t *testing.T) *fakePayPal {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakePayPal{key: key, tokens: map[string]bool{}, expiresIn: 32400}
+	f.Server = httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(f.Close)
+	return f
+}
+
+func (f *fakePayPal) serve(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	switch r.URL.Path {
+	case "/v1/oauth2/token":
+		f.tokenRequests++
+		body, _ := io.ReadAll(r.Body)
+		user, pass, ok := r.BasicAuth()
+		if f.tokenStatus != 0 {
+			w.WriteHeader(f.tokenStatus)
+			return
+		}
+		if !ok || user != payPalClientID || pass != payPalSecret || string(body) != "grant_type=client_credentials" || r.Method != http.MethodPost {
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = io.WriteString(w, `{"error":"invalid_client","error_description":"Client Authentication failed"}`)
+			return
+		}
+		token := fmt.Sprintf("A21AA-it-%d", f.tokenRequests)
+		f.tokens[token] = true
+		fmt.Fprintf(w, `{"scope":"https://uri.paypal.com/services/payments/payment","access_token":%q,"token_type":"Bearer","app_id":"APP-80W284485P519543T","expires_in":%d,"nonce":"2026-11-20T10:00:00Z"}`, token, f.expiresIn)
+	case "/v1/notifications/verify-webhook-signature":
+		f.verifyRequests++
+		if f.verifyStatus != 0 {
+			w.WriteHeader(f.verifyStatus)
+			return
+		}
+		if f.revokeAll {
+			clear(f.tokens)
+			f.revokeAll = false
+		}
+		if !f.tokens[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")] {
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = io.WriteString(w, `{"error":"invalid_token","error_description":"Token signature verification failed"}`)
+			return
+		}
+		var req struct {
+			AuthAlgo  string          `json:"auth_algo"`
+			CertURL   string          `json:"cert_url"`
+			ID        string          `json:"transmission_id"`
+			Sig       string          `json:"transmission_sig"`
+			Time      string          `json:"transmission_time"`
+			WebhookID string          `json:"webhook_id"`
+			Event     json.RawMessage `json:"webhook_event"`
+		}
+		body, _ := io.ReadAll(r.Body)
+		if err := json.Unmarshal(body, &req); err != nil || req.AuthAlgo == "" || req.CertURL == "" {
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = io.WriteString(w, `{"name":"VALIDATION_ERROR"}`)
+			return
+		}
+		status := "FAILURE"
+		sig, err := base64.StdEncoding.DecodeString(req.Sig)
+		digest := sha256.Sum256([]byte(payPalSigned(req.ID, req.Time, req.WebhookID, req.Event)))
+		if err == nil && rsa.VerifyPKCS1v15(&f.key.PublicKey, crypto.SHA256, digest[:], sig) == nil {
+			status = "SUCCESS"
+		}
+		fmt.Fprintf(w, `{"verification_status":%q}`, status)
+	default:
+		w.WriteHeader(http.StatusNotFound)
+	}
+}
+
+func payPalSigned(id, at, webhookID string, event []byte) string {
+	return fmt.Sprintf("%s|%s|%s|%d", id, at, webhookID, crc32.ChecksumIEEE(event))
+}
+
+// sign returns the PAYPAL-* headers PayPal sends with body.
+func (f *fakePayPal) sign(t *testing.T, id string, at time.Time, webhookID string, body []byte) http.Header {
+	t.Helper()
+	when := at.UTC().Format(time.RFC3339)
+	digest := sha256.Sum256([]byte(payPalSigned(id, when, webhookID, body)))
+	sig, err := rsa.SignPKCS1v15(rand.Reader, f.key, crypto.SHA256, digest[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return http.Header{
+		"Paypal-Transmission-Id":   {id},
+		"Paypal-Transmission-Time": {when},
+		"Paypal-Transmission-Sig":  {base64.StdEncoding.EncodeToString(sig)},
+		"Paypal-Cert-Url":          {"https://api.paypal.com/v1/notifications/certs/CERT-360caa42-fca2a594-1d93a270"},
+		"Paypal-Auth-Algo":         {"SHA256withRSA"},
+	}
+}
+
+func (f *fakePayPal) counts() (tokens, verifies int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.tokenRequests, f.verifyRequests
+}
+
+func (f *fakePayPal) set(change func(f *fakePayPal)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	change(f)
+}
+
+func payPalSite(api *fakePayPal, extra string) string {
+	return fmt.Sprintf(`route /callbacks/paypal* {
+		payhook paypal {
+			client_id {env.PAYHOOK_TEST_PAYPAL_ID}
+			client_secret {env.PAYHOOK_TEST_PAYPAL_SECRET}
+			webhook_id %s
+			api_base %s
+			api_timeout 1s
+			%s
+		}
+		reverse_proxy {upstream}
+	}`, payPalWebhookID, api.URL, extra)
+}
+
+func startPayPal(t *testing.T, extra string) (*env, *fakePayPal) {
+	t.Helper()
+	t.Setenv("PAYHOOK_TEST_PAYPAL_ID", payPalClientID)
+	t.Setenv("PAYHOOK_TEST_PAYPAL_SECRET", payPalSecret)
+	api := newFakePayPal(t)
+	return startCaddy(t, payPalSite(api, extra)), api
+}
+
+func payPalCapture(eventID, captureID, value string) string {
+	// Formatted as PayPal formats it, with a space before each value: the
+	// verifier must hand PayPal these bytes, not a re-encoding.
+	return `{"id": "` + eventID + `", "event_version": "1.0", "create_time": "2026-11-20T10:34:47.940Z", "resource_type": "capture", "resource_version": "2.0",` +
+		` "event_type": "PAYMENT.CAPTURE.COMPLETED", "summary": "Payment completed for € ` + value + ` EUR", "resource": {"id": "` + captureID + `", "status": "COMPLETED",` +
+		` "amount": {"currency_code": "EUR", "value": "` + value + `"}, "final_capture": true, "custom_id": "order-1042", "invoice_id": "INV-1042"}}`
+}
+
+// A webhook signed (as PayPal signs) reaches the shop once PayPal's API
+// says SUCCESS; the token is asked for once and reused.
+func TestPayPalThroughCaddy(t *testing.T) {
+	e, api := startPayPal(t, "max_skew 10m")
+	body := payPalCapture("WH-58D329510W468432D-8HN650336L201105X", "27M47624FP291604U", "49.90")
+	resp, answer := e.post("/callbacks/paypal", "application/json", body, api.sign(t, "69cd13f0-d67a-11e5-baa3-778b53f4ae01", time.Now(), payPalWebhookID, []byte(body)))
+	expectAnswer(t, resp, answer, http.StatusOK, "OK")
+	r, doc := e.onlyDelivery()
+	if doc.Data.Status != "captured" || doc.Data.ProviderReference != "27M47624FP291604U" || doc.Subject != "order-1042" || doc.Data.Amount.MinorUnits != 4990 ||
+		doc.Data.Verification["method"] != "paypal-verify-api" || gjson.GetBytes(r.Body, "data.original.summary").String() != "Payment completed for € 49.90 EUR" ||
+		r.Header.Get("Paypal-Transmission-Sig") != "" {
+		t.Errorf("envelope: %s", r.Body)
+	}
+	if strings.Contains(e.rawLog(), payPalSecret) || strings.Contains(string(r.Body), payPalSecret) {
+		t.Error("the client secret leaked")
+	}
+	// The same event again (PayPal's retry): acknowledged, not forwarded.
+	e.upstream.reset()
+	resp, answer = e.post("/callbacks/paypal", "application/json", body, api.sign(t, "69cd13f0-d67a-11e5-baa3-778b53f4ae02", time.Now(), payPalWebhookID, []byte(body)))
+	expectAnswer(t, resp, answer, http.StatusOK, "OK")
+	e.expectNothingForwarded()
+	if tokens, verifies := api.counts(); tokens != 1 || verifies != 2 {
+		t.Errorf("token requests %d, verify requests %d; want 1 and 2", tokens, verifies)
+	}
+
+	// The token revoked before it expires: one fresh token, the webhook passes.
+	api.set(func(f *fakePayPal) { f.revokeAll = true })
+	e.upstream.reset()
+	body = payPalCapture("WH-58D329510W468432D-8HN650336L201106X", "27M47624FP291605U", "10.00")
+	resp, answer = e.post("/callbacks/paypal", "application/json", body, api.sign(t, "69cd13f0-d67a-11e5-baa3-778b53f4ae03", time.Now(), payPalWebhookID, []byte(body)))
+	expectAnswer(t, resp, answer, http.StatusOK, "OK")
+	e.onlyDelivery()
+	if tokens, _ := api.counts(); tokens != 2 {
+		t.Errorf("token requests %d after a revocation, want 2", tokens)
+	}
+}
+
+// A burst of webhooks on a fresh start costs one token request.
+func TestPayPalTokenIsSharedByABurst(t *testing.T) {
+	e, api := startPayPal(t, "dedupe off")
+	var wg sync.WaitGroup
+	statuses := make([]int, 16)
+	for i := range statuses {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body := payPalCapture(fmt.Sprintf("WH-BURST-%02d", i), fmt.Sprintf("CAPTURE%02d", i), "1.00")
+			req := e.postRequest("/callbacks/paypal", "application/json", body, api.sign(t, fmt.Sprintf("burst-%02d", i), time.Now(), payPalWebhookID, []byte(body)))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return
+			}
+			resp.Body.Close()
+			statuses[i] = resp.StatusCode
+		}()
+	}
+	wg.Wait()
+	for i, s := range statuses {
+		if s != http.StatusOK {
+			t.Errorf("webhook %d answered %d", i, s)
+		}
+	}
+	if tokens, verifies := api.counts(); tokens != 1 || verifies != len(statuses) {
+		t.Errorf("token requests %d, verify requests %d; want 1 and %d", tokens, verifies, len(statuses))
+	}
+	if n := len(e.upstream.received()); n != len(statuses) {
+		t.Errorf("the shop received %d events, want %d", n, len(statuses))
+	}
+}
+
+// Every rejection, and whether PayPal's API was asked.
+func TestPayPalRejections(t *testing.T) {
+	e, api := startPayPal(t, "max_skew 10m")
+	body := payPalCapture("WH-REJECT-1", "27M47624FP291604U", "49.90")
+	good := func() http.Header { return api.sign(t, "reject-tx", time.Now(), payPalWebhookID, []byte(body)) }
+	with := func(name, value string) http.Header {
+		h := good()
+		if value == "" {
+			h.Del(name)
+		} else {
+			h.Set(name, value)
+		}
+		return h
+	}
+	for _, tt := range []struct {
+		name     string
+		body     string
+		header   http.Header
+		fake     func(f *fakePayPal)
+		status   int
+		reason   string
+		apiAsked bool
+	}{
+		{"no headers", body, nil, nil, 401, "signature_missing", false},
+		{"no signature", body, with("Paypal-Transmission-Sig", ""), nil, 401, "signature_malformed", false},
+		{"certificate elsewhere", body, with("Paypal-Cert-Url", "https://evil.example/v1/notifications/certs/CERT-1"), nil, 401, "signature_malformed", false},
+		{"certificate on a look-alike host", body, with("Paypal-Cert-Url", "https://api.paypal.com.evil.example/v1/notifications/certs/CERT-1"), nil, 401, "signature_malformed", false},
+		{"certificate over http", body, with("Paypal-Cert-Url", "http://api.paypal.com/v1/notifications/certs/CERT-1"), nil, 401, "signature_malformed", false},
+		{"another algorithm", body, with("Paypal-Auth-Algo", "SHA1withRSA"), nil, 401, "signature_malformed", false},
+		{"time not a time", body, with("Paypal-Transmission-Time", "yesterday"), nil, 401, "date_malformed", false},
+		{"stale (max_skew)", body, api.sign(t, "reject-stale", time.Now().Add(-11*time.Minute), payPalWebhookID, []byte(body)), nil, 401, "date_outside_window", false},
+		{"body not JSON", "{", good(), nil, 400, "payload_malformed", false},
+		{"body without event_type", `{"id":"WH-1"}`, good(), nil, 400, "field_missing", false},
+		{"forged signature", body, api.sign(t, "reject-forged", time.Now(), "ANOTHERWEBHOOK", []byte(body)), nil, 401, "signature_mismatch", true},
+		{"amount raised after signing", strings.Replace(body, `"value": "49.90"`, `"value": "4990.00"`, 1), good(), nil, 401, "signature_mismatch", true},
+		{"verify API down", body, good(), func(f *fakePayPal) { f.verifyStatus = 503 }, 503, "api_unavailable", true},
+		{"verify API refuses the request", body, good(), func(f *fakePayPal) { f.verifyStatus = 400 }, 401, "signature_mismatch", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e.t = t
+			e.upstream.reset()
+			api.set(func(f *fakePayPal) { f.verifyStatus = 0 })
+			if tt.fake != nil {
+				api.set(tt.fake)
+			}
+			_, before := api.counts()
+			resp, answer := e.post("/callbacks/paypal", "application/json", tt.body, tt.header)
+			expectAnswer(t, resp, answer, tt.status, "")
+			e.expectNothingForwarded()
+			if _, after := api.counts(); (after > before) != tt.apiAsked {
+				t.Errorf("API asked: %v, want %v", after > before, tt.apiAsked)
+			}
+			entries := e.logEntries(1)
+			if last := entries[len(entries)-1]; last["reason"] != tt.reason {
+				t.Errorf("reason = %v, want %s", last["reason"], tt.reason)
+			}
+		})
+	}
+}
+
+// Credentials PayPal refuses are a misconfiguration: 503 (PayPal retries
+// once it is fixed), logged at error level.
+func TestPayPalRefusedCredentials(t *testing.T) {
+	e, api := startPayPal(t, "")
+	api.set(func(f *fakePayPal) { f.tokenStatus = http.StatusUnauthorized })
+	body := payPalCapture("WH-CREDS-1", "27M47624FP291604U", "49.90")
+	resp, answer := e.post("/callbacks/paypal", "application/json", body, api.sign(t, "creds-tx", time.Now(), payPalWebhookID, []byte(body)))
+	expectAnswer(t, resp, answer, http.StatusServiceUnavailable, "")
+	e.expectNothingForwarded()
+	entries := e.logEntries(1)
+	if last := entries[len(entries)-1]; last["reason"] != "api_refused" || last["level"] != "error" {
+		t.Errorf("log = %v", last)
+	}
+}
+
+// Every PayPal golden event, signed afresh, reaches the shop as its golden
+// envelope.
+func TestPayPalGoldenThroughCaddy(t *testing.T) {
+	e, api := startPayPal(t, "dedupe off")
+	replayGolden(t, e, "paypal", nil, func(req *http.Request, body []byte) (*http.Response, string) {
+		header := api.sign(t, req.Header.Get("Paypal-Transmission-Id"), time.Now(), payPalWebhookID, body)
+		return e.post("/callbacks/paypal", "application/json", string(body), header)
+	})
+}
+
+// `caddy payhook send paypal` against the demo's stand-in of PayPal's API.
+func TestSendPayPalThroughTheDemoStandIn(t *testing.T) {
+	standIn := httptest.NewServer(newDemoAPI())
+	defer standIn.Close()
+	t.Setenv("PAYHOOK_TEST_PAYPAL_ID", "demo-client")
+	t.Setenv("PAYHOOK_TEST_PAYPAL_SECRET", "demo-client-secret")
+	e := startCaddy(t, `route /callbacks/paypal* {
+		payhook paypal {
+			client_id {env.PAYHOOK_TEST_PAYPAL_ID}
+			client_secret {env.PAYHOOK_TEST_PAYPAL_SECRET}
+			webhook_id DEMOWEBHOOK1
+			api_base `+standIn.URL+`
+		}
+		reverse_proxy {upstream}
+	}`)
+	for _, status := range []string{"captured", "refunded", "chargeback"} {
+		e.upstream.reset()
+		resp, body, err := sendSample(t.Context(), "paypal", e.base+"/callbacks/paypal", sendOptions{
+			secret: "DEMOWEBHOOK1", status: status, amount: "12.30", currency: "EUR", reference: "order-9", timeout: 5 * time.Second,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		expectAnswer(t, resp, string(body), http.StatusOK, "OK")
+		if _, doc := e.onlyDelivery(); doc.Data.Status != status || doc.Data.Amount.MinorUnits != 1230 || doc.Subject != "order-9" {
+			t.Errorf("%s: %+v", status, doc.Data)
+		}
+	}
+	// Signed for another webhook: the stand-in says FAILURE.
+	e.upstream.reset()
+	resp, body, err := sendSample(t.Context(), "paypal", e.base+"/callbacks/paypal", sendOptions{secret: "OTHERWEBHOOK", status: "captured", amount: "1", currency: "EUR", timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectAnswer(t, resp, string(body), http.StatusUnauthorized, "")
+	e.expectNothingForwarded()
+}
