@@ -1,0 +1,67 @@
+package caddymodule
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// The rejections every provider shares, for Stripe, Adyen, Mollie and
+// PayPal through real Caddy: another method, another content type, a
+// compressed body, a body over max_body. Nothing is forwarded, no API is
+// asked, and the log names the provider.
+func TestMajorProvidersSharedRejections(t *testing.T) {
+	t.Setenv("PAYHOOK_TEST_STRIPE_SECRET", stripeSecret)
+	t.Setenv("PAYHOOK_TEST_ADYEN_KEY", adyenKey)
+	t.Setenv("PAYHOOK_TEST_ADYEN_KEY_NEXT", adyenKeyNext)
+	t.Setenv("PAYHOOK_TEST_MOLLIE_KEY", mollieAPIKey)
+	t.Setenv("PAYHOOK_TEST_PAYPAL_ID", payPalClientID)
+	t.Setenv("PAYHOOK_TEST_PAYPAL_SECRET", payPalSecret)
+	mollie, paypal := newFakeAPI(t), newFakePayPal(t)
+	e := startCaddy(t, stripeSite()+"\n"+adyenSite("")+"\n"+
+		strings.Replace(mollieSite(mollie, ""), "api_timeout 500ms", "api_timeout 500ms\n\t\t\tmax_body 64KiB", 1)+"\n"+
+		strings.Replace(payPalSite(paypal, ""), "api_timeout 1s", "api_timeout 1s\n\t\t\tmax_body 64KiB", 1))
+	big := `{"pad":"` + strings.Repeat("x", 70<<10) + `"}`
+	for _, provider := range []struct{ name, path, contentType string }{
+		{"stripe", "/hooks/stripe", "application/json"},
+		{"adyen", "/hooks/adyen", "application/json"},
+		{"mollie", "/callbacks/mollie", formType},
+		{"paypal", "/callbacks/paypal", "application/json"},
+	} {
+		for _, tt := range []struct {
+			name, method, contentType, body string
+			header                          http.Header
+			status                          int
+			reason                          string
+		}{
+			{"GET", http.MethodGet, "", "", nil, 405, "method_not_allowed"},
+			{"PUT", http.MethodPut, provider.contentType, "{}", nil, 405, "method_not_allowed"},
+			{"text/plain", http.MethodPost, "text/plain", "{}", nil, 415, "content_type_not_accepted"},
+			{"compressed", http.MethodPost, provider.contentType, "{}", http.Header{"Content-Encoding": {"gzip"}}, 415, "content_type_not_accepted"},
+			{"over max_body", http.MethodPost, provider.contentType, big, nil, 413, "body_too_large"},
+		} {
+			t.Run(provider.name+"/"+tt.name, func(t *testing.T) {
+				e.t = t
+				e.upstream.reset()
+				req := e.postRequest(provider.path, tt.contentType, tt.body, tt.header)
+				req.Method = tt.method
+				if tt.contentType == "" {
+					req.Header.Del("Content-Type")
+				}
+				resp, answer := e.do(req)
+				expectAnswer(t, resp, answer, tt.status, "")
+				e.expectNothingForwarded()
+				entries := e.logEntries(1)
+				if last := entries[len(entries)-1]; last["reason"] != tt.reason || last["provider"] != provider.name {
+					t.Errorf("log = %v, want reason %s for %s", last, tt.reason, provider.name)
+				}
+			})
+		}
+	}
+	if len(mollie.asked()) != 0 {
+		t.Error("Mollie's API was asked")
+	}
+	if tokens, verifies := paypal.counts(); tokens+verifies != 0 {
+		t.Error("PayPal's API was asked")
+	}
+}
