@@ -34,6 +34,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    dedupe          <duration>|off    # remember delivered events; default 8d
 //	    dedupe_scope    <name>            # share delivery records on purpose
 //	    forward_headers <name...>         # provider headers the shop may see
+//	    sign_upstream   <whsec_…>         # repeatable: Standard Webhooks headers for the shop
 //	}
 //
 // The generic options are read here; every other option is handed to the
@@ -101,6 +102,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				}
 			}
 			h.ForwardHeaders = append(h.ForwardHeaders, names...)
+		case "sign_upstream":
+			var value string
+			if err := singleArg(d, &value); err != nil {
+				return err
+			}
+			h.SignUpstream = append(h.SignUpstream, value)
 		default:
 			providerTokens = append(providerTokens, d.NextSegment()...)
 		}

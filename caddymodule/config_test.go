@@ -51,6 +51,7 @@ func TestConfigurationMistakesFailValidation(t *testing.T) {
 		{"mollie api_base not https", "payhook mollie {\n\t\tapi_key test_x\n\t\tapi_base http://api.mollie.com\n\t}", "must be https"},
 		{"adyen key not hex", "payhook adyen {\n\t\thmac_key {env.PAYHOOK_TEST_SECRET}\n\t}", "hex, as the Customer Area shows it"},
 		{"adyen username without password", "payhook adyen {\n\t\thmac_key 44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056\n\t\tusername shop\n\t}", "username and password go together"},
+		{"sign_upstream not a Standard Webhooks secret", "payhook ixopay {\n\t\tsecret {env.PAYHOOK_TEST_SECRET}\n\t\tsign_upstream {env.PAYHOOK_TEST_SECRET}\n\t}", "sign_upstream #1"},
 		{"standard_webhooks secret not whsec", "payhook standard_webhooks {\n\t\tsecret {env.PAYHOOK_TEST_SECRET}\n\t}", "whsec_"},
 	}
 	for _, tt := range tests {

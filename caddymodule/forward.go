@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/payhook/payhook/normalize"
 	"github.com/payhook/payhook/verify"
@@ -79,6 +80,19 @@ func setEnvelope(r *http.Request, id string, envelope []byte) {
 	r.GetBody = func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(envelope)), nil
 	}
+}
+
+// signEnvelope adds Standard Webhooks headers over the envelope: the event
+// id as webhook-id, the time, and a v1 signature per key.
+func signEnvelope(r *http.Request, keys [][]byte, id string, envelope []byte, now time.Time) {
+	timestamp := strconv.FormatInt(now.Unix(), 10)
+	signatures := make([]string, len(keys))
+	for i, key := range keys {
+		signatures[i] = verify.SignStandardWebhooks(key, id, timestamp, envelope)
+	}
+	r.Header["Webhook-Id"] = []string{id}
+	r.Header["Webhook-Timestamp"] = []string{timestamp}
+	r.Header["Webhook-Signature"] = []string{strings.Join(signatures, " ")}
 }
 
 // stripURLToken removes the token parameter from the request's URL: the

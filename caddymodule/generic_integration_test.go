@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -239,5 +240,41 @@ func TestSendCommandForGenericRoutes(t *testing.T) {
 				t.Errorf("a wrong secret: %d, want 401", resp.StatusCode)
 			}
 		})
+	}
+}
+
+// verifyWithStandardWebhooksLibrary checks a forwarded envelope as a shop
+// would, with the official library, and prints the verified event's id.
+const verifyWithStandardWebhooksLibrary = `
+const [secret, id, ts, sig, body] = process.argv.slice(1);
+const { Webhook } = require("standardwebhooks");
+const event = new Webhook(secret).verify(body, {"webhook-id": id, "webhook-timestamp": ts, "webhook-signature": sig});
+console.log(event.id);`
+
+// sign_upstream: every envelope the shop receives carries Standard
+// Webhooks headers that the official library verifies, under either
+// secret of a rotation; a tampered envelope does not verify.
+func TestSignUpstreamVerifiedByTheOfficialLibrary(t *testing.T) {
+	dir := npmPackage(t, standardWebhooksPackage)
+	t.Setenv("PAYHOOK_TEST_SHOP_SECRET", "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD")
+	t.Setenv("PAYHOOK_TEST_SHOP_SECRET_NEXT", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+	e := startCaddy(t, strings.Replace(defaultSite, "max_body 8KiB", "max_body 8KiB\n\t\t\tsign_upstream {env.PAYHOOK_TEST_SHOP_SECRET}\n\t\t\tsign_upstream {env.PAYHOOK_TEST_SHOP_SECRET_NEXT}", 1))
+	resp, answer := e.send(ixopayCallback(debitOK))
+	expectAnswer(t, resp, answer, http.StatusOK, "OK")
+	r, doc := e.onlyDelivery()
+	id, ts, sig := r.Header.Get("Webhook-Id"), r.Header.Get("Webhook-Timestamp"), r.Header.Get("Webhook-Signature")
+	if id != doc.ID || strings.Count(sig, "v1,") != 2 {
+		t.Fatalf("headers: id %q (event %s), signature %q", id, doc.ID, sig)
+	}
+	for _, secret := range []string{"whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"} {
+		if got := runNode(t, dir, verifyWithStandardWebhooksLibrary, secret, id, ts, sig, string(r.Body)); got != doc.ID {
+			t.Errorf("the library verified %q, want the event %s", got, doc.ID)
+		}
+	}
+	tampered := strings.Replace(string(r.Body), `"captured"`, `"refunded"`, 1)
+	cmd := exec.Command("node", "-e", verifyWithStandardWebhooksLibrary, "--", "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD", id, ts, sig, tampered)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err == nil {
+		t.Errorf("a tampered envelope verified: %s", out)
 	}
 }

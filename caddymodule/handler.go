@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -79,6 +80,13 @@ type Handler struct {
 	// and anything else a sender put on the request stay behind.
 	ForwardHeaders []string `json:"forward_headers,omitempty"`
 
+	// SignUpstream are Standard Webhooks secrets (whsec_…) to sign every
+	// forwarded envelope with: webhook-id (the event id),
+	// webhook-timestamp and webhook-signature (v1, one per secret, for a
+	// rotation), so that the shop can check with any Standard Webhooks
+	// library that the envelope is payhook's. Use placeholders.
+	SignUpstream []string `json:"sign_upstream,omitempty"`
+
 	provider      Provider
 	name          string
 	nameVar       any // name, boxed once for caddyhttp.SetVar
@@ -87,6 +95,7 @@ type Handler struct {
 	tokenIsMethod bool // the URL token is the provider's verification (pyxis)
 	allowList     *verify.AllowList
 	forwardNames  map[string]bool // canonical names from ForwardHeaders
+	upstreamKeys  [][]byte        // decoded SignUpstream secrets
 	dedupe        *deduper
 	scope         string // the dedupe scope, less the host when DedupeScope is unset
 	logger        *zap.Logger
@@ -106,7 +115,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 
 // genericOptions are the handler's options, which apply to every provider,
 // by their Caddyfile names.
-var genericOptions = []string{"max_body", "url_token", "allow_ips", "dedupe", "dedupe_scope", "forward_headers"}
+var genericOptions = []string{"max_body", "url_token", "allow_ips", "dedupe", "dedupe_scope", "forward_headers", "sign_upstream"}
 
 // Provision loads the provider's module and prepares the generic checks.
 func (h *Handler) Provision(ctx caddy.Context) error {
@@ -154,6 +163,17 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.forwardNames = make(map[string]bool, len(h.ForwardHeaders))
 	for _, name := range h.ForwardHeaders {
 		h.forwardNames[http.CanonicalHeaderKey(name)] = true
+	}
+	for i, secret := range h.SignUpstream {
+		value, err := Secret(h.logger, "sign_upstream #"+strconv.Itoa(i+1), secret)
+		if err != nil {
+			return err
+		}
+		key, err := verify.DecodeStandardWebhooksSecret(string(value))
+		if err != nil {
+			return fmt.Errorf("sign_upstream #%d: %w", i+1, err)
+		}
+		h.upstreamKeys = append(h.upstreamKeys, key)
 	}
 	h.rejectLog = newLogLimiter(rejectLogRate)
 	if h.metrics, err = registerMetrics(ctx.GetMetricsRegistry()); err != nil {
@@ -356,6 +376,9 @@ func (h *Handler) forwardClaimed(r *http.Request, next caddyhttp.Handler, id str
 // goes on up to Caddy.
 func (h *Handler) forward(r *http.Request, next caddyhttp.Handler, id string, envelope []byte) (up upstreamResult) {
 	setEnvelope(r, id, envelope)
+	if h.upstreamKeys != nil {
+		signEnvelope(r, h.upstreamKeys, id, envelope, time.Now())
+	}
 	rw := new(upstreamRecorder)
 	defer func() {
 		if v := recover(); v != nil {
