@@ -1,8 +1,10 @@
 package caddymodule
 
 import (
+	"strconv"
 	"strings"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -35,6 +37,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    dedupe_scope    <name>            # share delivery records on purpose
 //	    forward_headers <name...>         # provider headers the shop may see
 //	    sign_upstream   <whsec_…>         # repeatable: Standard Webhooks headers for the shop
+//	    inbox {                           # store, acknowledge, deliver with retries
+//	        retry_for  <duration>         # default 7d
+//	        max_events <n>                # default 100000
+//	    }
 //	}
 //
 // The generic options are read here; every other option is handed to the
@@ -102,6 +108,36 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				}
 			}
 			h.ForwardHeaders = append(h.ForwardHeaders, names...)
+		case "inbox":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.Inbox = new(Inbox)
+			for nesting := d.Nesting(); d.NextBlock(nesting); {
+				var value string
+				switch d.Val() {
+				case "retry_for":
+					if err := singleArg(d, &value); err != nil {
+						return err
+					}
+					dur, err := caddy.ParseDuration(value)
+					if err != nil || dur <= 0 {
+						return d.Errf("inbox retry_for: invalid duration %q", value)
+					}
+					h.Inbox.RetryFor = caddy.Duration(dur)
+				case "max_events":
+					if err := singleArg(d, &value); err != nil {
+						return err
+					}
+					n, err := strconv.Atoi(value)
+					if err != nil || n <= 0 {
+						return d.Errf("inbox max_events: want a positive number, got %q", value)
+					}
+					h.Inbox.MaxEvents = n
+				default:
+					return d.Errf("unrecognized inbox option %q (known: retry_for, max_events)", d.Val())
+				}
+			}
 		case "sign_upstream":
 			var value string
 			if err := singleArg(d, &value); err != nil {

@@ -26,7 +26,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "payhook",
-		Usage: "send|demo",
+		Usage: "send|demo|inbox|replay",
 		Short: "Sends sample payment callbacks and runs the payhook demo",
 		Long: `
 payhook receives payment-provider callbacks in Caddy, verifies them and
@@ -34,9 +34,11 @@ forwards one canonical envelope to the shop.
 
   caddy payhook send <provider> <url>   sends a correctly signed sample callback
   caddy payhook demo                     runs Caddyfile.example with a demo upstream
+  caddy payhook inbox                    lists the inbox's events and their delivery state
+  caddy payhook replay <event id>        delivers an event from the inbox again
 `,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.AddCommand(sendCommand(), demoCommand())
+			cmd.AddCommand(sendCommand(), demoCommand(), inboxCommand(), replayCmd())
 		},
 	})
 }

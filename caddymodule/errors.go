@@ -38,13 +38,15 @@ var rejections = []rejection{
 	{verify.ErrRecentlyUnknown, http.StatusServiceUnavailable, "resource_unknown_recently", ""},
 	{verify.ErrAPIThrottled, http.StatusServiceUnavailable, "api_throttled", "raise api_rate if genuine callbacks arrive faster"},
 	{verify.ErrAPIRefused, http.StatusServiceUnavailable, "api_refused",
-		"payhook's credentials for the provider's API are wrong: check api_key and instance (or token)"},
+		"payhook's credentials for the provider's API are wrong: check them (api_key and instance, token, client_id and client_secret)"},
 	{verify.ErrAPIResponse, http.StatusServiceUnavailable, "api_response_unexpected", "check api_base"},
 	{normalize.ErrMalformed, http.StatusBadRequest, "payload_malformed", ""},
 	{normalize.ErrMissingField, http.StatusBadRequest, "field_missing", ""},
 	{normalize.ErrInexactAmount, http.StatusBadRequest, "amount_inexact", ""},
 	{normalize.ErrUnknownCurrency, http.StatusBadRequest, "currency_unknown", ""},
 	{errClaimUnavailable, http.StatusServiceUnavailable, "dedupe_unavailable", ""},
+	{errInboxFull, http.StatusServiceUnavailable, "inbox_full", "the shop has not taken events for a while: see payhook_inbox_pending; raise max_events only if the storage has room"},
+	{errInboxUnavailable, http.StatusServiceUnavailable, "inbox_unavailable", "the storage did not take the event: check Caddy's storage"},
 }
 
 // internalError is the answer to an error that no rejection names: a 500,

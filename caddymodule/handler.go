@@ -87,6 +87,12 @@ type Handler struct {
 	// library that the envelope is payhook's. Use placeholders.
 	SignUpstream []string `json:"sign_upstream,omitempty"`
 
+	// Inbox, when set, stores every verified event durably (in Caddy's
+	// storage) before the provider is acknowledged, and delivers it to the
+	// handlers after payhook itself, retrying until the shop takes it. Off
+	// by default.
+	Inbox *Inbox `json:"inbox,omitempty"`
+
 	provider      Provider
 	name          string
 	nameVar       any // name, boxed once for caddyhttp.SetVar
@@ -97,6 +103,7 @@ type Handler struct {
 	forwardNames  map[string]bool // canonical names from ForwardHeaders
 	upstreamKeys  [][]byte        // decoded SignUpstream secrets
 	dedupe        *deduper
+	inbox         *inbox
 	scope         string // the dedupe scope, less the host when DedupeScope is unset
 	logger        *zap.Logger
 	rejectLog     *logLimiter
@@ -115,7 +122,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 
 // genericOptions are the handler's options, which apply to every provider,
 // by their Caddyfile names.
-var genericOptions = []string{"max_body", "url_token", "allow_ips", "dedupe", "dedupe_scope", "forward_headers", "sign_upstream"}
+var genericOptions = []string{"max_body", "url_token", "allow_ips", "dedupe", "dedupe_scope", "forward_headers", "sign_upstream", "inbox"}
 
 // Provision loads the provider's module and prepares the generic checks.
 func (h *Handler) Provision(ctx caddy.Context) error {
@@ -181,17 +188,29 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.forwarded = h.metrics.series(h.name, outcomeForwarded, "")
 	h.rejected = h.metrics.rejectedSeries(h.name)
+	h.scope = h.DedupeScope
+	if h.scope == "" {
+		h.scope = "provider\x00" + h.name
+		if s, ok := p.(DedupeScoper); ok {
+			h.scope += "\x00" + s.DedupeScope()
+		}
+	}
 	window, _ := dedupeWindow(h.Dedupe) // checked by Validate
 	if window > 0 {
-		h.scope = h.DedupeScope
-		if h.scope == "" {
-			h.scope = "provider\x00" + h.name
-			if s, ok := p.(DedupeScoper); ok {
-				h.scope += "\x00" + s.DedupeScope()
-			}
-		}
 		h.dedupe = newDeduper(ctx.Storage(), window, h.logger)
 		go h.dedupe.janitor()
+	}
+	if h.Inbox != nil {
+		server, ok := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
+		if !ok {
+			return errors.New("inbox: payhook must run in an HTTP server's route")
+		}
+		if err := registerInboxMetrics(ctx.GetMetricsRegistry()); err != nil {
+			return err
+		}
+		h.inbox = newInbox(h, ctx.Storage(), h.scope, *h.Inbox, server)
+		registerInbox(h.inbox)
+		go h.inbox.run()
 	}
 	return nil
 }
@@ -204,6 +223,9 @@ func (h *Handler) Validate() error {
 	}
 	if h.MaxBody < 0 {
 		return fmt.Errorf("max_body must be positive, got %d", h.MaxBody)
+	}
+	if h.Inbox != nil && (h.Inbox.RetryFor < 0 || h.Inbox.MaxEvents < 0) {
+		return errors.New("inbox: retry_for and max_events must be positive")
 	}
 	if _, err := dedupeWindow(h.Dedupe); err != nil {
 		return err
@@ -233,6 +255,10 @@ func dedupeWindow(value string) (time.Duration, error) {
 
 // Cleanup releases the delivery claims still held.
 func (h *Handler) Cleanup() error {
+	if h.inbox != nil {
+		unregisterInbox(h.inbox)
+		h.inbox.close()
+	}
 	if h.dedupe != nil {
 		h.dedupe.close()
 	}
@@ -243,6 +269,12 @@ func (h *Handler) Cleanup() error {
 // → encode → forward → answer. Each step is one method; a failing step ends
 // the request with the provider's answer for that failure.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if d, ok := r.Context().Value(inboxDeliveryKey{}).(*inboxDelivery); ok {
+		// A delivery from the inbox, made by this process (nothing from the
+		// network can put it there): the event was verified when received.
+		h.redeliver(w, r, next, d)
+		return nil
+	}
 	rec := &record{provider: h.name, start: time.Now(), clientIP: clientIP(r)}
 	// Deferred first, so it runs last: the body goes back to its pool only
 	// after the log line, whose strings may share its memory.
@@ -312,6 +344,10 @@ func (h *Handler) verify(ctx context.Context, cb *verify.Callback, in *normalize
 // receives a later event before an earlier one.
 func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, rec *record, events []*normalize.Event, result verify.Result) {
 	h.prepareForward(r)
+	if h.inbox != nil {
+		h.enqueue(w, r, rec, events, result)
+		return
+	}
 	delivered := 0
 	for _, event := range events {
 		id := event.ID()
@@ -352,6 +388,67 @@ func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, next caddyhttp
 		rec.outcome = outcomeDuplicate
 	}
 	rec.answered = h.provider.Acknowledge(w)
+}
+
+// enqueue stores the callback's events in the inbox, in order, each once,
+// and acknowledges the provider once all of them are stored: the inbox
+// delivers them to the shop, whether or not it is up now.
+func (h *Handler) enqueue(w http.ResponseWriter, r *http.Request, rec *record, events []*normalize.Event, result verify.Result) {
+	queued := 0
+	for i, event := range events {
+		id := event.ID()
+		rec.eventID = id
+		caddyhttp.SetVar(r.Context(), "payhook.event_id", id)
+		caddyhttp.SetVar(r.Context(), "payhook.status", statusVar(event.Status))
+		var release func(bool)
+		if h.dedupe != nil {
+			duplicate, rel, err := h.dedupe.claim(r.Context(), h.dedupeKey(r, id))
+			switch {
+			case err != nil:
+				h.reject(w, rec, err)
+				return
+			case duplicate:
+				continue
+			}
+			release = rel
+		}
+		err := h.inbox.enqueue(r.Context(), &inboxRecord{
+			ID: id, Provider: h.name, Type: event.Type(), Queue: queueOf(event), ReceivedAt: rec.start,
+			Method: r.Method, Host: r.Host, URI: r.RequestURI, Header: r.Header.Clone(),
+			Envelope: normalize.Encode(event, result, rec.start),
+		}, i)
+		if release != nil {
+			release(err == nil) // stored: later copies are duplicates
+		}
+		if err != nil {
+			h.reject(w, rec, err)
+			return
+		}
+		queued++
+	}
+	rec.outcome = outcomeQueued
+	if queued == 0 {
+		rec.outcome = outcomeDuplicate
+	}
+	rec.answered = h.provider.Acknowledge(w)
+}
+
+// redeliver forwards an event from the inbox to the handlers after
+// payhook, and answers the inbox what they did.
+func (h *Handler) redeliver(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, d *inboxDelivery) {
+	if h.inbox == nil || h.inbox.scope != d.scope {
+		writePlain(w, http.StatusMisdirectedRequest, "not this inbox's route")
+		return
+	}
+	d.taken = true
+	caddyhttp.SetVar(r.Context(), "payhook.provider", h.nameVar)
+	caddyhttp.SetVar(r.Context(), "payhook.event_id", d.record.ID)
+	d.result = h.forward(r, next, d.record.ID, d.record.Envelope)
+	if d.result.delivered() {
+		writePlain(w, http.StatusOK, "delivered")
+		return
+	}
+	writePlain(w, http.StatusBadGateway, d.result.reason())
 }
 
 // forwardClaimed forwards an event this request has claimed and releases

@@ -77,6 +77,18 @@ type received struct {
 	Body             []byte
 	ContentLength    int64
 	TransferEncoding []string
+	Status           int // what the shop answered
+}
+
+// taken returns the events (their ids, in order) the shop answered 2xx.
+func taken(requests []received) []string {
+	var ids []string
+	for _, r := range requests {
+		if r.Status >= 200 && r.Status < 300 {
+			ids = append(ids, r.Header.Get("Payhook-Event-Id"))
+		}
+	}
+	return ids
 }
 
 // upstream is the merchant's shop: it records what it receives and answers
@@ -86,10 +98,11 @@ type upstream struct {
 	mu         sync.Mutex
 	requests   []received
 	status     int
-	statusFunc func() int    // when set, decides each request's status instead
-	truncate   bool          // answer status, then break the connection mid-body
-	hold       chan struct{} // when set, requests wait until it is closed
-	answeredAt atomic.Int64  // when the shop first answered, in Unix nanoseconds
+	statusFunc func() int       // when set, decides each request's status instead
+	statusBody func([]byte) int // when set, decides each request's status by its body
+	truncate   bool             // answer status, then break the connection mid-body
+	hold       chan struct{}    // when set, requests wait until it is closed
+	answeredAt atomic.Int64     // when the shop first answered, in Unix nanoseconds
 }
 
 func newUpstream(t *testing.T) *upstream {
@@ -97,11 +110,14 @@ func newUpstream(t *testing.T) *upstream {
 	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		u.mu.Lock()
-		u.requests = append(u.requests, received{r.Method, r.RequestURI, r.Header.Clone(), body, r.ContentLength, r.TransferEncoding})
 		status, hold, truncate := u.status, u.hold, u.truncate
 		if u.statusFunc != nil {
 			status = u.statusFunc()
 		}
+		if u.statusBody != nil {
+			status = u.statusBody(body)
+		}
+		u.requests = append(u.requests, received{r.Method, r.RequestURI, r.Header.Clone(), body, r.ContentLength, r.TransferEncoding, status})
 		u.mu.Unlock()
 		if hold != nil {
 			<-hold
@@ -152,6 +168,13 @@ func (u *upstream) setStatusFunc(f func() int) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.statusFunc = f
+}
+
+// setStatusByBody makes f decide the status of each request from its body.
+func (u *upstream) setStatusByBody(f func(body []byte) int) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.statusBody = f
 }
 
 func (u *upstream) setStatus(status int) {

@@ -88,3 +88,44 @@ func (m *metrics) rejectedSeries(provider string) map[string]outcomeSeries {
 	}
 	return out
 }
+
+// inboxMetrics are the inbox's collectors.
+var inboxMetrics = struct {
+	pending  *prometheus.GaugeVec
+	oldest   *prometheus.GaugeVec
+	attempts *prometheus.CounterVec
+	failed   *prometheus.CounterVec
+}{
+	pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "payhook", Name: "inbox_pending",
+		Help: "Events in the inbox waiting for the shop, by provider and inbox (as this instance last saw the storage).",
+	}, []string{"provider", "inbox"}),
+	oldest: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "payhook", Name: "inbox_oldest_pending_age_seconds",
+		Help: "Age of the oldest event in the inbox waiting for the shop; 0 when none waits.",
+	}, []string{"provider", "inbox"}),
+	attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "payhook", Name: "inbox_delivery_attempts_total",
+		Help: "Deliveries from the inbox to the shop, by provider and outcome (delivered, failed).",
+	}, []string{"provider", "outcome"}),
+	failed: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "payhook", Name: "inbox_failed_total",
+		Help: "Events the shop did not take within retry_for, kept as failed.",
+	}, []string{"provider"}),
+}
+
+// registerInboxMetrics registers the inbox's collectors into registry.
+func registerInboxMetrics(registry *prometheus.Registry) error {
+	if registry == nil {
+		return nil
+	}
+	for _, c := range []prometheus.Collector{inboxMetrics.pending, inboxMetrics.oldest, inboxMetrics.attempts, inboxMetrics.failed} {
+		if err := registry.Register(c); err != nil {
+			var already prometheus.AlreadyRegisteredError
+			if !errors.As(err, &already) {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -17,6 +17,7 @@ import (
 const (
 	outcomeForwarded      = "forwarded"
 	outcomeDuplicate      = "duplicate"
+	outcomeQueued         = "queued"
 	outcomeRejected       = "rejected"
 	outcomeUpstreamFailed = "upstream_failed"
 )
@@ -53,6 +54,10 @@ func (h *Handler) finish(rec *record) {
 	switch {
 	case rec.outcome == outcomeDuplicate:
 		msg = "callback was a duplicate; acknowledged, not forwarded"
+	case rec.outcome == outcomeQueued && unmapped:
+		level, msg = zapcore.WarnLevel, "callback stored in the inbox with unknown status"
+	case rec.outcome == outcomeQueued:
+		msg = "callback stored in the inbox"
 	case rec.outcome == outcomeRejected && rec.answered >= 500:
 		level, msg = zapcore.ErrorLevel, "callback failed"
 	case rec.outcome == outcomeRejected:

@@ -1,0 +1,270 @@
+package caddymodule
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tidwall/gjson"
+)
+
+func inboxSite(options string) string {
+	return strings.Replace(defaultSite, "max_body 8KiB", "max_body 8KiB\n\t\t\tinbox"+options, 1)
+}
+
+// payment is an IXOPAY callback about payment uuid.
+func payment(uuid, transactionType, result string) string {
+	return fmt.Sprintf(`{"result":%q,"uuid":%q,"merchantTransactionId":"order-%s","transactionType":%q,"amount":"9.99","currency":"EUR"}`,
+		result, uuid, uuid, transactionType)
+}
+
+// waitTaken waits until the shop has taken n events, and returns the
+// requests it answered 2xx.
+func (e *env) waitTaken(n int, within time.Duration) []received {
+	e.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		var ok []received
+		for _, r := range e.upstream.received() {
+			if r.Status >= 200 && r.Status < 300 {
+				ok = append(ok, r)
+			}
+		}
+		if len(ok) >= n || time.Now().After(deadline) {
+			if len(ok) < n {
+				e.t.Fatalf("the shop took %d events within %s, want %d", len(ok), within, n)
+			}
+			return ok
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// statuses lists "<provider_reference> <status>" of the requests.
+func statuses(requests []received) []string {
+	var out []string
+	for _, r := range requests {
+		out = append(out, gjson.GetBytes(r.Body, "data.provider_reference").String()+" "+gjson.GetBytes(r.Body, "data.status").String())
+	}
+	return out
+}
+
+// With the inbox, the provider is acknowledged while the shop is down;
+// once the shop is back, each event reaches it once, in order per payment.
+func TestInboxAcknowledgesWhileTheShopIsDown(t *testing.T) {
+	e := startCaddy(t, inboxSite(""))
+	e.upstream.setStatus(http.StatusServiceUnavailable)
+	for _, body := range []string{
+		payment("payA", "DEBIT", "PENDING"),
+		payment("payB", "DEBIT", "OK"),
+		payment("payA", "DEBIT", "OK"),
+		payment("payA", "CHARGEBACK", "OK"),
+	} {
+		resp, answer := e.send(ixopayCallback(body))
+		expectAnswer(t, resp, answer, http.StatusOK, "OK")
+	}
+	// A provider's retry of a stored event: acknowledged, not stored twice.
+	resp, answer := e.send(ixopayCallback(payment("payB", "DEBIT", "OK")))
+	expectAnswer(t, resp, answer, http.StatusOK, "OK")
+	time.Sleep(1500 * time.Millisecond)
+	if len(taken(e.upstream.received())) != 0 {
+		t.Fatal("the shop took events while it was down")
+	}
+	if len(e.upstream.received()) == 0 {
+		t.Fatal("the inbox did not try the shop")
+	}
+
+	recovered := time.Now()
+	e.upstream.setStatus(http.StatusOK)
+	got := e.waitTaken(4, time.Minute)
+	t.Logf("all four delivered %s after the shop came back", time.Since(recovered).Round(time.Millisecond))
+	time.Sleep(500 * time.Millisecond) // nothing more may follow
+	got = e.waitTaken(4, 0)
+	if len(got) != 4 {
+		t.Errorf("the shop took %d events, want 4: %v", len(got), statuses(got))
+	}
+	var payA []string
+	for _, s := range statuses(got) {
+		if strings.HasPrefix(s, "payA ") {
+			payA = append(payA, s)
+		}
+	}
+	if want := []string{"payA pending", "payA captured", "payA chargeback"}; !slices.Equal(payA, want) {
+		t.Errorf("payment A reached the shop as %v, want %v", payA, want)
+	}
+	ids := taken(got)
+	if slices.Sort(ids); len(slices.Compact(ids)) != 4 {
+		t.Errorf("an event reached the shop twice: %v", ids)
+	}
+	for _, entry := range e.logEntries(5) {
+		if entry["msg"] != "callback stored in the inbox" && entry["outcome"] != "duplicate" {
+			t.Errorf("log: %v", entry)
+		}
+	}
+}
+
+// One payment's failing event holds back that payment only.
+func TestInboxOnePaymentDoesNotHoldOthers(t *testing.T) {
+	e := startCaddy(t, inboxSite(""))
+	e.upstream.setStatusByBody(func(body []byte) int {
+		if bytes.Contains(body, []byte(`"payStuck"`)) {
+			return http.StatusUnprocessableEntity
+		}
+		return http.StatusOK
+	})
+	for _, body := range []string{payment("payStuck", "DEBIT", "PENDING"), payment("payStuck", "DEBIT", "OK"), payment("payFree", "DEBIT", "OK")} {
+		resp, answer := e.send(ixopayCallback(body))
+		expectAnswer(t, resp, answer, http.StatusOK, "OK")
+	}
+	got := e.waitTaken(1, 30*time.Second)
+	time.Sleep(2 * time.Second)
+	got = e.waitTaken(1, 0)
+	if s := statuses(got); len(s) != 1 || s[0] != "payFree captured" {
+		t.Errorf("the shop took %v; want payFree only", s)
+	}
+	// payStuck's second event waits behind its first: never tried.
+	for _, r := range e.upstream.received() {
+		if s := statuses([]received{r})[0]; s == "payStuck captured" {
+			t.Error("a payment's later event was delivered before its earlier one")
+		}
+	}
+}
+
+// adminGet and adminPost call the test Caddy's admin API.
+func adminCall(t *testing.T, method, path string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, "http://localhost:2999"+path, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, body
+}
+
+// An event the shop does not take within retry_for is kept as failed,
+// logged at error level, listed by the admin API, and delivered by a
+// replay; a delivered event can be replayed too.
+func TestInboxRetryForAndReplay(t *testing.T) {
+	e := startCaddy(t, inboxSite(" {\n\t\t\t\tretry_for 2s\n\t\t\t}"))
+	e.upstream.setStatus(http.StatusBadGateway)
+	resp, answer := e.send(ixopayCallback(debitOK))
+	expectAnswer(t, resp, answer, http.StatusOK, "OK")
+
+	var failed []inboxSummary
+	deadline := time.Now().Add(30 * time.Second)
+	for len(failed) == 0 && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+		status, body := adminCall(t, http.MethodGet, "/payhook/inbox?state=failed")
+		var list struct{ Events []inboxSummary }
+		if status != http.StatusOK || json.Unmarshal(body, &list) != nil {
+			t.Fatalf("admin list: %d %s", status, body)
+		}
+		failed = list.Events
+	}
+	if len(failed) != 1 || failed[0].State != "failed" || failed[0].Attempts < 2 || failed[0].LastError != "upstream answered 502" {
+		t.Fatalf("failed events: %+v", failed)
+	}
+	id := failed[0].ID
+	if !strings.Contains(e.rawLog(), `"event not delivered within retry_for`) {
+		t.Error("no error log for the failed event")
+	}
+	// The list shows no content; the single view shows the envelope.
+	_, list := adminCall(t, http.MethodGet, "/payhook/inbox")
+	if bytes.Contains(list, []byte("order-1042")) || bytes.Contains(list, []byte("Lovelace")) {
+		t.Errorf("the list shows payload content: %s", list)
+	}
+	status, one := adminCall(t, http.MethodGet, "/payhook/inbox/"+id)
+	if status != http.StatusOK || gjson.GetBytes(one, "envelope.id").String() != id || gjson.GetBytes(one, "summary.state").String() != "failed" {
+		t.Errorf("event view: %d %s", status, one)
+	}
+
+	// The shop is back: retry the failed ones.
+	e.upstream.setStatus(http.StatusOK)
+	status, body := adminCall(t, http.MethodPost, "/payhook/inbox/retry-failed")
+	if status != http.StatusOK || !strings.Contains(string(body), id) {
+		t.Fatalf("retry-failed: %d %s", status, body)
+	}
+	got := e.waitTaken(1, 30*time.Second)
+	if taken(got)[0] != id {
+		t.Errorf("delivered %v, want %s", taken(got), id)
+	}
+	// A replay of the delivered event: the shop gets it again, same id.
+	waitState(t, id, "delivered")
+	if _, err := replayCommand(t.Context(), "localhost:2999", id, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	got = e.waitTaken(2, 30*time.Second)
+	if ids := taken(got); ids[1] != id {
+		t.Errorf("replay delivered %v", ids)
+	}
+	if status, _ := adminCall(t, http.MethodPost, "/payhook/inbox/nosuchevent/replay"); status != http.StatusNotFound {
+		t.Errorf("replay of an unknown event: %d", status)
+	}
+}
+
+// waitState waits until the admin API reports event id in state.
+func waitState(t *testing.T, id, state string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, one := adminCall(t, http.MethodGet, "/payhook/inbox/"+id)
+		if gjson.GetBytes(one, "summary.state").String() == state {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("event %s is %s, want %s", id, gjson.GetBytes(one, "summary.state"), state)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A full inbox answers 503, so the provider keeps the event, and says so.
+func TestInboxFullAnswers503(t *testing.T) {
+	e := startCaddy(t, inboxSite(" {\n\t\t\t\tmax_events 2\n\t\t\t}"))
+	e.upstream.setStatus(http.StatusServiceUnavailable)
+	for i, uuid := range []string{"full1", "full2", "full3"} {
+		resp, answer := e.send(ixopayCallback(payment(uuid, "DEBIT", "OK")))
+		want := http.StatusOK
+		if i == 2 {
+			want = http.StatusServiceUnavailable
+		}
+		expectAnswer(t, resp, answer, want, "")
+	}
+	entries := e.logEntries(3)
+	if last := entries[2]; last["reason"] != "inbox_full" || last["level"] != "error" {
+		t.Errorf("log: %v", last)
+	}
+	// Once the shop took them, there is room again.
+	e.upstream.setStatus(http.StatusOK)
+	e.waitTaken(2, time.Minute)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, answer := e.send(ixopayCallback(payment("full3", "DEBIT", "OK")))
+		if resp.StatusCode == http.StatusOK || time.Now().After(deadline) {
+			expectAnswer(t, resp, answer, http.StatusOK, "OK")
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// sign_upstream signs what the inbox delivers too.
+func TestInboxDeliveriesAreSigned(t *testing.T) {
+	t.Setenv("PAYHOOK_TEST_SHOP_SECRET", "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD")
+	e := startCaddy(t, inboxSite("\n\t\t\tsign_upstream {env.PAYHOOK_TEST_SHOP_SECRET}"))
+	resp, answer := e.send(ixopayCallback(debitOK))
+	expectAnswer(t, resp, answer, http.StatusOK, "OK")
+	got := e.waitTaken(1, 30*time.Second)
+	if h := got[0].Header; h.Get("Webhook-Id") != h.Get("Payhook-Event-Id") || !strings.HasPrefix(h.Get("Webhook-Signature"), "v1,") ||
+		h.Get("Content-Type") != "application/cloudevents+json; charset=utf-8" {
+		t.Errorf("headers: %v", h)
+	}
+}
