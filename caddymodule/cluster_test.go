@@ -42,6 +42,13 @@ type caddyProcess struct {
 // routes IXOPAY callbacks to upstream, with storage in storageDir.
 func startCaddyProcess(t *testing.T, storageDir string, httpPort, adminPort int, upstreamURL string) *caddyProcess {
 	t.Helper()
+	return startCaddyProcessWith(t, storageDir, httpPort, adminPort, upstreamURL, "")
+}
+
+// startCaddyProcessWith is startCaddyProcess with more options in the
+// payhook block.
+func startCaddyProcessWith(t *testing.T, storageDir string, httpPort, adminPort int, upstreamURL, options string) *caddyProcess {
+	t.Helper()
 	dir := t.TempDir()
 	logFile := filepath.Join(dir, "caddy.log")
 	config := fmt.Sprintf(`{
@@ -58,11 +65,12 @@ http://localhost:%d {
 	route /callbacks/ixopay* {
 		payhook ixopay {
 			secret {env.PAYHOOK_TEST_SECRET}
+			%s
 		}
 		reverse_proxy %s
 	}
 }
-`, adminPort, httpPort, storageDir, logFile, httpPort, strings.TrimPrefix(upstreamURL, "http://"))
+`, adminPort, httpPort, storageDir, logFile, httpPort, options, strings.TrimPrefix(upstreamURL, "http://"))
 	return runCaddyProcess(t, dir, config, httpPort, logFile, "PAYHOOK_TEST_SECRET="+testSecret)
 }
 
@@ -97,6 +105,15 @@ func runCaddyProcess(t *testing.T, dir, config string, httpPort int, logFile str
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// kill kills Caddy at once (SIGKILL): nothing of it runs after.
+func (p *caddyProcess) kill() {
+	if p.cmd.ProcessState != nil {
+		return
+	}
+	_ = p.cmd.Process.Kill()
+	_ = p.cmd.Wait()
 }
 
 // stop stops Caddy gracefully, as a service manager would.

@@ -366,6 +366,22 @@ func (ib *inbox) deliverHead(queue, key string) {
 			ib.logger.Error("releasing an inbox claim", zap.Error(err))
 		}
 	}()
+	// The queue as the storage has it now: another instance may have
+	// stored an earlier event of this payment, or delivered the head.
+	if keys, err := ib.storage.List(ib.ctx, ib.dir("pending", queue), false); err == nil {
+		slices.Sort(keys)
+		ib.mu.Lock()
+		if q := ib.queues[queue]; q != nil {
+			ib.pending += len(keys) - len(q.keys)
+			q.keys = keys
+		}
+		ib.mu.Unlock()
+		if len(keys) == 0 {
+			ib.forget(queue, key)
+			return
+		}
+		key = keys[0]
+	}
 	raw, err := ib.storage.Load(ib.ctx, key)
 	if errors.Is(err, fs.ErrNotExist) {
 		ib.forget(queue, key) // delivered by another instance meanwhile
@@ -485,12 +501,17 @@ func (ib *inbox) backOff(queue string, extra int) time.Time {
 }
 
 // failed notes a failed attempt: the shop is (still) failing, and the
-// next probe waits longer.
+// next probe waits longer. Failures of deliveries that ran together count
+// once.
 func (ib *inbox) failed() {
 	ib.mu.Lock()
 	defer ib.mu.Unlock()
+	now := ib.now()
+	if ib.failures > 0 && now.Before(ib.probeAt) {
+		return // another failure of the same round (deliveries run in parallel)
+	}
 	ib.failures++
-	ib.probeAt = ib.now().Add(backoff(ib.failures, inboxProbeCap))
+	ib.probeAt = now.Add(backoff(ib.failures, inboxProbeCap))
 }
 
 // recovered notes a delivery: if the shop was failing, every waiting event

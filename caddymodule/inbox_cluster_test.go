@@ -1,0 +1,164 @@
+package caddymodule
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tidwall/gjson"
+)
+
+// inboxCallbacks are n payments of four events each, in the order a
+// provider sends them.
+func inboxCallbacks(payments int) []string {
+	var bodies []string
+	for _, kind := range [][2]string{{"DEBIT", "PENDING"}, {"DEBIT", "OK"}, {"CHARGEBACK", "OK"}, {"CHARGEBACK-REVERSAL", "OK"}} {
+		for p := range payments {
+			bodies = append(bodies, payment(fmt.Sprintf("pay%03d", p), kind[0], kind[1]))
+		}
+	}
+	return bodies
+}
+
+// deliveredInOrder checks what the shop took: every event of every payment,
+// each payment's events in the order sent (by their first delivery).
+// It returns how many deliveries were repeats.
+func deliveredInOrder(t *testing.T, requests []received, payments int) (repeats int) {
+	t.Helper()
+	seen := map[string]bool{}
+	order := map[string][]string{}
+	for _, r := range requests {
+		if r.Status < 200 || r.Status > 299 {
+			continue
+		}
+		id := r.Header.Get("Payhook-Event-Id")
+		if seen[id] {
+			repeats++
+			continue
+		}
+		seen[id] = true
+		ref := gjson.GetBytes(r.Body, "data.provider_reference").String()
+		order[ref] = append(order[ref], gjson.GetBytes(r.Body, "data.status").String())
+	}
+	if len(seen) != payments*4 {
+		t.Errorf("the shop took %d distinct events, want %d", len(seen), payments*4)
+	}
+	want := []string{"pending", "captured", "chargeback", "chargeback_reversed"}
+	for ref, got := range order {
+		if !slices.Equal(got, want) {
+			t.Errorf("payment %s reached the shop as %v", ref, got)
+		}
+	}
+	return repeats
+}
+
+// waitDistinct waits until the shop took n distinct events.
+func waitDistinct(t *testing.T, shop *upstream, n int, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		ids := taken(shop.received())
+		slices.Sort(ids)
+		if got := len(slices.Compact(ids)); got >= n {
+			return
+		} else if time.Now().After(deadline) {
+			t.Fatalf("the shop took %d distinct events within %s, want %d", got, within, n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// The inbox survives a restart and a kill -9: every acknowledged event
+// reaches the shop, in order per payment; an event is delivered twice only
+// if it was in flight at the kill.
+func TestInboxSurvivesRestartAndKill(t *testing.T) {
+	const payments = 40
+	storage := t.TempDir()
+	shop := newUpstream(t)
+	shop.setStatus(http.StatusServiceUnavailable)
+	a := startCaddyProcessWith(t, storage, 9186, 2986, shop.URL, "inbox")
+	for i, body := range inboxCallbacks(payments) {
+		if status, answer := a.send(t, body); status != http.StatusOK || answer != "OK" {
+			t.Fatalf("callback %d: %d %q", i, status, answer)
+		}
+	}
+	// A graceful restart while the shop is down.
+	a.stop()
+	b := startCaddyProcessWith(t, storage, 9186, 2986, shop.URL, "inbox")
+	time.Sleep(time.Second)
+	if n := len(taken(shop.received())); n != 0 {
+		t.Fatalf("the shop took %d events while down", n)
+	}
+
+	// The shop comes back, slowly; payhook is killed mid-way.
+	start := time.Now()
+	shop.setStatus(http.StatusOK)
+	release := shop.holdRequests()
+	time.Sleep(200 * time.Millisecond)
+	release()
+	for {
+		if n := len(taken(shop.received())); n >= payments*4/3 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	b.kill()
+	killedAt := len(taken(shop.received()))
+	t.Logf("%s: killed", time.Since(start))
+	c := startCaddyProcessWith(t, storage, 9186, 2986, shop.URL, "inbox")
+	t.Logf("%s: restarted", time.Since(start))
+	waitDistinct(t, shop, payments*4, 2*time.Minute)
+	t.Logf("%s: all delivered", time.Since(start))
+	time.Sleep(time.Second) // nothing more may follow
+	repeats := deliveredInOrder(t, shop.received(), payments)
+	t.Logf("killed after %d deliveries; %d delivered again after the kill", killedAt, repeats)
+	if repeats > inboxParallel {
+		t.Errorf("%d events delivered twice; at most the %d in flight at the kill may be", repeats, inboxParallel)
+	}
+	c.stop()
+}
+
+// Two instances on one storage deliver each event once between them, in
+// order per payment, whichever instance received it.
+func TestInboxTwoInstancesDeliverOnce(t *testing.T) {
+	const payments = 30
+	storage := t.TempDir()
+	shop := newUpstream(t)
+	shop.setStatus(http.StatusServiceUnavailable)
+	a := startCaddyProcessWith(t, storage, 9187, 2987, shop.URL, "inbox")
+	b := startCaddyProcessWith(t, storage, 9188, 2988, shop.URL, "inbox")
+	for i, body := range inboxCallbacks(payments) {
+		instance := a // each payment's events alternate between the instances
+		if (i/payments)%2 == 1 {
+			instance = b
+		}
+		if status, answer := instance.send(t, body); status != http.StatusOK || answer != "OK" {
+			t.Fatalf("callback %d: %d %q", i, status, answer)
+		}
+	}
+	time.Sleep(time.Second)
+	shop.setStatus(http.StatusOK)
+	waitDistinct(t, shop, payments*4, 2*time.Minute)
+	time.Sleep(2 * time.Second)
+	if repeats := deliveredInOrder(t, shop.received(), payments); repeats != 0 {
+		t.Errorf("%d events delivered twice by two instances", repeats)
+	}
+	for _, p := range []*caddyProcess{a, b} {
+		if strings.Contains(readFile(t, p.log), `"level":"error"`) {
+			t.Errorf("errors logged:\n%s", readFile(t, p.log))
+		}
+	}
+}
+
+func readFile(t *testing.T, name string) string {
+	t.Helper()
+	raw, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(raw)
+}
