@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -13,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/payhook/payhook/verify"
 )
@@ -49,12 +52,16 @@ func startCaddyProcess(t *testing.T, storageDir string, httpPort, adminPort int,
 // payhook block.
 func startCaddyProcessWith(t *testing.T, storageDir string, httpPort, adminPort int, upstreamURL, options string) *caddyProcess {
 	t.Helper()
+	storage := "file_system " + storageDir
+	if redisAddr, ok := strings.CutPrefix(storageDir, "redis:"); ok {
+		storage = "payhook_test_redis " + redisAddr
+	}
 	dir := t.TempDir()
 	logFile := filepath.Join(dir, "caddy.log")
 	config := fmt.Sprintf(`{
 	admin localhost:%d
 	http_port %d
-	storage file_system %s
+	storage %s
 	skip_install_trust
 	log {
 		output file %s
@@ -70,7 +77,7 @@ http://localhost:%d {
 		reverse_proxy %s
 	}
 }
-`, adminPort, httpPort, storageDir, logFile, httpPort, options, strings.TrimPrefix(upstreamURL, "http://"))
+`, adminPort, httpPort, storage, logFile, httpPort, options, strings.TrimPrefix(upstreamURL, "http://"))
 	return runCaddyProcess(t, dir, config, httpPort, logFile, "PAYHOOK_TEST_SECRET="+testSecret)
 }
 
@@ -81,6 +88,14 @@ func runCaddyProcess(t *testing.T, dir, config string, httpPort int, logFile str
 	bin, err := buildCaddy()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if strings.Contains(config, "payhook_test_redis") {
+		// The test storage on Redis is test code: this test binary runs
+		// as Caddy (see TestMain).
+		if bin, err = os.Executable(); err != nil {
+			t.Fatal(err)
+		}
+		environment = append(environment, runAsCaddy+"=1")
 	}
 	configFile := filepath.Join(dir, "Caddyfile")
 	if err := os.WriteFile(configFile, []byte(config), 0o600); err != nil {
@@ -156,6 +171,27 @@ func (p *caddyProcess) send(t *testing.T, body string) (int, string) {
 // event, and a restarted instance still knows what was delivered.
 func TestTwoInstancesShareDedupe(t *testing.T) {
 	storage := t.TempDir()
+	twoInstancesShareDedupe(t, storage)
+	if locks, _ := filepath.Glob(filepath.Join(storage, "locks", "payhook*")); len(locks) != 0 {
+		t.Errorf("locks left behind: %v", locks)
+	}
+}
+
+// The same on a real Redis.
+func TestTwoInstancesShareDedupeOnRedis(t *testing.T) {
+	addr := startRedis(t)
+	twoInstancesShareDedupe(t, "redis:"+addr)
+	client := redis.NewClient(&redis.Options{Addr: addr})
+	defer client.Close()
+	if locks, _ := client.Keys(context.Background(), "certmagic-lock/payhook*").Result(); len(locks) != 0 {
+		t.Errorf("locks left behind: %v", locks)
+	}
+	if records, _ := client.Keys(context.Background(), "certmagic/payhook/dedupe/events/*").Result(); len(records) != 1 {
+		t.Errorf("delivery records on Redis: %v, want the one event's", records)
+	}
+}
+
+func twoInstancesShareDedupe(t *testing.T, storage string) {
 	shop := newUpstream(t)
 	a := startCaddyProcess(t, storage, 9181, 2991, shop.URL)
 	b := startCaddyProcess(t, storage, 9182, 2992, shop.URL)
@@ -199,10 +235,7 @@ func TestTwoInstancesShareDedupe(t *testing.T) {
 	if n := len(shop.received()); n != 0 {
 		t.Errorf("after a restart the event was forwarded again")
 	}
-	// Nothing is left locked once both stop.
+	// Nothing is left locked once both stop (the callers check).
 	a.stop()
 	b.stop()
-	if locks, _ := filepath.Glob(filepath.Join(storage, "locks", "payhook*")); len(locks) != 0 {
-		t.Errorf("locks left behind: %v", locks)
-	}
 }

@@ -26,6 +26,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2/caddytest"
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	_ "github.com/caddyserver/caddy/v2/modules/standard" // the processes the tests start as Caddy
 
 	"github.com/payhook/payhook/verify"
 )
@@ -60,7 +62,16 @@ func httpPortFor(t *testing.T) int {
 	return port
 }
 
+// runAsCaddy, set in its environment, makes the test binary run as Caddy
+// (with the test-only modules, such as the storage on Redis) for the tests
+// that start Caddy processes.
+const runAsCaddy = "PAYHOOK_TEST_RUN_AS_CADDY"
+
 func TestMain(m *testing.M) {
+	if os.Getenv(runAsCaddy) == "1" {
+		caddycmd.Main()
+		return
+	}
 	flag.Parse()
 	if testing.Short() {
 		fmt.Fprintln(os.Stderr, "caddymodule: the integration tests need real Caddy and would be skipped; run them without -short")

@@ -162,3 +162,42 @@ func readFile(t *testing.T, name string) string {
 	}
 	return string(raw)
 }
+
+// The same on a real Redis (a storage module as Caddy's community ones):
+// two instances deliver each event once, in order per payment.
+func TestInboxTwoInstancesDeliverOnceOnRedis(t *testing.T) {
+	const payments = 30
+	storage := "redis:" + startRedis(t)
+	shop := newUpstream(t)
+	shop.setStatus(http.StatusServiceUnavailable)
+	a := startCaddyProcessWith(t, storage, 9187, 2987, shop.URL, "inbox")
+	b := startCaddyProcessWith(t, storage, 9188, 2988, shop.URL, "inbox")
+	for i, body := range inboxCallbacks(payments) {
+		instance := a
+		if (i/payments)%2 == 1 {
+			instance = b
+		}
+		if status, answer := instance.send(t, body); status != http.StatusOK || answer != "OK" {
+			t.Fatalf("callback %d: %d %q", i, status, answer)
+		}
+	}
+	time.Sleep(time.Second)
+	shop.setStatus(http.StatusOK)
+	waitDistinct(t, shop, payments*4, 2*time.Minute)
+	time.Sleep(2 * time.Second)
+	if repeats := deliveredInOrder(t, shop.received(), payments); repeats != 0 {
+		t.Errorf("%d events delivered twice by two instances", repeats)
+	}
+	// A restart on Redis: an instance killed while the shop is down, then
+	// started again, delivers what it had acknowledged.
+	shop.setStatus(http.StatusServiceUnavailable)
+	if status, _ := a.send(t, payment("afterkill", "DEBIT", "OK")); status != http.StatusOK {
+		t.Fatalf("answered %d", status)
+	}
+	a.kill()
+	b.kill()
+	a = startCaddyProcessWith(t, storage, 9187, 2987, shop.URL, "inbox")
+	shop.setStatus(http.StatusOK)
+	waitDistinct(t, shop, payments*4+1, time.Minute)
+	a.stop()
+}

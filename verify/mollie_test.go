@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -63,4 +64,22 @@ func TestCheckMolliePaymentID(t *testing.T) {
 			t.Errorf("CheckMolliePaymentID(%q) = %v", id, err)
 		}
 	}
+}
+
+// FuzzMollieSignatureHeader: any X-Mollie-Signature headers are a
+// verdict, never a panic, and only the real signature verifies.
+func FuzzMollieSignatureHeader(f *testing.F) {
+	f.Add("sha256=0c9f6f2e0d6a8c1f0b3f5b7a2d4e6f8091a2b3c4d5e6f708192a3b4c5d6e7f80", "id=tr_WDqYK6vllg", "tr_WDqYK6vllg")
+	f.Add("sha256=00, sha256=zz,,", "{}", "ord_1")
+	f.Fuzz(func(t *testing.T, header, body, id string) {
+		secret := []byte("fuzz-secret")
+		err := CheckMollieSignature([][]byte{secret}, []string{header}, []byte(body))
+		if err == nil && !strings.Contains(header, SignHexHMACSHA256(secret, []byte(body))[:16]) &&
+			!strings.Contains(strings.ToLower(header), SignHexHMACSHA256(secret, []byte(body))[:16]) {
+			t.Fatalf("header %q verified body %q", header, body)
+		}
+		if CheckMolliePaymentID(id) == nil && (!strings.HasPrefix(id, "tr_") || strings.ContainsAny(id, "/?#%.\\ ")) {
+			t.Fatalf("CheckMolliePaymentID accepted %q", id)
+		}
+	})
 }

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -83,4 +85,23 @@ func TestPayPalTokenCachedUntilItExpires(t *testing.T) {
 	if n := tokens.Load(); n != 2 {
 		t.Errorf("%d token requests after the token expired, want 2", n)
 	}
+}
+
+// FuzzPayPalTransmission: any PAYPAL-* headers are read without a panic,
+// and a certificate URL accepted is https on a PayPal host.
+func FuzzPayPalTransmission(f *testing.F) {
+	f.Add("69cd13f0-d67a-11e5-baa3-778b53f4ae01", "2026-11-20T10:34:47Z", "c2ln", "https://api.paypal.com/v1/notifications/certs/CERT-1", "SHA256withRSA")
+	f.Add("x", "2026-13-45T99:99:99Z", "!!", "https://api.paypal.com.evil/v1/notifications/certs/", "SHA256withRSA")
+	f.Fuzz(func(t *testing.T, id, at, sig, certURL, algo string) {
+		h := http.Header{}
+		for name, v := range map[string]string{"Paypal-Transmission-Id": id, "Paypal-Transmission-Time": at, "Paypal-Transmission-Sig": sig, "Paypal-Cert-Url": certURL, "Paypal-Auth-Algo": algo} {
+			h.Set(name, v)
+		}
+		if _, err := ReadPayPalTransmission(h); err == nil {
+			u, perr := url.Parse(h.Get("Paypal-Cert-Url"))
+			if perr != nil || u.Scheme != "https" || !strings.HasSuffix(strings.ToLower(u.Hostname()), ".paypal.com") {
+				t.Fatalf("accepted certificate URL %q", certURL)
+			}
+		}
+	})
 }
