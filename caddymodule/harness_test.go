@@ -119,7 +119,7 @@ type upstream struct {
 func newUpstream(t *testing.T) *upstream {
 	u := &upstream{status: http.StatusOK}
 	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
+		body, readErr := io.ReadAll(r.Body)
 		u.mu.Lock()
 		status, hold, truncate := u.status, u.hold, u.truncate
 		if u.statusFunc != nil {
@@ -127,6 +127,11 @@ func newUpstream(t *testing.T) *upstream {
 		}
 		if u.statusBody != nil {
 			status = u.statusBody(body)
+		}
+		if readErr != nil {
+			// A request cut short (its sender died mid-body): a real shop
+			// takes nothing from it.
+			status = http.StatusBadRequest
 		}
 		u.requests = append(u.requests, received{r.Method, r.RequestURI, r.Header.Clone(), body, r.ContentLength, r.TransferEncoding, status})
 		u.mu.Unlock()

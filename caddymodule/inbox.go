@@ -58,6 +58,10 @@ const (
 	inboxProbeCap        = 30 * time.Second
 	// inboxKeep is how long delivered and failed events stay for inspection.
 	inboxKeep = 8 * 24 * time.Hour
+	// inboxStaleClaim is how long a queue's claim may be refused before
+	// payhook asks the storage's Lock, which clears a stale claim (never a
+	// live one), rather than its TryLock: past the storages' own staleness.
+	inboxStaleClaim = 15 * time.Second
 	// inboxMaxAttempts bounds the attempts an event's record keeps.
 	inboxMaxAttempts = 20
 )
@@ -141,10 +145,33 @@ type inbox struct {
 
 // inboxQueue is one payment's waiting events, as last seen.
 type inboxQueue struct {
-	keys     []string // sorted: the head is keys[0]
-	nextAt   time.Time
-	attempts int
-	running  bool
+	keys      []string // sorted: the head is keys[0]
+	nextAt    time.Time
+	attempts  int
+	running   bool
+	claimFrom time.Time // since when its claim has been refused; zero when not
+}
+
+// contended notes that a queue's claim was refused (or, with claimed, that
+// it was obtained) and returns for how long it has been refused.
+func (ib *inbox) contended(queue string, claimed bool) time.Duration {
+	ib.mu.Lock()
+	defer ib.mu.Unlock()
+	q := ib.queues[queue]
+	if q == nil {
+		return 0
+	}
+	now := ib.now()
+	switch {
+	case claimed:
+		q.claimFrom = time.Time{}
+	case q.claimFrom.IsZero():
+		q.claimFrom = now
+	}
+	if q.claimFrom.IsZero() {
+		return 0
+	}
+	return now.Sub(q.claimFrom)
 }
 
 func newInbox(h *Handler, storage certmagic.Storage, scope string, cfg Inbox, server *caddyhttp.Server) *inbox {
@@ -289,8 +316,8 @@ func (ib *inbox) scan() {
 	prefix := ib.dir("pending") + "/"
 	for _, key := range keys {
 		queue, seq, ok := strings.Cut(strings.TrimPrefix(key, prefix), "/")
-		if !ok || seq == "" || strings.Contains(seq, "/") {
-			continue // a directory
+		if !ok || !isSeq(seq) {
+			continue // a directory, or a storage's temporary file
 		}
 		byQueue[queue] = append(byQueue[queue], key)
 	}
@@ -358,9 +385,23 @@ func (ib *inbox) deliverHead(queue, key string) {
 	}()
 	lock := "payhook-inbox-" + ib.scope + "-" + queue
 	claimed, err := tryLock(ib.ctx, ib.storage, lock)
-	if err != nil || !claimed {
+	if !claimed && ib.contended(queue, false) > inboxStaleClaim {
+		// Held for longer than any delivery: a claim left by an instance
+		// that died, which a storage's TryLock may never give up (the file
+		// storage's, when the process died between creating its lock file
+		// and writing it). Its Lock clears such a claim.
+		ctx, cancel := context.WithTimeout(ib.ctx, 5*time.Second)
+		err = ib.storage.Lock(ctx, lock)
+		cancel()
+		claimed = err == nil
+	}
+	if !claimed {
+		if err != nil && ib.contended(queue, false) > inboxStaleClaim {
+			ib.logger.Error("cannot claim an inbox queue", zap.String("queue", queue), zap.Error(err))
+		}
 		return // another instance delivers it
 	}
+	ib.contended(queue, true)
 	defer func() {
 		if err := ib.storage.Unlock(context.Background(), lock); err != nil {
 			ib.logger.Error("releasing an inbox claim", zap.Error(err))
@@ -368,7 +409,8 @@ func (ib *inbox) deliverHead(queue, key string) {
 	}()
 	// The queue as the storage has it now: another instance may have
 	// stored an earlier event of this payment, or delivered the head.
-	if keys, err := ib.storage.List(ib.ctx, ib.dir("pending", queue), false); err == nil {
+	if listed, err := ib.storage.List(ib.ctx, ib.dir("pending", queue), false); err == nil {
+		keys := slices.DeleteFunc(listed, func(k string) bool { return !isSeq(path.Base(k)) })
 		slices.Sort(keys)
 		ib.mu.Lock()
 		if q := ib.queues[queue]; q != nil {
@@ -615,6 +657,26 @@ func (ib *inbox) observe() {
 		}
 	}
 	inboxMetrics.oldest.WithLabelValues(ib.handler.name, ib.scope).Set(oldest.Seconds())
+}
+
+// isSeq tells a pending event's name (seqOf) from anything else in its
+// directory, such as a temporary file a storage left when its process died.
+func isSeq(name string) bool {
+	nanos, rest, ok := strings.Cut(name, "-")
+	if !ok || len(nanos) != 20 || !allDigits(nanos) {
+		return false
+	}
+	index, id, ok := strings.Cut(rest, "-")
+	return ok && len(index) == 4 && allDigits(index) && id != "" && !strings.ContainsAny(id, "/.")
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // seqTime reads the receive time from a pending key.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -111,6 +112,17 @@ func TestInboxSurvivesRestartAndKill(t *testing.T) {
 	t.Logf("%s: killed", time.Since(start))
 	c := startCaddyProcessWith(t, storage, 9186, 2986, shop.URL, "inbox")
 	t.Logf("%s: restarted", time.Since(start))
+	t.Cleanup(func() {
+		if t.Failed() {
+			left, _ := filepath.Glob(filepath.Join(storage, "payhook", "inbox", "*", "pending", "*", "*"))
+			t.Logf("left pending: %v", left)
+			for _, line := range strings.Split(readFile(t, c.log), "\n") {
+				if strings.Contains(line, `"level":"error"`) || strings.Contains(line, `"level":"warn"`) {
+					t.Log(line)
+				}
+			}
+		}
+	})
 	waitDistinct(t, shop, payments*4, 2*time.Minute)
 	t.Logf("%s: all delivered", time.Since(start))
 	time.Sleep(time.Second) // nothing more may follow

@@ -2,16 +2,22 @@ package caddymodule
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/payhook/payhook/normalize"
 )
 
 func inboxSite(options string) string {
@@ -186,6 +192,25 @@ func TestInboxRetryForAndReplay(t *testing.T) {
 		t.Errorf("event view: %d %s", status, one)
 	}
 
+	// caddy payhook inbox lists it, without its content.
+	var out strings.Builder
+	if err := listInbox("localhost:2999", "failed", 10, &out); err != nil || !strings.Contains(out.String(), id) ||
+		!strings.Contains(out.String(), "upstream answered 502") || strings.Contains(out.String(), "order-1042") {
+		t.Errorf("caddy payhook inbox: %v\n%s", err, out.String())
+	}
+	// The metrics count the failed attempts and the failed event.
+	_, metrics := adminCall(t, http.MethodGet, "/metrics")
+	for _, want := range []string{
+		`payhook_inbox_delivery_attempts_total{outcome="failed",provider="ixopay"}`,
+		`payhook_inbox_failed_total{provider="ixopay"} 1`,
+		`payhook_inbox_pending{inbox=`,
+		`payhook_inbox_oldest_pending_age_seconds{inbox=`,
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+
 	// The shop is back: retry the failed ones.
 	e.upstream.setStatus(http.StatusOK)
 	status, body := adminCall(t, http.MethodPost, "/payhook/inbox/retry-failed")
@@ -267,4 +292,35 @@ func TestInboxDeliveriesAreSigned(t *testing.T) {
 		h.Get("Content-Type") != "application/cloudevents+json; charset=utf-8" {
 		t.Errorf("headers: %v", h)
 	}
+}
+
+// A claim left by an instance that died between creating its lock file and
+// writing it (an empty file, which the file storage's TryLock never
+// clears), and a temporary file the storage left beside the events: the
+// event is delivered all the same, once the claim is older than any
+// delivery could be.
+func TestInboxClaimLeftByADeadInstance(t *testing.T) {
+	storage := t.TempDir()
+	sum := sha256.Sum256([]byte("provider\x00ixopay"))
+	queue := queueOf(&normalize.Event{Provider: "ixopay", ProviderReference: "payDead"})
+	lock := filepath.Join(storage, "locks", "payhook-inbox-"+hex.EncodeToString(sum[:8])+"-"+queue+".lock")
+	if err := os.MkdirAll(filepath.Dir(lock), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(lock, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	temp := filepath.Join(storage, "payhook", "inbox", hex.EncodeToString(sum[:8]), "pending", queue, "1234567890")
+	if err := os.MkdirAll(filepath.Dir(temp), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(temp, []byte(`{"id":`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := startCaddyOn(t, storage, "", inboxSite(""))
+	began := time.Now()
+	resp, answer := e.send(ixopayCallback(payment("payDead", "DEBIT", "OK")))
+	expectAnswer(t, resp, answer, http.StatusOK, "OK")
+	e.waitTaken(1, time.Minute)
+	t.Logf("delivered %s after the callback, past the dead claim", time.Since(began).Round(100*time.Millisecond))
 }

@@ -43,12 +43,20 @@ func TestMajorProvidersSharedRejections(t *testing.T) {
 			t.Run(provider.name+"/"+tt.name, func(t *testing.T) {
 				e.t = t
 				e.upstream.reset()
-				req := e.postRequest(provider.path, tt.contentType, tt.body, tt.header)
-				req.Method = tt.method
-				if tt.contentType == "" {
-					req.Header.Del("Content-Type")
+				var resp *http.Response
+				var answer string
+				if tt.body == big {
+					// Caddy answers 413 and closes before the body is all
+					// sent: write and read at once, as a provider does.
+					resp, answer = e.postUnread(provider.path, tt.contentType, tt.body, tt.header)
+				} else {
+					req := e.postRequest(provider.path, tt.contentType, tt.body, tt.header)
+					req.Method = tt.method
+					if tt.contentType == "" {
+						req.Header.Del("Content-Type")
+					}
+					resp, answer = e.do(req)
 				}
-				resp, answer := e.do(req)
 				expectAnswer(t, resp, answer, tt.status, "")
 				e.expectNothingForwarded()
 				entries := e.logEntries(1)
