@@ -123,10 +123,12 @@ func SwedbankPay(in *Input) (*Event, error) {
 	// they were fetched from does.
 	ev := &Event{Provider: in.Provider, Object: ObjectPayment, Unverified: in.Original, Fetched: fetched, Test: in.Test}
 	var amountField, currencyField gjson.Result
+	operation := ""
 	switch order, transaction := doc.Get("paymentOrder"), doc.Get("transaction"); {
 	case order.IsObject():
+		operation = text(order.Get("operation"))
 		ev.ProviderReference = text(order.Get("id"))
-		ev.MerchantReference = firstText(order, "orderReference", "payeeInfo.orderReference", "payeeInfo.payeeReference")
+		ev.MerchantReference = firstText(order, "orderReference", "payeeInfo.orderReference", "payeeInfo.payeeReference", "paid.orderReference", "paid.payeeReference")
 		currencyField = order.Get("currency")
 		if ft, ok := swedbankClaimedTransaction(order, gjson.ParseBytes(in.Original)); ok {
 			swedbankFinancialTransaction(ev, order, ft)
@@ -184,7 +186,23 @@ func SwedbankPay(in *Input) (*Event, error) {
 	if ev.Amount, err = amountOf(text(amountField), text(currencyField), ParseMinorUnits); err != nil {
 		return nil, err
 	}
+	swedbankOperation(ev, operation)
 	return ev, nil
+}
+
+// swedbankOperation corrects what a payment order's operation changes: a
+// Payout order's money goes to the payer (paid_out, never captured), and a
+// Verify order moves no money (verified, and its amount, only shown to the
+// payer, is no amount of the event). Purchase, Recur, UnscheduledPurchase
+// and FinancingConsumer orders take money as their status says.
+func swedbankOperation(ev *Event, operation string) {
+	taken := ev.Status == StatusCaptured || ev.Status == StatusAuthorized
+	switch {
+	case operation == "Payout" && taken:
+		ev.Status = StatusPaidOut
+	case strings.HasPrefix(operation, "Verify") && taken:
+		ev.Status, ev.Amount = StatusVerified, nil
+	}
 }
 
 // swedbankClaimedTransaction finds, among the financial transactions of

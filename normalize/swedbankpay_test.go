@@ -157,3 +157,34 @@ func TestSwedbankPayEventIdentity(t *testing.T) {
 		t.Errorf("order-level event: %+v", whole)
 	}
 }
+
+// Money leaving the shop is never reported as money arriving: a Payout
+// order, paid, is paid_out (whether reported as a whole or by its
+// financial transaction); a Verify order moves no money (verified, no
+// amount). Purchases by token (Recur, UnscheduledPurchase) are purchases.
+func TestSwedbankPayOperationsPayoutAndVerify(t *testing.T) {
+	for _, tt := range []struct {
+		operation, extra string
+		callback         string
+		want             Status
+		amount           bool
+	}{
+		{"Payout", ``, `{"paymentOrder":{"id":"/psp/paymentorders/1"}}`, StatusPaidOut, true},
+		{"Payout", `,"financialTransactions":{"financialTransactionsList":[{"id":"/psp/paymentorders/1/financialtransactions/9","number":42,"type":"Sale","amount":1000}]}`,
+			`{"paymentOrder":{"id":"/psp/paymentorders/1","number":42}}`, StatusPaidOut, true},
+		{"Verify", ``, `{"paymentOrder":{"id":"/psp/paymentorders/1"}}`, StatusVerified, false},
+		{"VerifyTrustly", ``, `{"paymentOrder":{"id":"/psp/paymentorders/1"}}`, StatusVerified, false},
+		{"Recur", ``, `{"paymentOrder":{"id":"/psp/paymentorders/1"}}`, StatusCaptured, true},
+		{"UnscheduledPurchase", ``, `{"paymentOrder":{"id":"/psp/paymentorders/1"}}`, StatusCaptured, true},
+		{"Purchase", ``, `{"paymentOrder":{"id":"/psp/paymentorders/1"}}`, StatusCaptured, true},
+	} {
+		fetched := `{"paymentOrder":{"id":"/psp/paymentorders/1","operation":"` + tt.operation + `","status":"Paid","currency":"SEK","amount":1000` + tt.extra + `}}`
+		ev, err := SwedbankPay(&Input{Provider: "swedbankpay", ContentType: "application/json", Body: []byte(tt.callback), Fetched: []byte(fetched)})
+		if err != nil {
+			t.Fatalf("%s: %v", tt.operation, err)
+		}
+		if ev.Status != tt.want || (ev.Amount != nil) != tt.amount {
+			t.Errorf("%s%s: status %s, amount %v; want %s, amount %v", tt.operation, tt.extra[:min(len(tt.extra), 20)], ev.Status, ev.Amount, tt.want, tt.amount)
+		}
+	}
+}
