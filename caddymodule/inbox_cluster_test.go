@@ -137,15 +137,46 @@ func TestInboxSurvivesRestartAndKill(t *testing.T) {
 // Two instances on one storage deliver each event once between them, in
 // order per payment, whichever instance received it.
 func TestInboxTwoInstancesDeliverOnce(t *testing.T) {
-	const payments = 30
-	storage := t.TempDir()
+	a, b := twoInstancesDeliverOnce(t, t.TempDir())
+	for _, p := range []*caddyProcess{a.caddyProcess, b.caddyProcess} {
+		if strings.Contains(readFile(t, p.log), `"level":"error"`) {
+			t.Errorf("errors logged:\n%s", readFile(t, p.log))
+		}
+	}
+}
+
+// The same on a real Redis (a storage module as Caddy's community ones);
+// then an instance killed while the shop is down, and started again,
+// delivers what it had acknowledged.
+func TestInboxTwoInstancesDeliverOnceOnRedis(t *testing.T) {
+	storage := "redis:" + startRedis(t)
+	a, b := twoInstancesDeliverOnce(t, storage)
+	a.shop.setStatus(http.StatusServiceUnavailable)
+	if status, _ := a.send(t, payment("afterkill", "DEBIT", "OK")); status != http.StatusOK {
+		t.Fatalf("answered %d", status)
+	}
+	a.kill()
+	b.kill()
+	restarted := startCaddyProcessWith(t, storage, 9187, 2987, a.shop.URL, "inbox")
+	a.shop.setStatus(http.StatusOK)
+	waitDistinct(t, a.shop, inboxClusterPayments*4+1, time.Minute)
+	restarted.stop()
+}
+
+const inboxClusterPayments = 30
+
+// twoInstancesDeliverOnce runs two instances on storage, sends each
+// payment's events alternately to them while the shop is down, and checks
+// that once it is up each event reaches it once, in order per payment.
+func twoInstancesDeliverOnce(t *testing.T, storage string) (a, b *instanceWithShop) {
+	t.Helper()
 	shop := newUpstream(t)
 	shop.setStatus(http.StatusServiceUnavailable)
-	a := startCaddyProcessWith(t, storage, 9187, 2987, shop.URL, "inbox")
-	b := startCaddyProcessWith(t, storage, 9188, 2988, shop.URL, "inbox")
-	for i, body := range inboxCallbacks(payments) {
+	a = &instanceWithShop{startCaddyProcessWith(t, storage, 9187, 2987, shop.URL, "inbox"), shop}
+	b = &instanceWithShop{startCaddyProcessWith(t, storage, 9188, 2988, shop.URL, "inbox"), shop}
+	for i, body := range inboxCallbacks(inboxClusterPayments) {
 		instance := a // each payment's events alternate between the instances
-		if (i/payments)%2 == 1 {
+		if (i/inboxClusterPayments)%2 == 1 {
 			instance = b
 		}
 		if status, answer := instance.send(t, body); status != http.StatusOK || answer != "OK" {
@@ -154,16 +185,18 @@ func TestInboxTwoInstancesDeliverOnce(t *testing.T) {
 	}
 	time.Sleep(time.Second)
 	shop.setStatus(http.StatusOK)
-	waitDistinct(t, shop, payments*4, 2*time.Minute)
+	waitDistinct(t, shop, inboxClusterPayments*4, 2*time.Minute)
 	time.Sleep(2 * time.Second)
-	if repeats := deliveredInOrder(t, shop.received(), payments); repeats != 0 {
+	if repeats := deliveredInOrder(t, shop.received(), inboxClusterPayments); repeats != 0 {
 		t.Errorf("%d events delivered twice by two instances", repeats)
 	}
-	for _, p := range []*caddyProcess{a, b} {
-		if strings.Contains(readFile(t, p.log), `"level":"error"`) {
-			t.Errorf("errors logged:\n%s", readFile(t, p.log))
-		}
-	}
+	return a, b
+}
+
+// instanceWithShop is a Caddy process and the shop behind it.
+type instanceWithShop struct {
+	*caddyProcess
+	shop *upstream
 }
 
 func readFile(t *testing.T, name string) string {
@@ -173,43 +206,4 @@ func readFile(t *testing.T, name string) string {
 		t.Fatal(err)
 	}
 	return string(raw)
-}
-
-// The same on a real Redis (a storage module as Caddy's community ones):
-// two instances deliver each event once, in order per payment.
-func TestInboxTwoInstancesDeliverOnceOnRedis(t *testing.T) {
-	const payments = 30
-	storage := "redis:" + startRedis(t)
-	shop := newUpstream(t)
-	shop.setStatus(http.StatusServiceUnavailable)
-	a := startCaddyProcessWith(t, storage, 9187, 2987, shop.URL, "inbox")
-	b := startCaddyProcessWith(t, storage, 9188, 2988, shop.URL, "inbox")
-	for i, body := range inboxCallbacks(payments) {
-		instance := a
-		if (i/payments)%2 == 1 {
-			instance = b
-		}
-		if status, answer := instance.send(t, body); status != http.StatusOK || answer != "OK" {
-			t.Fatalf("callback %d: %d %q", i, status, answer)
-		}
-	}
-	time.Sleep(time.Second)
-	shop.setStatus(http.StatusOK)
-	waitDistinct(t, shop, payments*4, 2*time.Minute)
-	time.Sleep(2 * time.Second)
-	if repeats := deliveredInOrder(t, shop.received(), payments); repeats != 0 {
-		t.Errorf("%d events delivered twice by two instances", repeats)
-	}
-	// A restart on Redis: an instance killed while the shop is down, then
-	// started again, delivers what it had acknowledged.
-	shop.setStatus(http.StatusServiceUnavailable)
-	if status, _ := a.send(t, payment("afterkill", "DEBIT", "OK")); status != http.StatusOK {
-		t.Fatalf("answered %d", status)
-	}
-	a.kill()
-	b.kill()
-	a = startCaddyProcessWith(t, storage, 9187, 2987, shop.URL, "inbox")
-	shop.setStatus(http.StatusOK)
-	waitDistinct(t, shop, payments*4+1, time.Minute)
-	a.stop()
 }

@@ -32,18 +32,24 @@ var collectors = &metrics{
 // registerMetrics registers payhook's collectors into registry, tolerating
 // a registry that already has them.
 func registerMetrics(registry *prometheus.Registry) (*metrics, error) {
+	return collectors, register(registry, collectors.callbacks, collectors.duration)
+}
+
+// register registers collectors into registry (nil: none), tolerating
+// those it already has.
+func register(registry *prometheus.Registry, collectors ...prometheus.Collector) error {
 	if registry == nil {
-		return collectors, nil
+		return nil
 	}
-	for _, c := range []prometheus.Collector{collectors.callbacks, collectors.duration} {
+	for _, c := range collectors {
 		if err := registry.Register(c); err != nil {
 			var already prometheus.AlreadyRegisteredError
 			if !errors.As(err, &already) {
-				return nil, err
+				return err
 			}
 		}
 	}
-	return collectors, nil
+	return nil
 }
 
 // observe counts one callback of h's provider. The series of the
@@ -116,16 +122,5 @@ var inboxMetrics = struct {
 
 // registerInboxMetrics registers the inbox's collectors into registry.
 func registerInboxMetrics(registry *prometheus.Registry) error {
-	if registry == nil {
-		return nil
-	}
-	for _, c := range []prometheus.Collector{inboxMetrics.pending, inboxMetrics.oldest, inboxMetrics.attempts, inboxMetrics.failed} {
-		if err := registry.Register(c); err != nil {
-			var already prometheus.AlreadyRegisteredError
-			if !errors.As(err, &already) {
-				return err
-			}
-		}
-	}
-	return nil
+	return register(registry, inboxMetrics.pending, inboxMetrics.oldest, inboxMetrics.attempts, inboxMetrics.failed)
 }

@@ -179,7 +179,7 @@ func Adyen(in *Input) ([]*Event, error) {
 			ProviderReference: it.PSPReference,
 			Test:              test,
 			Original:          it.Raw,
-			Time:              adyenTime(text(item.Get("eventDate"))),
+			Time:              rfc3339(text(item.Get("eventDate"))),
 			// A modification's own pspReference is the reference; the
 			// payment it modifies tells two alike apart.
 			Discriminator: it.OriginalReference,
@@ -227,16 +227,6 @@ func adyenCancelOrRefund(item gjson.Result, success string) Status {
 		return StatusCancelled
 	}
 	return StatusUnknown
-}
-
-func adyenTime(s string) time.Time {
-	if len(s) > 40 {
-		return time.Time{}
-	}
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t
-	}
-	return time.Time{}
 }
 
 // adyenSampleCode is the event code Adyen sends for each canonical status.

@@ -2,6 +2,7 @@ package normalize
 
 import (
 	"fmt"
+	"time"
 	"unsafe"
 
 	"github.com/tidwall/gjson"
@@ -47,4 +48,17 @@ func text(r gjson.Result) string {
 	default:
 		return ""
 	}
+}
+
+// rfc3339 reads a provider's RFC 3339 time; anything else (too long to be
+// one, or not one) is no time, and the envelope carries the receive time.
+func rfc3339(s string) time.Time {
+	if s == "" || len(s) > 40 {
+		return time.Time{}
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
 }

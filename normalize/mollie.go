@@ -234,17 +234,7 @@ func mollieMode(doc gjson.Result) *bool {
 	return nil
 }
 
-func mollieTime(doc gjson.Result, field string) time.Time {
-	s := text(doc.Get(field))
-	if s == "" || len(s) > 40 {
-		return time.Time{}
-	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return time.Time{}
-	}
-	return t
-}
+func mollieTime(doc gjson.Result, field string) time.Time { return rfc3339(text(doc.Get(field))) }
 
 // mollieEventStatus maps the next-gen event types that tell of money; the
 // others (mollieOtherEvents) are Mollie's, with no canonical meaning.

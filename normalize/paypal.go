@@ -86,7 +86,7 @@ func PayPal(in *Input) (*Event, error) {
 		MerchantReference: paypalReference(resource),
 		Test:              in.Test,
 		Original:          in.Original,
-		Time:              paypalTime(text(doc.Get("create_time"))),
+		Time:              rfc3339(text(doc.Get("create_time"))),
 		NotificationID:    text(doc.Get("id")),
 	}
 	mapping, known := paypalEvents[kind]
@@ -160,17 +160,6 @@ func paypalAmount(resource gjson.Result) (*Amount, error) {
 		return amountOf(value.Str, currency, ParseDecimalAmount)
 	}
 	return nil, nil
-}
-
-func paypalTime(s string) time.Time {
-	if s == "" || len(s) > 40 {
-		return time.Time{}
-	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return time.Time{}
-	}
-	return t
 }
 
 // paypalSampleType is the event PayPal sends for each canonical status.
