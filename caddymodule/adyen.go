@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -58,9 +57,7 @@ func (p *Adyen) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		var err error
 		switch d.Val() {
 		case "hmac_key":
-			var s string
-			err = singleArg(d, &s)
-			p.HMACKeys = append(p.HMACKeys, s)
+			err = appendArg(d, &p.HMACKeys)
 		case "username":
 			err = singleArg(d, &p.Username)
 		case "password":
@@ -91,16 +88,9 @@ func (p *Adyen) Provision(ctx caddy.Context) error {
 	if err := p.Validate(); err != nil {
 		return err
 	}
-	for i, k := range p.HMACKeys {
-		value, err := Secret(ctx.Logger(), "hmac_key #"+strconv.Itoa(i+1), k)
-		if err != nil {
-			return err
-		}
-		key, err := verify.DecodeAdyenHMACKey(string(value))
-		if err != nil {
-			return fmt.Errorf("hmac_key #%d: %w", i+1, err)
-		}
-		p.keys = append(p.keys, key)
+	var err error
+	if p.keys, err = DecodedSecrets(ctx.Logger(), "hmac_key", p.HMACKeys, verify.DecodeAdyenHMACKey); err != nil {
+		return err
 	}
 	if p.Username != "" {
 		user, err := Setting("username", p.Username)
@@ -186,10 +176,11 @@ func (*Adyen) SignSample(r *http.Request, body []byte, secret []byte) error {
 }
 
 // signAdyenNotification sets every item's hmacSignature, with the
-// verifier's own code.
+// verifier's own code, over the items as they are sent: their signed
+// fields are read back from the notification re-encoded without the
+// signatures, which do not change them.
 func signAdyenNotification(body, key []byte) ([]byte, error) {
 	var doc struct {
-		Live  string `json:"live"`
 		Items []struct {
 			Item map[string]any `json:"NotificationRequestItem"`
 		} `json:"notificationItems"`
@@ -199,18 +190,23 @@ func signAdyenNotification(body, key []byte) ([]byte, error) {
 	}
 	items := make([]map[string]any, len(doc.Items))
 	for i, wrapper := range doc.Items {
-		raw, _ := json.Marshal(wrapper.Item)
-		parsed, _, err := normalize.AdyenItems(&normalize.Input{Body: []byte(`{"notificationItems":[{"NotificationRequestItem":` + string(raw) + `}]}`)})
-		if err != nil {
-			return nil, err
-		}
-		additional, _ := wrapper.Item["additionalData"].(map[string]any)
+		items[i] = wrapper.Item
+	}
+	unsigned, err := normalize.AdyenNotification(items...)
+	if err != nil {
+		return nil, err
+	}
+	parsed, _, err := normalize.AdyenItems(&normalize.Input{Body: unsigned})
+	if err != nil {
+		return nil, err
+	}
+	for i, item := range items {
+		additional, _ := item["additionalData"].(map[string]any)
 		if additional == nil {
 			additional = map[string]any{}
 		}
-		additional["hmacSignature"] = verify.SignAdyen(key, parsed[0].SignedData())
-		wrapper.Item["additionalData"] = additional
-		items[i] = wrapper.Item
+		additional["hmacSignature"] = verify.SignAdyen(key, parsed[i].SignedData())
+		item["additionalData"] = additional
 	}
 	return normalize.AdyenNotification(items...)
 }

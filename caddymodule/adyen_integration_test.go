@@ -134,10 +134,7 @@ func TestAdyenThroughCaddy(t *testing.T) {
 			resp, answer := e.post("/hooks/adyen", "application/json", tt.body, tt.header)
 			expectAnswer(t, resp, answer, http.StatusUnauthorized, "")
 			e.expectNothingForwarded()
-			entries := e.logEntries(1)
-			if last := entries[len(entries)-1]; last["reason"] != tt.reason {
-				t.Errorf("reason = %v, want %s", last["reason"], tt.reason)
-			}
+			e.expectReason(tt.reason)
 		})
 	}
 }

@@ -1,10 +1,8 @@
 package caddymodule
 
 import (
-	"strconv"
 	"strings"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -86,11 +84,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 		case "url_token":
-			var value string
-			if err := singleArg(d, &value); err != nil {
+			if err := appendArg(d, &h.URLTokens); err != nil {
 				return err
 			}
-			h.URLTokens = append(h.URLTokens, value)
 		case "allow_ips":
 			ips := d.RemainingArgs()
 			if len(ips) == 0 {
@@ -114,36 +110,23 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.Inbox = new(Inbox)
 			for nesting := d.Nesting(); d.NextBlock(nesting); {
-				var value string
+				var err error
 				switch d.Val() {
 				case "retry_for":
-					if err := singleArg(d, &value); err != nil {
-						return err
-					}
-					dur, err := caddy.ParseDuration(value)
-					if err != nil || dur <= 0 {
-						return d.Errf("inbox retry_for: invalid duration %q", value)
-					}
-					h.Inbox.RetryFor = caddy.Duration(dur)
+					h.Inbox.RetryFor, err = durationArg(d, "inbox retry_for")
 				case "max_events":
-					if err := singleArg(d, &value); err != nil {
-						return err
-					}
-					n, err := strconv.Atoi(value)
-					if err != nil || n <= 0 {
-						return d.Errf("inbox max_events: want a positive number, got %q", value)
-					}
-					h.Inbox.MaxEvents = n
+					h.Inbox.MaxEvents, err = positiveIntArg(d, "inbox max_events")
 				default:
 					return d.Errf("unrecognized inbox option %q (known: retry_for, max_events)", d.Val())
 				}
+				if err != nil {
+					return err
+				}
 			}
 		case "sign_upstream":
-			var value string
-			if err := singleArg(d, &value); err != nil {
+			if err := appendArg(d, &h.SignUpstream); err != nil {
 				return err
 			}
-			h.SignUpstream = append(h.SignUpstream, value)
 		default:
 			providerTokens = append(providerTokens, d.NextSegment()...)
 		}

@@ -58,7 +58,6 @@ type sendOptions struct {
 	// The scheme of a standard_webhooks or hmac route, as in its Caddyfile.
 	headerPrefix string
 	scheme       HMAC
-	timestampArg string // --timestamp-header or --timestamp-key's format
 }
 
 func sendCommand() *cobra.Command {
@@ -127,6 +126,9 @@ Examples:
 
 // sendSample fabricates, signs and posts a sample callback and returns the answer.
 func sendSample(ctx context.Context, providerName, target string, opts sendOptions) (*http.Response, []byte, error) {
+	if ctx == nil {
+		ctx = context.Background() // a command run without one
+	}
 	u, err := url.Parse(target)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, nil, fmt.Errorf("invalid URL %q: want http(s)://host/path", target)
@@ -184,9 +186,6 @@ func sendSample(ctx context.Context, providerName, target string, opts sendOptio
 		}
 		sign = func(r *http.Request) error { return p.SignSample(r, body, []byte(opts.secret)) }
 	}
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	ctx, cancel := context.WithTimeout(ctx, opts.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
@@ -213,9 +212,6 @@ func storeAtStandIn(ctx context.Context, opts sendOptions, p SampleAPIStandIn, s
 	path, doc, err := p.SampleAPIDocument(s)
 	if err != nil {
 		return err
-	}
-	if ctx == nil {
-		ctx = context.Background()
 	}
 	ctx, cancel := context.WithTimeout(ctx, opts.timeout)
 	defer cancel()

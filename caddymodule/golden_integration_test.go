@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,8 +38,18 @@ func readRawRequest(t *testing.T, path string) (*http.Request, []byte) {
 // may re-sign it), after serve has taught the fake API the case's
 // <case>.fetched.json (if any), and compares what the shop receives with the
 // golden envelope, less the receive time and the Date checked.
-// goldenAck is what a provider's callbacks are answered, where not "OK".
-var goldenAck = map[string]string{"adyen": "[accepted]"}
+// acknowledgement is the body of the answer provider's module gives a
+// callback it took.
+func acknowledgement(t *testing.T, provider string) string {
+	t.Helper()
+	p, err := NewProvider(provider)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := httptest.NewRecorder()
+	p.Acknowledge(w)
+	return w.Body.String()
+}
 
 func replayGolden(t *testing.T, e *env, provider string, serve func(fetched []byte), send func(req *http.Request, body []byte) (*http.Response, string)) {
 	t.Helper()
@@ -75,11 +86,7 @@ func replayGolden(t *testing.T, e *env, provider string, serve func(fetched []by
 			if err != nil {
 				t.Fatal(err)
 			}
-			wantAck := "OK"
-			if ack, ok := goldenAck[provider]; ok {
-				wantAck = ack
-			}
-			expectAnswer(t, resp, answer, http.StatusOK, wantAck)
+			expectAnswer(t, resp, answer, http.StatusOK, acknowledgement(t, provider))
 			// A batch golden is the array of the envelopes the shop
 			// receives, one request each, in order.
 			want := [][]byte{golden}

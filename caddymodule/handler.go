@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -171,16 +170,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	for _, name := range h.ForwardHeaders {
 		h.forwardNames[http.CanonicalHeaderKey(name)] = true
 	}
-	for i, secret := range h.SignUpstream {
-		value, err := Secret(h.logger, "sign_upstream #"+strconv.Itoa(i+1), secret)
-		if err != nil {
-			return err
-		}
-		key, err := verify.DecodeStandardWebhooksSecret(string(value))
-		if err != nil {
-			return fmt.Errorf("sign_upstream #%d: %w", i+1, err)
-		}
-		h.upstreamKeys = append(h.upstreamKeys, key)
+	if h.upstreamKeys, err = DecodedSecrets(h.logger, "sign_upstream", h.SignUpstream, verify.DecodeStandardWebhooksSecret); err != nil {
+		return err
 	}
 	h.rejectLog = newLogLimiter(rejectLogRate)
 	if h.metrics, err = registerMetrics(ctx.GetMetricsRegistry()); err != nil {
@@ -350,10 +341,7 @@ func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, next caddyhttp
 	}
 	delivered := 0
 	for _, event := range events {
-		id := event.ID()
-		rec.eventID = id
-		caddyhttp.SetVar(r.Context(), "payhook.event_id", id)
-		caddyhttp.SetVar(r.Context(), "payhook.status", statusVar(event.Status))
+		id := noteEvent(r, rec, event)
 		if h.dedupe == nil {
 			// The envelope is encoded only for an event that is forwarded: a
 			// duplicate (a provider's retry, a replay) is acknowledged
@@ -390,16 +378,23 @@ func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, next caddyhttp
 	rec.answered = h.provider.Acknowledge(w)
 }
 
+// noteEvent makes event the one the callback's log line and placeholders
+// name, and returns its id.
+func noteEvent(r *http.Request, rec *record, event *normalize.Event) string {
+	id := event.ID()
+	rec.eventID = id
+	caddyhttp.SetVar(r.Context(), "payhook.event_id", id)
+	caddyhttp.SetVar(r.Context(), "payhook.status", statusVar(event.Status))
+	return id
+}
+
 // enqueue stores the callback's events in the inbox, in order, each once,
 // and acknowledges the provider once all of them are stored: the inbox
 // delivers them to the shop, whether or not it is up now.
 func (h *Handler) enqueue(w http.ResponseWriter, r *http.Request, rec *record, events []*normalize.Event, result verify.Result) {
 	queued := 0
 	for i, event := range events {
-		id := event.ID()
-		rec.eventID = id
-		caddyhttp.SetVar(r.Context(), "payhook.event_id", id)
-		caddyhttp.SetVar(r.Context(), "payhook.status", statusVar(event.Status))
+		id := noteEvent(r, rec, event)
 		var release func(bool)
 		if h.dedupe != nil {
 			duplicate, rel, err := h.dedupe.claim(r.Context(), h.dedupeKey(r, id))
@@ -473,7 +468,7 @@ func (h *Handler) forwardClaimed(r *http.Request, next caddyhttp.Handler, id str
 // goes on up to Caddy.
 func (h *Handler) forward(r *http.Request, next caddyhttp.Handler, id string, envelope []byte) (up upstreamResult) {
 	setEnvelope(r, id, envelope)
-	if h.upstreamKeys != nil {
+	if len(h.upstreamKeys) > 0 {
 		signEnvelope(r, h.upstreamKeys, id, envelope, time.Now())
 	}
 	rw := new(upstreamRecorder)

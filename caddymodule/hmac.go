@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -123,9 +122,7 @@ func (p *HMAC) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "name":
 			err = singleArg(d, &p.ProviderName)
 		case "secret":
-			var s string
-			err = singleArg(d, &s)
-			p.Secrets = append(p.Secrets, s)
+			err = appendArg(d, &p.Secrets)
 		case "secret_encoding":
 			err = singleArg(d, &p.SecretEncoding)
 		case "algorithm":
@@ -256,16 +253,15 @@ func (p *HMAC) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	for i, s := range p.Secrets {
-		secret, err := Secret(ctx.Logger(), "secret #"+strconv.Itoa(i+1), s)
-		if err != nil {
-			return err
-		}
-		key, err := verify.DecodeSecret(string(secret), p.SecretEncoding)
+	v.Secrets, err = DecodedSecrets(ctx.Logger(), "secret", p.Secrets, func(s string) ([]byte, error) {
+		key, err := verify.DecodeSecret(s, p.SecretEncoding)
 		if err != nil || len(key) == 0 {
-			return fmt.Errorf("secret #%d is not %s", i+1, p.SecretEncoding)
+			return nil, fmt.Errorf("not %s", p.SecretEncoding)
 		}
-		v.Secrets = append(v.Secrets, key)
+		return key, nil
+	})
+	if err != nil {
+		return err
 	}
 	p.verifier = v
 	return nil

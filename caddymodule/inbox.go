@@ -134,9 +134,11 @@ type inbox struct {
 	wake   chan struct{}
 	done   chan struct{}
 
+	deliveries sync.WaitGroup // deliveries under way, waited for by close
+
 	mu       sync.Mutex
 	queues   map[string]*inboxQueue
-	pending  int
+	pending  int // the events of all queues: kept by setKeys
 	running  int
 	failures int       // consecutive failed attempts: the shop is down
 	probeAt  time.Time // while failures > 0, when the next probe may go
@@ -172,6 +174,14 @@ func (ib *inbox) contended(queue string, claimed bool) time.Duration {
 		return 0
 	}
 	return now.Sub(q.claimFrom)
+}
+
+// setKeys replaces a queue's events with keys (sorted here), keeping the
+// count of pending events; ib.mu is held.
+func (ib *inbox) setKeys(q *inboxQueue, keys []string) {
+	slices.Sort(keys)
+	ib.pending += len(keys) - len(q.keys)
+	q.keys = keys
 }
 
 func newInbox(h *Handler, storage certmagic.Storage, scope string, cfg Inbox, server *caddyhttp.Server) *inbox {
@@ -238,9 +248,7 @@ func (ib *inbox) enqueue(ctx context.Context, rec *inboxRecord, index int) error
 		q = &inboxQueue{nextAt: ib.now()}
 		ib.queues[rec.Queue] = q
 	}
-	q.keys = append(q.keys, key)
-	slices.Sort(q.keys)
-	ib.pending++
+	ib.setKeys(q, append(q.keys, key))
 	ib.mu.Unlock()
 	ib.poke()
 	return nil
@@ -273,6 +281,7 @@ func (ib *inbox) run() {
 			ib.scan()
 		}
 		ib.dispatch()
+		ib.observe()
 		select {
 		case <-ib.ctx.Done():
 			return
@@ -324,23 +333,22 @@ func (ib *inbox) scan() {
 	ib.mu.Lock()
 	defer ib.mu.Unlock()
 	ib.lastScan = ib.now()
-	ib.pending = 0
 	for name, keys := range byQueue {
-		slices.Sort(keys)
 		q := ib.queues[name]
 		if q == nil {
 			q = &inboxQueue{nextAt: ib.now()}
 			ib.queues[name] = q
 		}
-		q.keys = keys
-		ib.pending += len(keys)
+		ib.setKeys(q, keys)
 	}
 	for name, q := range ib.queues {
-		if _, ok := byQueue[name]; !ok && !q.running {
-			delete(ib.queues, name)
+		if _, ok := byQueue[name]; !ok {
+			ib.setKeys(q, nil)
+			if !q.running {
+				delete(ib.queues, name)
+			}
 		}
 	}
-	ib.observe()
 }
 
 // dispatch starts the deliveries that are due: while the shop fails, one
@@ -365,13 +373,14 @@ func (ib *inbox) dispatch() {
 		}
 		q.running = true
 		ib.running++
+		ib.deliveries.Add(1)
 		go ib.deliverHead(name, q.keys[0])
 	}
 }
 
 // deliverHead delivers a queue's first event, holding the queue's claim.
 func (ib *inbox) deliverHead(queue, key string) {
-	outcome := "skipped"
+	tried := false
 	defer func() {
 		ib.mu.Lock()
 		if q := ib.queues[queue]; q != nil {
@@ -379,43 +388,23 @@ func (ib *inbox) deliverHead(queue, key string) {
 		}
 		ib.running--
 		ib.mu.Unlock()
-		if outcome != "skipped" {
+		if tried {
 			ib.poke()
 		}
+		ib.deliveries.Done()
 	}()
-	lock := "payhook-inbox-" + ib.scope + "-" + queue
-	claimed, err := tryLock(ib.ctx, ib.storage, lock)
-	if !claimed && ib.contended(queue, false) > inboxStaleClaim {
-		// Held for longer than any delivery: a claim left by an instance
-		// that died, which a storage's TryLock may never give up (the file
-		// storage's, when the process died between creating its lock file
-		// and writing it). Its Lock clears such a claim.
-		ctx, cancel := context.WithTimeout(ib.ctx, 5*time.Second)
-		err = ib.storage.Lock(ctx, lock)
-		cancel()
-		claimed = err == nil
-	}
-	if !claimed {
-		if err != nil && ib.contended(queue, false) > inboxStaleClaim {
-			ib.logger.Error("cannot claim an inbox queue", zap.String("queue", queue), zap.Error(err))
-		}
+	release, ok := ib.claim(queue)
+	if !ok {
 		return // another instance delivers it
 	}
-	ib.contended(queue, true)
-	defer func() {
-		if err := ib.storage.Unlock(context.Background(), lock); err != nil {
-			ib.logger.Error("releasing an inbox claim", zap.Error(err))
-		}
-	}()
+	defer release()
 	// The queue as the storage has it now: another instance may have
 	// stored an earlier event of this payment, or delivered the head.
 	if listed, err := ib.storage.List(ib.ctx, ib.dir("pending", queue), false); err == nil {
 		keys := slices.DeleteFunc(listed, func(k string) bool { return !isSeq(path.Base(k)) })
-		slices.Sort(keys)
 		ib.mu.Lock()
 		if q := ib.queues[queue]; q != nil {
-			ib.pending += len(keys) - len(q.keys)
-			q.keys = keys
+			ib.setKeys(q, keys)
 		}
 		ib.mu.Unlock()
 		if len(keys) == 0 {
@@ -438,6 +427,7 @@ func (ib *inbox) deliverHead(queue, key string) {
 		ib.backOff(queue, 1)
 		return
 	}
+	tried = true
 	up := ib.send(&rec)
 	now := ib.now()
 	attempt := inboxAttempt{At: now, Status: up.status}
@@ -450,12 +440,10 @@ func (ib *inbox) deliverHead(queue, key string) {
 	}
 	switch {
 	case up.delivered():
-		outcome = stateDelivered
 		rec.State, rec.DoneAt, rec.NextAttempt = stateDelivered, now, time.Time{}
 		ib.finish(queue, key, &rec, ib.dir("delivered", rec.ID))
 		ib.recovered()
 	case now.Sub(rec.ReceivedAt) >= ib.retryFor:
-		outcome = stateFailed
 		rec.State, rec.DoneAt, rec.NextAttempt = stateFailed, now, time.Time{}
 		ib.finish(queue, key, &rec, ib.dir("failed", rec.ID))
 		ib.failed()
@@ -463,7 +451,6 @@ func (ib *inbox) deliverHead(queue, key string) {
 			zap.String("event_id", rec.ID), zap.String("provider", rec.Provider), zap.Duration("retry_for", ib.retryFor),
 			zap.String("last_error", attempt.Error), zap.Int("attempts", len(rec.Attempts)))
 	default:
-		outcome = "retry"
 		next := ib.backOff(queue, 0)
 		rec.NextAttempt = next
 		if raw, err := json.Marshal(&rec); err == nil {
@@ -477,6 +464,33 @@ func (ib *inbox) deliverHead(queue, key string) {
 			zap.Time("next_attempt", next))
 	}
 	inboxMetrics.attempts.WithLabelValues(rec.Provider, attemptOutcome(up)).Inc()
+}
+
+// claim takes a queue's claim in the storage, and returns its release. A
+// claim refused for longer than inboxStaleClaim is asked of the storage's
+// Lock, which clears one that a dead instance left and that its TryLock
+// never gives up (the file storage's, when the process died between
+// creating its lock file and writing it); it never takes a live one.
+func (ib *inbox) claim(queue string) (release func(), ok bool) {
+	lock := "payhook-inbox-" + ib.scope + "-" + queue
+	if claimed, _ := tryLock(ib.ctx, ib.storage, lock); !claimed {
+		if ib.contended(queue, false) <= inboxStaleClaim {
+			return nil, false
+		}
+		ctx, cancel := context.WithTimeout(ib.ctx, 5*time.Second)
+		err := ib.storage.Lock(ctx, lock)
+		cancel()
+		if err != nil {
+			ib.logger.Error("cannot claim an inbox queue", zap.String("queue", queue), zap.Error(err))
+			return nil, false
+		}
+	}
+	ib.contended(queue, true)
+	return func() {
+		if err := ib.storage.Unlock(context.Background(), lock); err != nil {
+			ib.logger.Error("releasing an inbox claim", zap.Error(err))
+		}
+	}, true
 }
 
 func attemptOutcome(up upstreamResult) string {
@@ -516,16 +530,12 @@ func (ib *inbox) forget(queue, key string) {
 	if q == nil {
 		return
 	}
-	if i := slices.Index(q.keys, key); i >= 0 {
-		q.keys = slices.Delete(q.keys, i, i+1)
-		ib.pending--
-	}
+	ib.setKeys(q, slices.DeleteFunc(slices.Clone(q.keys), func(k string) bool { return k == key }))
 	q.attempts = 0
 	q.nextAt = ib.now()
 	if len(q.keys) == 0 && !q.running {
 		delete(ib.queues, queue)
 	}
-	ib.observe()
 }
 
 // backOff schedules a queue's next attempt after a failure (extra adds
@@ -643,8 +653,10 @@ func tryLock(ctx context.Context, storage certmagic.Storage, name string) (bool,
 	return true, nil
 }
 
-// observe updates the inbox's gauges; ib.mu is held.
+// observe updates the inbox's gauges.
 func (ib *inbox) observe() {
+	ib.mu.Lock()
+	defer ib.mu.Unlock()
 	inboxMetrics.pending.WithLabelValues(ib.handler.name, ib.scope).Set(float64(ib.pending))
 	oldest := time.Duration(0)
 	now := ib.now()
@@ -706,15 +718,10 @@ func (ib *inbox) prune() {
 	}
 }
 
-// close stops the deliveries; one under way finishes.
+// close stops the deliveries; those under way finish (they are cut short
+// by the cancelled context, and their outcome is recorded).
 func (ib *inbox) close() {
 	ib.cancel()
 	<-ib.done
-	ib.mu.Lock()
-	for ib.running > 0 {
-		ib.mu.Unlock()
-		time.Sleep(10 * time.Millisecond)
-		ib.mu.Lock()
-	}
-	ib.mu.Unlock()
+	ib.deliveries.Wait()
 }

@@ -88,10 +88,10 @@ func TestInboxAcknowledgesWhileTheShopIsDown(t *testing.T) {
 
 	recovered := time.Now()
 	e.upstream.setStatus(http.StatusOK)
-	got := e.waitTaken(4, time.Minute)
+	e.waitTaken(4, time.Minute)
 	t.Logf("all four delivered %s after the shop came back", time.Since(recovered).Round(time.Millisecond))
 	time.Sleep(500 * time.Millisecond) // nothing more may follow
-	got = e.waitTaken(4, 0)
+	got := e.waitTaken(4, 0)
 	if len(got) != 4 {
 		t.Errorf("the shop took %d events, want 4: %v", len(got), statuses(got))
 	}
@@ -128,9 +128,9 @@ func TestInboxOnePaymentDoesNotHoldOthers(t *testing.T) {
 		resp, answer := e.send(ixopayCallback(body))
 		expectAnswer(t, resp, answer, http.StatusOK, "OK")
 	}
-	got := e.waitTaken(1, 30*time.Second)
+	e.waitTaken(1, 30*time.Second)
 	time.Sleep(2 * time.Second)
-	got = e.waitTaken(1, 0)
+	got := e.waitTaken(1, 0)
 	if s := statuses(got); len(s) != 1 || s[0] != "payFree captured" {
 		t.Errorf("the shop took %v; want payFree only", s)
 	}

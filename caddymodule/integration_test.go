@@ -67,6 +67,15 @@ func (e *env) expectNothingForwarded() {
 	}
 }
 
+// expectReason checks the reason of the last callback logged.
+func (e *env) expectReason(reason string) {
+	e.t.Helper()
+	entries := e.logEntries(1)
+	if last := entries[len(entries)-1]; last["reason"] != reason {
+		e.t.Errorf("reason = %v, want %s", last["reason"], reason)
+	}
+}
+
 func expectAnswer(t *testing.T, resp *http.Response, body string, status int, wantBody string) {
 	t.Helper()
 	if resp.StatusCode != status {

@@ -59,11 +59,9 @@ func (p *IXOPAY) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for d.NextBlock(0) {
 		switch d.Val() {
 		case "secret":
-			var secret string
-			if err := singleArg(d, &secret); err != nil {
+			if err := appendArg(d, &p.Secrets); err != nil {
 				return err
 			}
-			p.Secrets = append(p.Secrets, secret)
 		case "max_skew":
 			dur, err := durationArg(d, "max_skew")
 			if err != nil {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -77,9 +76,7 @@ func (p *Mollie) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "api_key":
 			err = singleArg(d, &p.APIKey)
 		case "signature_secret":
-			var s string
-			err = singleArg(d, &s)
-			p.SignatureSecrets = append(p.SignatureSecrets, s)
+			err = appendArg(d, &p.SignatureSecrets)
 		case "metadata_key":
 			err = singleArg(d, &p.MetadataKey)
 		default:
@@ -109,12 +106,8 @@ func (p *Mollie) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	for i, s := range p.SignatureSecrets {
-		secret, err := Secret(ctx.Logger(), "signature_secret #"+strconv.Itoa(i+1), s)
-		if err != nil {
-			return err
-		}
-		p.secrets = append(p.secrets, secret)
+	if p.secrets, err = Secrets(ctx.Logger(), "signature_secret", p.SignatureSecrets); err != nil {
+		return err
 	}
 	if err := p.provisionAPI(mollieAPI); err != nil {
 		return err
@@ -129,21 +122,12 @@ func (p *Mollie) Provision(ctx caddy.Context) error {
 
 const formContentType = "application/x-www-form-urlencoded"
 
-// Cleanup closes the API client's connections.
-func (p *Mollie) Cleanup() error {
-	p.cleanupAPI()
-	return nil
-}
-
 // Name is "mollie".
 func (*Mollie) Name() string { return "mollie" }
 
 // ContentTypes: classic webhooks are forms; next-gen ones JSON, accepted
 // only with a signing secret to check them.
 func (p *Mollie) ContentTypes() []string { return p.contentTypes }
-
-// DedupeScope: a test key and a live key see different payments.
-func (p *Mollie) DedupeScope() string { return p.base }
 
 // Verify checks a next-gen webhook's signature, or a classic webhook's
 // optional signature and then the payment it names, fetched back.

@@ -117,10 +117,7 @@ func TestMollieRejections(t *testing.T) {
 			if asked := len(api.asked()) > before; asked != tt.apiAsked {
 				t.Errorf("API asked: %v, want %v", asked, tt.apiAsked)
 			}
-			entries := e.logEntries(1)
-			if last := entries[len(entries)-1]; last["reason"] != tt.reason {
-				t.Errorf("reason = %v, want %s", last["reason"], tt.reason)
-			}
+			e.expectReason(tt.reason)
 		})
 	}
 }
@@ -191,10 +188,7 @@ func TestMollieNextGenWebhooks(t *testing.T) {
 			resp, answer := e.post("/callbacks/mollie", tt.contentType, tt.body, tt.header)
 			expectAnswer(t, resp, answer, tt.status, "")
 			e.expectNothingForwarded()
-			entries := e.logEntries(1)
-			if last := entries[len(entries)-1]; last["reason"] != tt.reason {
-				t.Errorf("reason = %v, want %s", last["reason"], tt.reason)
-			}
+			e.expectReason(tt.reason)
 		})
 	}
 }

@@ -143,20 +143,11 @@ func (p *PayPal) Provision(ctx caddy.Context) error {
 	return nil
 }
 
-// Cleanup closes the API client's connections.
-func (p *PayPal) Cleanup() error {
-	p.cleanupAPI()
-	return nil
-}
-
 // Name is "paypal".
 func (*PayPal) Name() string { return "paypal" }
 
 // ContentTypes: PayPal posts JSON.
 func (*PayPal) ContentTypes() []string { return jsonOnly }
-
-// DedupeScope: the sandbox and the live API are apart.
-func (p *PayPal) DedupeScope() string { return p.base }
 
 // Verify checks the headers and the transmission time (cheap), reads the
 // body (bounded), then asks PayPal's API.

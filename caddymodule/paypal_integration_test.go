@@ -305,10 +305,7 @@ func TestPayPalRejections(t *testing.T) {
 			if _, after := api.counts(); (after > before) != tt.apiAsked {
 				t.Errorf("API asked: %v, want %v", after > before, tt.apiAsked)
 			}
-			entries := e.logEntries(1)
-			if last := entries[len(entries)-1]; last["reason"] != tt.reason {
-				t.Errorf("reason = %v, want %s", last["reason"], tt.reason)
-			}
+			e.expectReason(tt.reason)
 		})
 	}
 }

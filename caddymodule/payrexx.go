@@ -152,12 +152,6 @@ func (p *payrexxPlatform) Validate() error {
 	return p.validateAPI()
 }
 
-// Cleanup closes the API client's connections.
-func (p *payrexxPlatform) Cleanup() error {
-	p.cleanupAPI()
-	return nil
-}
-
 // Name is the platform's name: "payrexx", "shopandpay".
 func (p *payrexxPlatform) Name() string { return p.name }
 

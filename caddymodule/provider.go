@@ -164,6 +164,22 @@ func Secrets(logger *zap.Logger, option string, values []string) ([][]byte, erro
 	return out, nil
 }
 
+// DecodedSecrets is Secrets with each value decoded by decode (a hex key,
+// a whsec_ secret, …); a value that does not decode is an error naming the
+// option and its place.
+func DecodedSecrets(logger *zap.Logger, option string, values []string, decode func(string) ([]byte, error)) ([][]byte, error) {
+	secrets, err := Secrets(logger, option, values)
+	if err != nil {
+		return nil, err
+	}
+	for i, s := range secrets {
+		if secrets[i], err = decode(string(s)); err != nil {
+			return nil, fmt.Errorf("%s #%d: %w", option, i+1, err)
+		}
+	}
+	return secrets, nil
+}
+
 // Setting expands the placeholders of a configuration value that is not a
 // secret (an instance name, an API base), with the same errors as Secret.
 func Setting(option, value string) (string, error) {
@@ -224,27 +240,11 @@ func (a *API) unmarshalAPIOption(d *caddyfile.Dispenser) (ok bool, err error) {
 	case "api_base":
 		return true, singleArg(d, &a.APIBase)
 	case "api_timeout":
-		var value string
-		if err := singleArg(d, &value); err != nil {
-			return true, err
-		}
-		dur, err := caddy.ParseDuration(value)
-		if err != nil || dur <= 0 {
-			return true, d.Errf("api_timeout: invalid duration %q", value)
-		}
-		a.APITimeout = caddy.Duration(dur)
-		return true, nil
+		a.APITimeout, err = durationArg(d, "api_timeout")
+		return true, err
 	case "api_rate":
-		var value string
-		if err := singleArg(d, &value); err != nil {
-			return true, err
-		}
-		n, err := strconv.Atoi(value)
-		if err != nil || n <= 0 {
-			return true, d.Errf("api_rate: want a number of requests per second, got %q", value)
-		}
-		a.APIRate = n
-		return true, nil
+		a.APIRate, err = positiveIntArg(d, "api_rate")
+		return true, err
 	}
 	return false, nil
 }
@@ -283,12 +283,19 @@ func (a *API) provisionAPI(defaultBase string) error {
 	return nil
 }
 
-// cleanupAPI closes the API client's idle connections.
-func (a *API) cleanupAPI() {
+// Cleanup closes the API client's idle connections: a provider that
+// embeds API is a caddy.CleanerUpper without writing one.
+func (a *API) Cleanup() error {
 	if a.fetcher != nil {
 		a.fetcher.Close()
 	}
+	return nil
 }
+
+// DedupeScope is the API's origin: a test and a live environment (or key)
+// never share delivery records. A provider whose ids are unique only
+// within an account says more (Payrexx: the instance too).
+func (a *API) DedupeScope() string { return a.base }
 
 // checkAPIBase accepts an https origin (with an optional path prefix), or
 // http on a loopback host for tests: payhook sends credentials there.
@@ -322,6 +329,16 @@ func apiEnvironment(testHosts map[string]bool, apiBase string) *bool {
 	return nil
 }
 
+// appendArg reads the one argument of a repeatable option onto list.
+func appendArg(d *caddyfile.Dispenser, list *[]string) error {
+	var value string
+	if err := singleArg(d, &value); err != nil {
+		return err
+	}
+	*list = append(*list, value)
+	return nil
+}
+
 // singleArg reads the one argument of the current option into target.
 func singleArg(d *caddyfile.Dispenser, target *string) error {
 	if !d.AllArgs(target) {
@@ -344,6 +361,20 @@ func durationArg(d *caddyfile.Dispenser, option string) (caddy.Duration, error) 
 		return 0, d.Errf("%s must be positive", option)
 	}
 	return caddy.Duration(dur), nil
+}
+
+// positiveIntArg reads the one argument of the current option as a
+// positive whole number.
+func positiveIntArg(d *caddyfile.Dispenser, option string) (int, error) {
+	var value string
+	if err := singleArg(d, &value); err != nil {
+		return 0, err
+	}
+	n, err := strconv.Atoi(value)
+	if err != nil || n <= 0 {
+		return 0, d.Errf("%s: want a positive whole number, got %q", option, value)
+	}
+	return n, nil
 }
 
 // appendEvent appends the event of a one-event normalizer.

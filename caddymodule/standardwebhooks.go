@@ -76,13 +76,9 @@ func (p *StandardWebhooks) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "name":
 			err = singleArg(d, &p.ProviderName)
 		case "secret":
-			var s string
-			err = singleArg(d, &s)
-			p.Secrets = append(p.Secrets, s)
+			err = appendArg(d, &p.Secrets)
 		case "public_key":
-			var s string
-			err = singleArg(d, &s)
-			p.PublicKeys = append(p.PublicKeys, s)
+			err = appendArg(d, &p.PublicKeys)
 		case "max_skew":
 			p.MaxSkew, err = durationArg(d, "max_skew")
 		case "header_prefix":
@@ -133,16 +129,9 @@ func (p *StandardWebhooks) Provision(ctx caddy.Context) error {
 	if v.MaxSkew == 0 {
 		v.MaxSkew = DefaultMaxSkew
 	}
-	for i, s := range p.Secrets {
-		secret, err := Secret(ctx.Logger(), "secret #"+strconv.Itoa(i+1), s)
-		if err != nil {
-			return err
-		}
-		key, err := verify.DecodeStandardWebhooksSecret(string(secret))
-		if err != nil {
-			return fmt.Errorf("secret #%d: %w", i+1, err)
-		}
-		v.Secrets = append(v.Secrets, key)
+	var err error
+	if v.Secrets, err = DecodedSecrets(ctx.Logger(), "secret", p.Secrets, verify.DecodeStandardWebhooksSecret); err != nil {
+		return err
 	}
 	for i, s := range p.PublicKeys {
 		value, err := Setting("public_key", s)

@@ -60,9 +60,7 @@ func (p *Stripe) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		var err error
 		switch d.Val() {
 		case "secret":
-			var s string
-			err = singleArg(d, &s)
-			p.Secrets = append(p.Secrets, s)
+			err = appendArg(d, &p.Secrets)
 		case "max_skew":
 			p.MaxSkew, err = durationArg(d, "max_skew")
 		case "metadata_key":
@@ -109,14 +107,9 @@ func (p *Stripe) Provision(ctx caddy.Context) error {
 		skew = DefaultMaxSkew
 	}
 	p.verifier = stripeScheme(skew)
-	for i, s := range p.Secrets {
-		secret, err := Secret(ctx.Logger(), "secret #"+strconv.Itoa(i+1), s)
-		if err != nil {
-			return err
-		}
-		p.verifier.Secrets = append(p.verifier.Secrets, secret)
-	}
-	return nil
+	var err error
+	p.verifier.Secrets, err = Secrets(ctx.Logger(), "secret", p.Secrets)
+	return err
 }
 
 // Name is "stripe".

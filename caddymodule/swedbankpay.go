@@ -97,20 +97,11 @@ func (p *SwedbankPay) Validate() error {
 	return p.validateAPI()
 }
 
-// Cleanup closes the API client's connections.
-func (p *SwedbankPay) Cleanup() error {
-	p.cleanupAPI()
-	return nil
-}
-
 // Name is "swedbankpay".
 func (*SwedbankPay) Name() string { return "swedbankpay" }
 
 // ContentTypes: Swedbank Pay posts JSON.
 func (*SwedbankPay) ContentTypes() []string { return jsonOnly }
-
-// DedupeScope: the test and the live environment are apart.
-func (p *SwedbankPay) DedupeScope() string { return p.base }
 
 // Verify reads the resource the callback names (bounded) and fetches it.
 func (p *SwedbankPay) Verify(ctx context.Context, cb *verify.Callback, in *normalize.Input) (verify.Result, error) {

@@ -39,13 +39,13 @@ func (it *AdyenItem) SignedData() string {
 }
 
 // AdyenItems reads the items of a notification, bounded (at most
-// MaxBatchEvents), for their signatures to be checked.
+// MaxBatchEvents), for their signatures to be checked. It decodes in.Body
+// once (see Decode): the normalizer's second call reads in.Original.
 func AdyenItems(in *Input) ([]AdyenItem, gjson.Result, error) {
-	doc, raw, err := parseJSONObject(in.Body)
-	if err != nil {
+	if err := Decode(in); err != nil {
 		return nil, gjson.Result{}, err
 	}
-	in.Original = raw
+	doc := gjson.ParseBytes(in.Original)
 	list := doc.Get("notificationItems")
 	if !list.IsArray() {
 		return nil, doc, fmt.Errorf("%w: notificationItems", ErrMissingField)

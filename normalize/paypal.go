@@ -15,14 +15,13 @@ import (
 // "resource_type": "capture", "resource": {…}}, one event per webhook.
 
 // PayPalEvent reads a webhook's body (bounded) and checks that it is a
-// PayPal event: an object with an id and an event_type. It sets
-// in.Original.
+// PayPal event: an object with an id and an event_type. It decodes in.Body
+// once (see Decode): the normalizer's second call reads in.Original.
 func PayPalEvent(in *Input) (gjson.Result, error) {
-	doc, raw, err := parseJSONObject(in.Body)
-	if err != nil {
+	if err := Decode(in); err != nil {
 		return gjson.Result{}, err
 	}
-	in.Original = raw
+	doc := gjson.ParseBytes(in.Original)
 	if text(doc.Get("id")) == "" || text(doc.Get("event_type")) == "" {
 		return gjson.Result{}, fmt.Errorf("%w: id and event_type", ErrMissingField)
 	}

@@ -199,20 +199,12 @@ func (s *jsonScanner) number() error {
 	switch {
 	case s.i < len(d) && d[s.i] == '0':
 		s.i++
-	case s.i < len(d) && '1' <= d[s.i] && d[s.i] <= '9':
-		for s.i < len(d) && '0' <= d[s.i] && d[s.i] <= '9' {
-			s.i++
-		}
-	default:
+	case !s.digits():
 		return s.syntaxError("invalid number")
 	}
 	if s.i < len(d) && d[s.i] == '.' {
 		s.i++
-		start := s.i
-		for s.i < len(d) && '0' <= d[s.i] && d[s.i] <= '9' {
-			s.i++
-		}
-		if s.i == start {
+		if !s.digits() {
 			return s.syntaxError("invalid number")
 		}
 	}
@@ -221,15 +213,20 @@ func (s *jsonScanner) number() error {
 		if s.i < len(d) && (d[s.i] == '+' || d[s.i] == '-') {
 			s.i++
 		}
-		start := s.i
-		for s.i < len(d) && '0' <= d[s.i] && d[s.i] <= '9' {
-			s.i++
-		}
-		if s.i == start {
+		if !s.digits() {
 			return s.syntaxError("invalid number")
 		}
 	}
 	return nil
+}
+
+// digits reads one or more decimal digits; false when there is none.
+func (s *jsonScanner) digits() bool {
+	start := s.i
+	for s.i < len(s.doc) && '0' <= s.doc[s.i] && s.doc[s.i] <= '9' {
+		s.i++
+	}
+	return s.i > start
 }
 
 // str reads a string starting at its opening quote. When the string needs
