@@ -51,7 +51,7 @@ func acknowledgement(t *testing.T, provider string) string {
 	return w.Body.String()
 }
 
-func replayGolden(t *testing.T, e *env, provider string, serve func(fetched []byte), send func(req *http.Request, body []byte) (*http.Response, string)) {
+func replayGolden(t *testing.T, e *env, provider string, serve func(fetched []byte, base string), send func(req *http.Request, body []byte) (*http.Response, string)) {
 	t.Helper()
 	files, _ := filepath.Glob(filepath.Join("../normalize/testdata", provider, "*.in"))
 	if len(files) == 0 {
@@ -65,7 +65,7 @@ func replayGolden(t *testing.T, e *env, provider string, serve func(fetched []by
 			req, body := readRawRequest(t, in)
 			base := strings.TrimSuffix(in, ".in")
 			if fetched, err := os.ReadFile(base + ".fetched.json"); err == nil && serve != nil {
-				serve(fetched)
+				serve(fetched, base)
 			}
 			var resp *http.Response
 			var answer string
@@ -115,7 +115,7 @@ func replayGolden(t *testing.T, e *env, provider string, serve func(fetched []by
 
 func TestPayrexxGoldenThroughCaddy(t *testing.T) {
 	e, api := startPayrexx(t, "payrexx", "dedupe off")
-	replayGolden(t, e, "payrexx", func(answer []byte) {
+	replayGolden(t, e, "payrexx", func(answer []byte, _ string) {
 		kind := "Transaction"
 		if gjson.GetBytes(answer, "data.0.valid_until").Exists() {
 			kind = "Subscription"
@@ -124,20 +124,41 @@ func TestPayrexxGoldenThroughCaddy(t *testing.T) {
 	}, nil)
 }
 
-// The Swedbank Pay goldens hold what the verifier hands on: a payment order,
-// or a transaction with its payment expanded, which the fake API serves as
-// the two documents Swedbank Pay has.
+// The Swedbank Pay goldens hold the API's answers: a payment order, or a
+// legacy transaction (with <case>.payment.json, its payment's answer), or,
+// for cases written before answers were kept apart, a transaction with its
+// payment expanded, which the fake API serves as the two documents Swedbank
+// Pay has.
 func TestSwedbankPayGoldenThroughCaddy(t *testing.T) {
 	e, api := startSwedbank(t, "", "dedupe off")
-	replayGolden(t, e, "swedbankpay", func(fetched []byte) {
+	replayGolden(t, e, "swedbankpay", func(fetched []byte, base string) {
 		if order := gjson.GetBytes(fetched, "paymentOrder"); order.Exists() {
 			api.set(order.Get("id").String(), 200, string(fetched))
+			return
+		}
+		if payment, err := os.ReadFile(base + ".payment.json"); err == nil {
+			api.set(gjson.GetBytes(payment, "payment.id").String(), 200, string(payment))
+			api.set(swedbankTransactionPath(fetched), 200, string(fetched))
 			return
 		}
 		payment, transaction := gjson.GetBytes(fetched, "payment"), gjson.GetBytes(fetched, "transaction")
 		api.set(payment.Get("id").String(), 200, `{"payment":`+payment.Raw+`}`)
 		api.set(transaction.Get("id").String(), 200, `{"payment":"`+payment.Get("id").String()+`","transaction":`+transaction.Raw+`}`)
 	}, nil)
+}
+
+// swedbankTransactionPath is the id of the object a legacy transaction's
+// GET answer holds the transaction in ("capture": {"id": …}).
+func swedbankTransactionPath(answer []byte) string {
+	path := ""
+	gjson.ParseBytes(answer).ForEach(func(key, value gjson.Result) bool {
+		if key.Str != "payment" && value.IsObject() {
+			path = value.Get("id").Str
+			return false
+		}
+		return true
+	})
+	return path
 }
 
 func TestPyxisGoldenThroughCaddy(t *testing.T) {

@@ -198,7 +198,7 @@ func TestMollieNextGenWebhooks(t *testing.T) {
 func TestMollieGoldenThroughCaddy(t *testing.T) {
 	t.Setenv("PAYHOOK_TEST_MOLLIE_SECRET", mollieGoldenSecret)
 	e, api := startMollie(t, "signature_secret {env.PAYHOOK_TEST_MOLLIE_SECRET}\n\t\t\tdedupe off")
-	replayGolden(t, e, "mollie", func(fetched []byte) {
+	replayGolden(t, e, "mollie", func(fetched []byte, _ string) {
 		api.set("/v2/payments/"+gjson.GetBytes(fetched, "id").String(), 200, string(fetched))
 	}, nil)
 }

@@ -31,20 +31,21 @@ func inputFor(provider string, req *http.Request, body []byte) *Input {
 // envelope with <case>.envelope.json, or the error with <case>.error. Every
 // envelope is validated against the JSON Schema.
 func runGolden(t *testing.T, provider string, normalizer Normalizer, verification func(*http.Request, *Input) verify.Result) {
-	runGoldenWith(t, provider, normalizer, verification, func(answer []byte) []byte { return answer })
+	runGoldenWith(t, provider, normalizer, verification, func(answer []byte, _ string) []byte { return answer })
 }
 
 // runGoldenBatch is runGolden for providers whose callbacks may carry
 // several events: the golden of a callback of several is the array of
 // their envelopes, in order; of one, its envelope.
 func runGoldenBatch(t *testing.T, provider string, normalizer func(*Input) ([]*Event, error), verification func(*http.Request, *Input) verify.Result) {
-	runGoldenEvents(t, provider, normalizer, verification, func(answer []byte) []byte { return answer })
+	runGoldenEvents(t, provider, normalizer, verification, func(answer []byte, _ string) []byte { return answer })
 }
 
 // runGoldenWith is runGolden for fetch-verified providers: unwrap turns a
 // <case>.fetched.json (the API's answer) into what the verifier hands the
-// normalizer.
-func runGoldenWith(t *testing.T, provider string, normalizer Normalizer, verification func(*http.Request, *Input) verify.Result, unwrap func([]byte) []byte) {
+// normalizer; it may read more of the case's files (base is the case's path
+// less its extension).
+func runGoldenWith(t *testing.T, provider string, normalizer Normalizer, verification func(*http.Request, *Input) verify.Result, unwrap func(answer []byte, base string) []byte) {
 	runGoldenEvents(t, provider, func(in *Input) ([]*Event, error) {
 		ev, err := normalizer(in)
 		if err != nil {
@@ -54,7 +55,7 @@ func runGoldenWith(t *testing.T, provider string, normalizer Normalizer, verific
 	}, verification, unwrap)
 }
 
-func runGoldenEvents(t *testing.T, provider string, normalizer func(*Input) ([]*Event, error), verification func(*http.Request, *Input) verify.Result, unwrap func([]byte) []byte) {
+func runGoldenEvents(t *testing.T, provider string, normalizer func(*Input) ([]*Event, error), verification func(*http.Request, *Input) verify.Result, unwrap func(answer []byte, base string) []byte) {
 	files, err := filepath.Glob(filepath.Join("testdata", provider, "*.in"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no golden inputs for %s: %v", provider, err)
@@ -67,7 +68,7 @@ func runGoldenEvents(t *testing.T, provider string, normalizer func(*Input) ([]*
 			input := inputFor(provider, req, body)
 			// A fetch-verified provider's API answer, as the API sends it.
 			if answer, err := os.ReadFile(base + ".fetched.json"); err == nil {
-				input.Fetched = unwrap(answer)
+				input.Fetched = unwrap(answer, base)
 			}
 			events, err := normalizer(input)
 			if err != nil {

@@ -25,7 +25,7 @@ func payrexxVerification(_ *http.Request, in *Input) verify.Result {
 }
 
 func TestPayrexxGolden(t *testing.T) {
-	runGoldenWith(t, "payrexx", Payrexx, payrexxVerification, func(answer []byte) []byte {
+	runGoldenWith(t, "payrexx", Payrexx, payrexxVerification, func(answer []byte, _ string) []byte {
 		return []byte(gjson.GetBytes(answer, "data.0").Raw)
 	})
 }

@@ -15,11 +15,13 @@ import (
 // resource; payhook fetches it, and the event is built from the fetched
 // document (a payment order, or a transaction with its payment expanded).
 
-// SwedbankPayClaim reads the resource a callback names, in any of its three
-// shapes: Checkout v2/v3.0 and v3.1 ({"paymentOrder": {"id": …}}), and the
-// legacy payment-instrument API ({"payment": "/psp/…", "transaction":
-// "/psp/…"}). A payment order is preferred (as the documentation requires),
-// then the transaction, then the payment. The path is not trusted here:
+// SwedbankPayClaim reads the resource a callback names, in any of the
+// shapes the developer portal has shown: Checkout v2/v3.0 and v3.1
+// ({"paymentOrder": {"id": …}}, printed for a while as "paymentorder"),
+// and the legacy payment-instrument API ({"payment": {"id": "/psp/…"},
+// "transaction": {"id": "/psp/…"}}, or the paths as bare strings). A
+// payment order is preferred (as the documentation requires), then the
+// transaction, then the payment. The path is not trusted here:
 // the verifier checks it. It decodes in.Body first (see Decode), once.
 func SwedbankPayClaim(in *Input) (kind, path string, err error) {
 	if err := Decode(in); err != nil {
@@ -27,7 +29,8 @@ func SwedbankPayClaim(in *Input) (kind, path string, err error) {
 	}
 	doc := gjson.ParseBytes(in.Original)
 	for _, c := range [...]struct{ field, kind string }{
-		{"paymentOrder", "paymentorder"}, {"transaction", "transaction"}, {"payment", "payment"},
+		{"paymentOrder", "paymentorder"}, {"paymentorder", "paymentorder"},
+		{"transaction", "transaction"}, {"payment", "payment"},
 	} {
 		if id := resourceID(doc.Get(c.field)); id != "" {
 			return c.kind, id, nil
@@ -66,6 +69,7 @@ var swedbankTransactionCompleted = map[string]Status{
 	"Reversal":       StatusRefunded,
 	"Cancellation":   StatusCancelled,
 	"Initialization": StatusPending,
+	"Verification":   StatusVerified, // a card checked, no money moved
 }
 
 // swedbankTransactionStatus maps a transaction's type × state.
@@ -169,6 +173,7 @@ func SwedbankPay(in *Input) (*Event, error) {
 		// transaction and its state, not the status, make the id.
 		ev.NotificationID = ev.ProviderReference + "#" + state
 		amountField, currencyField = transaction.Get("amount"), payment.Get("currency")
+		operation = text(payment.Get("operation"))
 	case doc.Get("payment").IsObject():
 		payment := doc.Get("payment")
 		ev.ProviderStatus = text(payment.Get("state"))
@@ -179,6 +184,7 @@ func SwedbankPay(in *Input) (*Event, error) {
 		ev.Status, ev.Unmapped = orUnknown(status, known), !known
 		ev.Discriminator = swedbankRemaining(payment)
 		amountField, currencyField = payment.Get("amount"), payment.Get("currency")
+		operation = text(payment.Get("operation"))
 	default:
 		return nil, fmt.Errorf("fetched document: %w: paymentOrder, transaction or payment", ErrMissingField)
 	}
@@ -202,6 +208,8 @@ func swedbankOperation(ev *Event, operation string) {
 		ev.Status = StatusPaidOut
 	case strings.HasPrefix(operation, "Verify") && taken:
 		ev.Status, ev.Amount = StatusVerified, nil
+	case ev.Status == StatusVerified:
+		ev.Amount = nil
 	}
 }
 

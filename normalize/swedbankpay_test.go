@@ -27,7 +27,28 @@ func swedbankVerification(_ *http.Request, in *Input) verify.Result {
 }
 
 func TestSwedbankPayGolden(t *testing.T) {
-	runGoldenWith(t, "swedbankpay", SwedbankPay, swedbankVerification, func(answer []byte) []byte { return bytes.TrimSpace(answer) })
+	runGoldenWith(t, "swedbankpay", SwedbankPay, swedbankVerification, func(answer []byte, base string) []byte {
+		answer = bytes.TrimSpace(answer)
+		// A legacy transaction's answer, with its payment's beside it: the
+		// verifier hands on the two together.
+		payment, err := os.ReadFile(base + ".payment.json")
+		if err != nil {
+			return answer
+		}
+		path := ""
+		gjson.ParseBytes(answer).ForEach(func(key, value gjson.Result) bool {
+			if key.Str != "payment" && value.IsObject() {
+				path = value.Get("id").Str
+				return false
+			}
+			return true
+		})
+		doc, err := verify.SwedbankPayTransactionDocument(path, answer, payment)
+		if err != nil {
+			t.Fatalf("%s: %v", base, err)
+		}
+		return doc
+	})
 }
 
 func TestSwedbankPayClaim(t *testing.T) {
@@ -37,6 +58,8 @@ func TestSwedbankPayClaim(t *testing.T) {
 	}{
 		{`{"paymentOrder":{"id":"/psp/paymentorders/1"},"transaction":{"id":"/psp/t/1"}}`, "paymentorder", "/psp/paymentorders/1", nil},
 		{`{"orderReference":"5","paymentOrder":{"id":"/psp/paymentorders/2","number":"7"}}`, "paymentorder", "/psp/paymentorders/2", nil},
+		{`{"paymentorder":{"id":"/psp/paymentorders/3"},"transaction":{"id":"/psp/t/1"}}`, "paymentorder", "/psp/paymentorders/3", nil},
+		{`{"payment":{"id":"/psp/swish/payments/1","number":2},"transaction":{"id":"/psp/swish/payments/1/sales/3","number":4}}`, "transaction", "/psp/swish/payments/1/sales/3", nil},
 		{`{"payment":"/psp/creditcard/payments/1","transaction":"/psp/creditcard/payments/1/transactions/2"}`, "transaction", "/psp/creditcard/payments/1/transactions/2", nil},
 		{`{"payment":{"id":"/psp/creditcard/payments/1"}}`, "payment", "/psp/creditcard/payments/1", nil},
 		{`{"paymentOrder":{"id":42}}`, "", "", ErrMissingField},

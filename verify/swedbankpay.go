@@ -91,6 +91,7 @@ func (v *SwedbankPay) Verify(ctx context.Context, cb *Callback) (Result, error) 
 		query = expandPaymentOrder
 	case "transaction":
 		query = "" // a transaction carries its payeeReference itself
+		field = swedbankTransactionField(cb.Claim.ID)
 	}
 	doc, err := v.get(ctx, cb.Claim.ID, query, field)
 	if err != nil {
@@ -98,23 +99,76 @@ func (v *SwedbankPay) Verify(ctx context.Context, cb *Callback) (Result, error) 
 	}
 	res := Result{Method: "api-fetch", Resource: cb.Claim.ID, Fetched: doc}
 	resource := gjson.GetBytes(doc, field)
-	switch field {
+	switch cb.Claim.Kind {
 	case "transaction":
-		res.Status = strings.TrimSpace(resource.Get("type").String() + " " + resource.Get("state").String())
-		paymentPath := gjson.GetBytes(doc, "payment")
-		if paymentPath.Type == gjson.String {
-			payment, err := v.get(ctx, paymentPath.Str, expandPayeeInfo, "payment")
-			if err != nil {
+		var payment []byte
+		if paymentPath := gjson.GetBytes(doc, "payment"); paymentPath.Type == gjson.String {
+			if payment, err = v.get(ctx, paymentPath.Str, expandPayeeInfo, "payment"); err != nil {
 				return Result{}, err
 			}
-			res.Fetched = []byte(`{"payment":` + gjson.GetBytes(payment, "payment").Raw + `,"transaction":` + resource.Raw + `}`)
 		}
+		if res.Fetched, err = SwedbankPayTransactionDocument(cb.Claim.ID, doc, payment); err != nil {
+			return Result{}, err
+		}
+		transaction := gjson.GetBytes(res.Fetched, "transaction")
+		res.Status = strings.TrimSpace(transaction.Get("type").String() + " " + transaction.Get("state").String())
 	case "payment":
 		res.Status = resource.Get("state").String()
 	default:
 		res.Status = resource.Get("status").String()
 	}
 	return res, nil
+}
+
+// swedbankTransactionFields maps the collection a legacy transaction's path
+// names to the field of the GET answer that holds it: GET …/captures/<id>
+// answers {"payment": "/psp/…", "capture": {"id": …, "transaction": {…}}},
+// GET …/transactions/<id> {"payment": "/psp/…", "transaction": {…}}. The
+// portal once printed a reversal's path with "reversal" in the singular.
+var swedbankTransactionFields = map[string]string{
+	"transactions": "transaction", "authorizations": "authorization", "captures": "capture",
+	"reversals": "reversal", "reversal": "reversal", "cancellations": "cancellation",
+	"sales": "sale", "verifications": "verification",
+}
+
+// swedbankTransactionField is the field a legacy transaction's GET answer
+// holds it in (one of the constants above; "transaction" for a path of
+// any other shape).
+func swedbankTransactionField(path string) string {
+	segments := strings.Split(path, "/")
+	if len(segments) >= 2 {
+		if field, ok := swedbankTransactionFields[strings.ToLower(segments[len(segments)-2])]; ok {
+			return field
+		}
+	}
+	return "transaction"
+}
+
+// SwedbankPayTransactionDocument is what the verifier hands on for a legacy
+// transaction: {"payment": <the payment's GET answer's payment>,
+// "transaction": <the transaction>}, from the answers to GET path and GET
+// of the payment it links to (paymentAnswer may be empty when the answer
+// has the payment expanded or names none). A transaction answered inside
+// its kind's object ("capture": {"transaction": {…}}) is taken from there.
+func SwedbankPayTransactionDocument(path string, answer, paymentAnswer []byte) ([]byte, error) {
+	field := swedbankTransactionField(path)
+	resource := gjson.GetBytes(answer, field)
+	if !resource.IsObject() {
+		return nil, fmt.Errorf("%w: no %s in the answer", ErrAPIResponse, field)
+	}
+	transaction := resource
+	if inner := resource.Get("transaction"); inner.IsObject() {
+		transaction = inner
+	}
+	payment := gjson.GetBytes(answer, "payment")
+	if len(paymentAnswer) > 0 {
+		payment = gjson.GetBytes(paymentAnswer, "payment")
+	}
+	doc := `{"transaction":` + transaction.Raw + `}`
+	if payment.IsObject() {
+		doc = `{"payment":` + payment.Raw + `,"transaction":` + transaction.Raw + `}`
+	}
+	return []byte(doc), nil
 }
 
 // get fetches path with query (a constant of this file, never from the

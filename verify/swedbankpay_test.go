@@ -220,3 +220,42 @@ func TestSwedbankPayAnswers(t *testing.T) {
 		}
 	}
 }
+
+// TestSwedbankPayLegacyTransactionInsideItsKind: the developer portal's
+// legacy callbacks name …/captures/<id>, …/authorizations/<id>, …/sales/<id>
+// and so on, and GET on such a path answers the transaction inside an
+// object named after its kind ({"capture": {"id": …, "transaction": {…}}}).
+// Expecting a top-level "transaction" there refused every such callback
+// with a 503 that repeated on every retry.
+func TestSwedbankPayLegacyTransactionInsideItsKind(t *testing.T) {
+	base := "/psp/creditcard/payments/5adc265f-f87f-4313-577e-08d3dca1a26c"
+	for _, tt := range []struct{ collection, field, kind string }{
+		{"captures", "capture", "Capture"}, {"authorizations", "authorization", "Authorization"},
+		{"reversals", "reversal", "Reversal"}, {"reversal", "reversal", "Reversal"},
+		{"cancellations", "cancellation", "Cancellation"}, {"sales", "sale", "Sale"},
+	} {
+		path := base + "/" + tt.collection + "/7e6cdfc3-1276-44e9-9992-7cf4419750e1"
+		api := newFakePayrexx(t, func(p string) (int, string) {
+			switch p {
+			case path:
+				return 200, `{"payment":"` + base + `","` + tt.field + `":{"id":"` + path + `","transaction":{"id":"` + base + `/transactions/7e6cdfc3-1276-44e9-9992-7cf4419750e1","type":"` + tt.kind + `","state":"Completed","amount":1500}}}`
+			case base:
+				return 200, `{"payment":{"id":"` + base + `","currency":"SEK","amount":1500,"state":"Ready"}}`
+			}
+			return 404, ``
+		})
+		res, err := swedbankVerifier(api.URL).Verify(context.Background(), &Callback{Claim: Claim{Kind: "transaction", ID: path}})
+		if err != nil {
+			t.Errorf("%s: %v", tt.collection, err)
+			continue
+		}
+		if res.Status != tt.kind+" Completed" || gjson.GetBytes(res.Fetched, "payment.currency").String() != "SEK" ||
+			gjson.GetBytes(res.Fetched, "transaction.amount").Int() != 1500 {
+			t.Errorf("%s: result %+v fetched %s", tt.collection, res, res.Fetched)
+		}
+	}
+	// An answer without the object the path names is still unexpected.
+	if _, err := SwedbankPayTransactionDocument(base+"/captures/1", []byte(`{"payment":"`+base+`","reversal":{}}`), nil); !errors.Is(err, ErrAPIResponse) {
+		t.Errorf("capture answered as a reversal: %v", err)
+	}
+}
