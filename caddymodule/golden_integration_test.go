@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -176,4 +177,60 @@ func TestIXOPAYGoldenThroughCaddy(t *testing.T) {
 		c.contentType = req.Header.Get("Content-Type")
 		return e.send(c)
 	})
+}
+
+// signIXOPAYWithPHP signs a callback the way IXOPAY's PHP client checks one
+// (Client::validateCallback, CurlClient::createSignature in ixopay/php-ixopay),
+// by PHP itself and a signer written from that algorithm rather than
+// payhook's: the JSON API's message (method, the body's SHA-512, or MD5 for
+// the legacy algorithm, in hex, the content type, the date and the request
+// URI, joined by newlines), HMAC-SHA512 with the shared secret, in base64.
+// As the client does, the content type is "application/json;
+// charset=utf-8" whatever the request says, and the date is its default
+// form, PHP's "D, d M Y H:i:s T" in UTC, which reads "… UTC", not "… GMT".
+func signIXOPAYWithPHP(t *testing.T, algorithm, uri string, body []byte) (date, signature string) {
+	t.Helper()
+	const signer = `$body = stream_get_contents(STDIN);
+$date = (new DateTime("now", new DateTimeZone("UTC")))->format("D, d M Y H:i:s T");
+$hash = $argv[3] === "md5" ? md5($body) : hash("sha512", $body);
+$message = implode("\n", ["POST", $hash, "application/json; charset=utf-8", $date, $argv[2]]);
+echo $date, "\n", base64_encode(hash_hmac("sha512", $message, $argv[1], true));`
+	cmd := exec.Command(lookPHP(t, "to sign as IXOPAY's PHP client does"), "-r", signer, testSecret, uri, algorithm)
+	cmd.Stdin = bytes.NewReader(body)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	date, signature, ok := strings.Cut(string(out), "\n")
+	if !ok || !strings.HasSuffix(date, " UTC") {
+		t.Fatalf("PHP signer printed %q", out)
+	}
+	return date, signature
+}
+
+// TestIXOPAYCorpusSignedByPHP replays every golden IXOPAY request, the
+// published notifications included, signed by PHP as IXOPAY's PHP client
+// expects: X-Date in its UTC form, and the content type it hard-codes
+// signed while the header says plain "application/json".
+func TestIXOPAYCorpusSignedByPHP(t *testing.T) {
+	e := startCaddy(t, noDedupe(defaultSite))
+	replayGolden(t, e, "ixopay", nil, func(_ *http.Request, body []byte) (*http.Response, string) {
+		date, signature := signIXOPAYWithPHP(t, "sha512", "/callbacks/ixopay", body)
+		return e.post("/callbacks/ixopay", "application/json", string(body), http.Header{"X-Date": {date}, "X-Signature": {signature}})
+	})
+}
+
+// The legacy algorithm (MD5 of the body), which IXOPAY's PHP client still
+// accepts, is accepted with legacy_md5 and named in the envelope.
+func TestIXOPAYLegacyMD5SignedByPHP(t *testing.T) {
+	e := startCaddy(t, strings.Replace(defaultSite, "max_body 8KiB", "max_body 8KiB\n\t\t\tlegacy_md5", 1))
+	_, body := readRawRequest(t, "../normalize/testdata/ixopay/published_success_notification.in")
+	date, signature := signIXOPAYWithPHP(t, "md5", "/callbacks/ixopay", body)
+	resp, answer := e.post("/callbacks/ixopay", "application/json", string(body), http.Header{"X-Date": {date}, "X-Signature": {signature}})
+	expectAnswer(t, resp, answer, http.StatusOK, "OK")
+	r, doc := e.onlyDelivery()
+	if doc.Data.Status != "captured" || gjson.GetBytes(r.Body, "data.verification.variant").String() != "legacy-md5" ||
+		gjson.GetBytes(r.Body, "data.verification.date").String() != date {
+		t.Errorf("envelope: %s", r.Body)
+	}
 }

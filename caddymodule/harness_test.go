@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -514,4 +515,18 @@ func (e *env) postRequest(uri, contentType, body string, header http.Header) *ht
 		req.Header[name] = values
 	}
 	return req
+}
+
+// lookPHP finds php-cli, needed why; CI installs it (.ci/run), elsewhere
+// the test is skipped without it.
+func lookPHP(t *testing.T, why string) string {
+	t.Helper()
+	php, err := exec.LookPath("php")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("php is needed " + why)
+		}
+		t.Skip("php is not installed")
+	}
+	return php
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -126,13 +125,7 @@ func TestMollieRejections(t *testing.T) {
 // (SignatureValidator::createSignature is PHP's hash_hmac), with PHP itself.
 func signWithPHP(t *testing.T, secret, body string) string {
 	t.Helper()
-	php, err := exec.LookPath("php")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("php is needed to sign as Mollie's PHP library does")
-		}
-		t.Skip("php is not installed")
-	}
+	php := lookPHP(t, "to sign as Mollie's PHP library does")
 	cmd := exec.Command(php, "-r", `echo "sha256=" . hash_hmac("sha256", stream_get_contents(STDIN), $argv[1]);`, secret)
 	cmd.Stdin = strings.NewReader(body)
 	out, err := cmd.Output()

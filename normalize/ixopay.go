@@ -72,10 +72,12 @@ func IXOPAY(in *Input) (*Event, error) {
 	status, known := ixopayStatus(strings.ToUpper(transactionType), strings.ToUpper(result))
 
 	ev := &Event{
-		Provider:          in.Provider,
-		Object:            ObjectPayment,
-		Status:            status,
-		ProviderStatus:    strings.TrimSpace(transactionType + " " + result),
+		Provider: in.Provider,
+		Object:   ObjectPayment,
+		Status:   status,
+		// The sub-type, where IXOPAY gives one ("cb-resolved"), is part of
+		// what the provider says.
+		ProviderStatus:    strings.TrimSpace(transactionType + " " + result + " " + text(doc.Get("transactionSubType"))),
 		MerchantReference: text(doc.Get("merchantTransactionId")),
 		ProviderReference: uuid,
 		Original:          raw,

@@ -1,9 +1,11 @@
 package normalize_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"testing"
 
 	. "github.com/payhook/payhook/normalize"
@@ -140,5 +142,38 @@ func TestIXOPAYSampleRoundTrips(t *testing.T) {
 	}
 	if _, _, err := IXOPAYSample(Sample{Status: StatusExpired, Amount: Amount{1, "EUR"}}); err == nil {
 		t.Error("IXOPAYSample(expired) succeeded; IXOPAY has no such callback")
+	}
+}
+
+// TestIXOPAYNetworkTokenAndAccountUpdaterNotificationsKeepTheirOwnIDs: IXOPAY
+// tells of a network token's or a stored card's change by sending the
+// transaction's notification again (same uuid, type and result) with the
+// news in extraData. Each such notification is an event of its own, not a
+// duplicate of the payment's success; the same bytes again (a retry) are.
+func TestIXOPAYNetworkTokenAndAccountUpdaterNotificationsKeepTheirOwnIDs(t *testing.T) {
+	ids := map[string]string{}
+	for _, name := range []string{
+		"published_success_notification", "published_network_token_initial_notification",
+		"published_network_token_update_same_state", "published_network_token_update_suspended",
+	} {
+		_, body := ReadRawRequest(t, filepath.Join("testdata", "ixopay", name+".in"))
+		first, err := IXOPAY(&Input{Provider: "ixopay", Body: body})
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := IXOPAY(&Input{Provider: "ixopay", Body: bytes.Clone(body)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first.ID() != again.ID() {
+			t.Errorf("%s: a retry has id %s, the first %s", name, again.ID(), first.ID())
+		}
+		if other, seen := ids[first.ID()]; seen {
+			t.Errorf("%s has the id of %s", name, other)
+		}
+		ids[first.ID()] = name
+		if first.Status != StatusCaptured {
+			t.Errorf("%s: status %s, want captured (the debit's own status)", name, first.Status)
+		}
 	}
 }
