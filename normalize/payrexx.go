@@ -65,6 +65,11 @@ func PayrexxClaim(in *Input) (kind, id, status string, err error) {
 		object, kind = doc.Get("subscription"), "Subscription"
 	}
 	if !object.IsObject() {
+		if doc.Get("payout").IsObject() {
+			// Payrexx's third kind of webhook tells the merchant of a
+			// payout to their bank account: no payment of the shop's.
+			return "", "", "", fmt.Errorf("%w: transaction or subscription (this is a payout webhook: send payout webhooks elsewhere)", ErrMissingField)
+		}
 		return "", "", "", fmt.Errorf("%w: transaction or subscription", ErrMissingField)
 	}
 	id = text(object.Get("id"))
@@ -130,10 +135,23 @@ func Payrexx(in *Input) (*Event, error) {
 		ev.Test = boolPtr(true)
 	case "LIVE":
 		ev.Test = boolPtr(false)
+	default: // a subscription has no mode; its invoice says test or not
+		switch text(doc.Get("invoice.test")) {
+		case "1", "true":
+			ev.Test = boolPtr(true)
+		case "0", "false":
+			ev.Test = boolPtr(false)
+		}
 	}
 
-	// Amounts are in the smallest unit since 2020-06-10 (2 JPY is 2).
-	ev.Amount, err = amountOf(firstText(doc, "amount", "invoice.amount"), firstText(doc, "currency", "invoice.currency"), ParseMinorUnits)
+	// Amounts are in the smallest unit since 2020-06-10 (2 JPY is 2). A
+	// transaction has its amount; where the API's answer gives none (its
+	// published examples, a subscription), the invoice's total, else its
+	// original amount (the invoice's own amount since 2021-10-12, when
+	// invoice.amount was removed). The currency is the invoice's, named
+	// currencyAlpha3 in the published transaction example.
+	ev.Amount, err = amountOf(firstText(doc, "amount", "invoice.amount", "invoice.totalAmount", "invoice.originalAmount"),
+		firstText(doc, "currency", "invoice.currency", "invoice.currencyAlpha3"), ParseMinorUnits)
 	if err != nil {
 		return nil, err
 	}
