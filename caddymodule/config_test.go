@@ -53,6 +53,7 @@ func TestConfigurationMistakesFailValidation(t *testing.T) {
 		{"adyen username without password", "payhook adyen {\n\t\thmac_key 44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056\n\t\tusername shop\n\t}", "username and password go together"},
 		{"sign_upstream not a Standard Webhooks secret", "payhook ixopay {\n\t\tsecret {env.PAYHOOK_TEST_SECRET}\n\t\tsign_upstream {env.PAYHOOK_TEST_SECRET}\n\t}", "sign_upstream #1"},
 		{"standard_webhooks secret not whsec", "payhook standard_webhooks {\n\t\tsecret {env.PAYHOOK_TEST_SECRET}\n\t}", "whsec_"},
+		{"pyxis outcome neither success nor fail", "payhook pyxis {\n\t\turl_token {env.PAYHOOK_TEST_SECRET}\n\t\toutcome paid\n\t}", `outcome \"paid\": want success or fail`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -44,6 +44,7 @@ var rejections = []rejection{
 	{normalize.ErrMissingField, http.StatusBadRequest, "field_missing", ""},
 	{normalize.ErrInexactAmount, http.StatusBadRequest, "amount_inexact", ""},
 	{normalize.ErrUnknownCurrency, http.StatusBadRequest, "currency_unknown", ""},
+	{normalize.ErrOutcomeMismatch, http.StatusBadRequest, "outcome_mismatch", ""},
 	{errClaimUnavailable, http.StatusServiceUnavailable, "dedupe_unavailable", ""},
 	{errInboxFull, http.StatusServiceUnavailable, "inbox_full", "the shop has not taken events for a while: see payhook_inbox_pending; raise max_events only if the storage has room"},
 	{errInboxUnavailable, http.StatusServiceUnavailable, "inbox_unavailable", "the storage did not take the event: check Caddy's storage"},

@@ -162,9 +162,14 @@ func swedbankTransactionPath(answer []byte) string {
 	return path
 }
 
+// The Pyxis goldens are posted to the OnSuccess URL, the OnFail URL or a
+// URL for both: three routes, as the README configures them.
 func TestPyxisGoldenThroughCaddy(t *testing.T) {
 	t.Setenv("PAYHOOK_TEST_PYXIS_TOKEN", "golden-token")
-	e := startCaddy(t, pyxisSite("dedupe off"))
+	route := func(path, extra string) string {
+		return strings.Replace(pyxisSite("dedupe off\n\t\t\t"+extra), "route /callbacks/pyxis*", "route "+path, 1)
+	}
+	e := startCaddy(t, route("/callbacks/pyxis/success*", "outcome success")+"\n\t"+route("/callbacks/pyxis/fail*", "outcome fail")+"\n\t"+route("/callbacks/pyxis", ""))
 	replayGolden(t, e, "pyxis", nil, nil)
 }
 

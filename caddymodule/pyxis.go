@@ -25,6 +25,14 @@ type Pyxis struct {
 	// Currency is the ISO 4217 currency of amounts: Pyxis payloads name
 	// none. Default: GBP.
 	Currency string `json:"currency,omitempty"`
+	// Outcome is which of a payment request's URLs this route is:
+	// "success" (its OnSuccess URL) or "fail" (its OnFail URL). Pyxis posts
+	// a payment that succeeded only to the first and one that failed only
+	// to the second: a failure on the OnSuccess URL or a success on the
+	// OnFail URL is refused (400), nothing on the OnFail URL is ever
+	// reported as paid, and a notification that names no status takes the
+	// URL's. Empty: one URL for both, and the body must name the status.
+	Outcome string `json:"outcome,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -35,8 +43,9 @@ func (Pyxis) CaddyModule() caddy.ModuleInfo {
 // UnmarshalCaddyfile reads the provider's options of a payhook block:
 //
 //	payhook pyxis {
-//	    url_token <value>  # the handler's option, required for pyxis
-//	    currency  <code>   # default GBP
+//	    url_token <value>       # the handler's option, required for pyxis
+//	    currency  <code>        # default GBP
+//	    outcome   success|fail  # this route is the OnSuccess or the OnFail URL
 //	}
 func (p *Pyxis) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the provider's name
@@ -46,15 +55,24 @@ func (p *Pyxis) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := singleArg(d, &p.Currency); err != nil {
 				return err
 			}
+		case "outcome":
+			if err := singleArg(d, &p.Outcome); err != nil {
+				return err
+			}
 		default:
-			return UnrecognizedOption(d, "pyxis", "currency")
+			return UnrecognizedOption(d, "pyxis", "currency", "outcome")
 		}
 	}
 	return nil
 }
 
-// Validate checks the currency.
+// Validate checks the currency and the outcome.
 func (p *Pyxis) Validate() error {
+	switch p.Outcome {
+	case "", normalize.PyxisOnSuccess, normalize.PyxisOnFail:
+	default:
+		return fmt.Errorf("outcome %q: want %s or %s", p.Outcome, normalize.PyxisOnSuccess, normalize.PyxisOnFail)
+	}
 	if p.Currency == "" {
 		return nil
 	}
@@ -81,7 +99,7 @@ func (*Pyxis) Verify(context.Context, *verify.Callback, *normalize.Input) (verif
 // Normalize reads the notification.
 func (p *Pyxis) Normalize(in *normalize.Input, _ verify.Result, events []*normalize.Event) ([]*normalize.Event, error) {
 	in.DefaultCurrency = strings.ToUpper(p.Currency)
-	ev, err := normalize.Pyxis(in)
+	ev, err := normalize.PyxisAt(in, p.Outcome)
 	return appendEvent(events, ev, err)
 }
 

@@ -324,6 +324,53 @@ func TestPyxisURLToken(t *testing.T) {
 	}
 }
 
+// TestPyxisOutcomeOfTheURL: Pyxis posts a payment that succeeded to the
+// OnSuccess URL and one that failed to the OnFail URL. With a route for
+// each (outcome success, outcome fail), a notification that contradicts
+// its URL is refused, nothing on the OnFail URL is reported as paid, and
+// one that names no status takes its URL's.
+func TestPyxisOutcomeOfTheURL(t *testing.T) {
+	t.Setenv("PAYHOOK_TEST_PYXIS_TOKEN", pyxisToken)
+	site := func(path, outcome string) string {
+		return strings.Replace(pyxisSite("outcome "+outcome), "route /callbacks/pyxis*", "route "+path, 1)
+	}
+	e := startCaddy(t, site("/callbacks/pyxis/success", "success")+"\n\t"+site("/callbacks/pyxis/fail", "fail"))
+	failed := strings.Replace(pyxisSuccess, `"status":"Success"`, `"status":"Failed","statusReason":"Card declined"`, 1)
+	pending := strings.Replace(pyxisSuccess, `"status":"Success"`, `"status":"Pending"`, 1)
+	noStatus := strings.Replace(pyxisSuccess, `"status":"Success",`, ``, 1)
+	for _, tt := range []struct {
+		name, path, body string
+		code             int
+		status, reason   string
+	}{
+		{"success on OnSuccess", "/callbacks/pyxis/success", pyxisSuccess, http.StatusOK, "captured", ""},
+		{"failure on OnFail", "/callbacks/pyxis/fail", failed, http.StatusOK, "failed", ""},
+		{"pending on OnFail is failed", "/callbacks/pyxis/fail", pending, http.StatusOK, "failed", ""},
+		{"success on OnFail", "/callbacks/pyxis/fail", pyxisSuccess, http.StatusBadRequest, "", "outcome_mismatch"},
+		{"failure on OnSuccess", "/callbacks/pyxis/success", failed, http.StatusBadRequest, "", "outcome_mismatch"},
+		{"pending on OnSuccess stays pending", "/callbacks/pyxis/success", pending, http.StatusOK, "pending", ""},
+		{"no status on OnSuccess is a success", "/callbacks/pyxis/success", noStatus, http.StatusOK, "captured", ""},
+		{"no status on OnFail is a failure", "/callbacks/pyxis/fail", noStatus, http.StatusOK, "failed", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e.t = t
+			e.upstream.reset()
+			resp, body := e.post(tt.path+"?token="+pyxisToken, "application/json", tt.body, nil)
+			if tt.code != http.StatusOK {
+				expectAnswer(t, resp, body, tt.code, "")
+				e.expectNothingForwarded()
+				e.expectReason(tt.reason)
+				return
+			}
+			expectAnswer(t, resp, body, http.StatusOK, "OK")
+			r, doc := e.onlyDelivery()
+			if doc.Data.Status != tt.status || gjson.GetBytes(r.Body, "data.original.payment.id").String() != "6f1c2a90" {
+				t.Errorf("envelope: %s", r.Body)
+			}
+		})
+	}
+}
+
 // url_token adds to any provider's own verification.
 func TestURLTokenAddsToIXOPAY(t *testing.T) {
 	t.Setenv("PAYHOOK_TEST_PYXIS_TOKEN", pyxisToken)

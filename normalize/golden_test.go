@@ -56,6 +56,12 @@ func runGoldenWith(t *testing.T, provider string, normalizer Normalizer, verific
 }
 
 func runGoldenEvents(t *testing.T, provider string, normalizer func(*Input) ([]*Event, error), verification func(*http.Request, *Input) verify.Result, unwrap func(answer []byte, base string) []byte) {
+	runGoldenRequests(t, provider, func(_ *http.Request, in *Input) ([]*Event, error) { return normalizer(in) }, verification, unwrap)
+}
+
+// runGoldenRequests is runGoldenEvents for normalizers that depend on the
+// route the request reaches (its path).
+func runGoldenRequests(t *testing.T, provider string, normalizer func(*http.Request, *Input) ([]*Event, error), verification func(*http.Request, *Input) verify.Result, unwrap func(answer []byte, base string) []byte) {
 	files, err := filepath.Glob(filepath.Join("testdata", provider, "*.in"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no golden inputs for %s: %v", provider, err)
@@ -70,7 +76,7 @@ func runGoldenEvents(t *testing.T, provider string, normalizer func(*Input) ([]*
 			if answer, err := os.ReadFile(base + ".fetched.json"); err == nil {
 				input.Fetched = unwrap(answer, base)
 			}
-			events, err := normalizer(input)
+			events, err := normalizer(req, input)
 			if err != nil {
 				compareGolden(t, base+".error", []byte(err.Error()+"\n"))
 				return

@@ -2,6 +2,7 @@ package normalize
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -22,10 +23,34 @@ var pyxisStatus = map[string]Status{
 // currency.
 const PyxisDefaultCurrency = "GBP"
 
-// Pyxis normalizes a Pyxis payment notification. The amount is taken as a
+// Pyxis normalizes a Pyxis payment notification posted to a URL of either
+// outcome: see PyxisAt.
+func Pyxis(in *Input) (*Event, error) { return PyxisAt(in, "") }
+
+// ErrOutcomeMismatch means a Pyxis notification's status disagrees with the
+// URL it was posted to: Pyxis posts a payment that succeeded to the payment
+// request's OnSuccess URL, one that failed to its OnFail URL.
+var ErrOutcomeMismatch = errors.New("status disagrees with the URL the notification was sent to")
+
+// Pyxis outcomes: which of a payment request's URLs a route receives.
+const (
+	PyxisOnSuccess = "success"
+	PyxisOnFail    = "fail"
+)
+
+// PyxisAt normalizes a Pyxis payment notification posted to the payment
+// request's OnSuccess URL (outcome PyxisOnSuccess), its OnFail URL
+// (PyxisOnFail), or a URL used for both (""). The amount is taken as a
 // decimal in the currency's major unit ("12.50" is £12.50), in
 // payment.currency if present, else in.DefaultCurrency, else GBP.
-func Pyxis(in *Input) (*Event, error) {
+//
+// The URL is part of what Pyxis says. On the OnSuccess URL a payment that
+// failed cannot arrive (refused), and one whose body names no status
+// succeeded (Pyxis's published notification shows none). On the OnFail URL
+// a payment that succeeded cannot arrive (refused), and any other is
+// failed, whatever word the body uses (its word stays provider_status).
+// Without an outcome the body must name the status.
+func PyxisAt(in *Input, outcome string) (*Event, error) {
 	doc, raw, err := parseJSONObject(in.Body)
 	if err != nil {
 		return nil, err
@@ -35,10 +60,22 @@ func Pyxis(in *Input) (*Event, error) {
 		return nil, fmt.Errorf("%w: payment", ErrMissingField)
 	}
 	providerStatus := text(payment.Get("status"))
-	if providerStatus == "" {
-		return nil, fmt.Errorf("%w: payment.status", ErrMissingField)
-	}
 	status, known := pyxisStatus[strings.ToLower(providerStatus)]
+	switch {
+	case outcome == PyxisOnSuccess && providerStatus == "":
+		providerStatus, status, known = "OnSuccess", StatusCaptured, true
+	case outcome == PyxisOnSuccess && status == StatusFailed:
+		return nil, fmt.Errorf("%w: %q on the OnSuccess URL", ErrOutcomeMismatch, truncate(providerStatus, 24))
+	case outcome == PyxisOnFail && status == StatusCaptured:
+		return nil, fmt.Errorf("%w: %q on the OnFail URL", ErrOutcomeMismatch, truncate(providerStatus, 24))
+	case outcome == PyxisOnFail:
+		if providerStatus == "" {
+			providerStatus = "OnFail"
+		}
+		status, known = StatusFailed, true
+	case providerStatus == "":
+		return nil, fmt.Errorf("%w: payment.status (on routes for the OnSuccess and OnFail URLs, set outcome success or fail)", ErrMissingField)
+	}
 	ev := &Event{
 		Provider:          in.Provider,
 		Object:            ObjectPayment,

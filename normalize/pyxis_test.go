@@ -3,6 +3,7 @@ package normalize_test
 import (
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,8 +12,29 @@ import (
 	"github.com/payhook/payhook/verify"
 )
 
+// TestPyxisGolden: each case is posted to the OnSuccess URL
+// (/callbacks/pyxis/success, a route with outcome success), the OnFail URL
+// (…/fail, outcome fail) or a URL for both (/callbacks/pyxis), as the
+// README's configuration has them.
 func TestPyxisGolden(t *testing.T) {
-	runGolden(t, "pyxis", Pyxis, func(*http.Request, *Input) verify.Result { return verify.Result{Method: "url-token"} })
+	runGoldenRequests(t, "pyxis", func(req *http.Request, in *Input) ([]*Event, error) {
+		ev, err := PyxisAt(in, pyxisOutcomeOf(req.URL.Path))
+		if err != nil {
+			return nil, err
+		}
+		return []*Event{ev}, nil
+	}, func(*http.Request, *Input) verify.Result { return verify.Result{Method: "url-token"} }, func(answer []byte, _ string) []byte { return answer })
+}
+
+// pyxisOutcomeOf is the outcome of the route a golden request's path reaches.
+func pyxisOutcomeOf(path string) string {
+	switch {
+	case strings.HasPrefix(path, "/callbacks/pyxis/success"):
+		return PyxisOnSuccess
+	case strings.HasPrefix(path, "/callbacks/pyxis/fail"):
+		return PyxisOnFail
+	}
+	return ""
 }
 
 func TestPyxisStatuses(t *testing.T) {
@@ -70,4 +92,45 @@ func FuzzPyxis(f *testing.F) {
 			t.Fatalf("accepted payload gives an invalid envelope: %v\n%s", err, envelope)
 		}
 	})
+}
+
+// TestPyxisOutcomeIsTheURLs: Pyxis posts to a payment request's OnSuccess
+// URL or its OnFail URL as the payment succeeded or failed; a route that
+// knows which it is refuses a body that contradicts it, and takes the
+// URL's word where the body names no status.
+func TestPyxisOutcomeIsTheURLs(t *testing.T) {
+	for _, tt := range []struct {
+		outcome, status string
+		want            Status
+		providerStatus  string
+		err             error
+	}{
+		{"", "Success", StatusCaptured, "Success", nil},
+		{"", "Failed", StatusFailed, "Failed", nil},
+		{"", "Pending", StatusPending, "Pending", nil},
+		{"", "", "", "", ErrMissingField},
+		{PyxisOnSuccess, "Success", StatusCaptured, "Success", nil},
+		{PyxisOnSuccess, "", StatusCaptured, "OnSuccess", nil},
+		{PyxisOnSuccess, "Pending", StatusPending, "Pending", nil},
+		{PyxisOnSuccess, "Refunded", StatusUnknown, "Refunded", nil},
+		{PyxisOnSuccess, "Failed", "", "", ErrOutcomeMismatch},
+		{PyxisOnFail, "Failed", StatusFailed, "Failed", nil},
+		{PyxisOnFail, "", StatusFailed, "OnFail", nil},
+		{PyxisOnFail, "Pending", StatusFailed, "Pending", nil},
+		{PyxisOnFail, "Declined", StatusFailed, "Declined", nil},
+		{PyxisOnFail, "Success", "", "", ErrOutcomeMismatch},
+	} {
+		status := `"status":"` + tt.status + `",`
+		if tt.status == "" {
+			status = ""
+		}
+		ev, err := PyxisAt(&Input{Provider: "pyxis", Body: []byte(`{"payment":{"id":"p1",` + status + `"amount":"1.00"}}`)}, tt.outcome)
+		if !errors.Is(err, tt.err) {
+			t.Errorf("outcome %q, status %q: error %v, want %v", tt.outcome, tt.status, err, tt.err)
+			continue
+		}
+		if err == nil && (ev.Status != tt.want || ev.ProviderStatus != tt.providerStatus || ev.Unmapped != (tt.want == StatusUnknown)) {
+			t.Errorf("outcome %q, status %q: %s %q (unmapped %v), want %s %q", tt.outcome, tt.status, ev.Status, ev.ProviderStatus, ev.Unmapped, tt.want, tt.providerStatus)
+		}
+	}
 }
