@@ -133,9 +133,11 @@ func TestPayrexxGoldenThroughCaddy(t *testing.T) {
 func TestSwedbankPayGoldenThroughCaddy(t *testing.T) {
 	e, api := startSwedbank(t, "", "dedupe off")
 	replayGolden(t, e, "swedbankpay", func(fetched []byte, base string) {
-		if order := gjson.GetBytes(fetched, "paymentOrder"); order.Exists() {
-			api.set(order.Get("id").String(), 200, string(fetched))
-			return
+		for _, key := range []string{"paymentOrder", "paymentorder"} {
+			if order := gjson.GetBytes(fetched, key); order.IsObject() {
+				api.set(order.Get("id").String(), 200, string(fetched))
+				return
+			}
 		}
 		if payment, err := os.ReadFile(base + ".payment.json"); err == nil {
 			api.set(gjson.GetBytes(payment, "payment.id").String(), 200, string(payment))

@@ -128,7 +128,11 @@ func SwedbankPay(in *Input) (*Event, error) {
 	ev := &Event{Provider: in.Provider, Object: ObjectPayment, Unverified: in.Original, Fetched: fetched, Test: in.Test}
 	var amountField, currencyField gjson.Result
 	operation := ""
-	switch order, transaction := doc.Get("paymentOrder"), doc.Get("transaction"); {
+	order := doc.Get("paymentOrder")
+	if !order.IsObject() {
+		order = doc.Get("paymentorder") // Checkout v2, as the portal prints it
+	}
+	switch transaction := doc.Get("transaction"); {
 	case order.IsObject():
 		operation = text(order.Get("operation"))
 		ev.ProviderReference = text(order.Get("id"))
@@ -144,6 +148,12 @@ func SwedbankPay(in *Input) (*Event, error) {
 		status, known := swedbankOrderStatus[ev.ProviderStatus]
 		if ev.ProviderStatus == "Paid" {
 			status, known = swedbankPaidStatus(order), true
+		}
+		if ev.ProviderStatus == "" {
+			// Checkout v2 orders (and v3's first answers) have a state
+			// (Ready, Pending, Failed, Aborted) as legacy payments do.
+			ev.ProviderStatus = text(order.Get("state"))
+			status, known = swedbankPaymentState[ev.ProviderStatus]
 		}
 		ev.Status, ev.Unmapped = orUnknown(status, known), !known
 		// A partial capture, cancellation or reversal leaves the order's

@@ -19,7 +19,14 @@ import (
 func swedbankVerification(_ *http.Request, in *Input) verify.Result {
 	_, path, _ := SwedbankPayClaim(in)
 	doc := gjson.ParseBytes(in.Fetched)
-	status := doc.Get("paymentOrder.status").String()
+	order := doc.Get("paymentOrder")
+	if !order.Exists() {
+		order = doc.Get("paymentorder")
+	}
+	status := order.Get("status").String()
+	if status == "" {
+		status = order.Get("state").String()
+	}
 	if tr := doc.Get("transaction"); tr.Exists() {
 		status = tr.Get("type").String() + " " + tr.Get("state").String()
 	}

@@ -99,6 +99,9 @@ func (v *SwedbankPay) Verify(ctx context.Context, cb *Callback) (Result, error) 
 	}
 	res := Result{Method: "api-fetch", Resource: cb.Claim.ID, Fetched: doc}
 	resource := gjson.GetBytes(doc, field)
+	if !resource.IsObject() && field == "paymentOrder" {
+		resource = gjson.GetBytes(doc, "paymentorder")
+	}
 	switch cb.Claim.Kind {
 	case "transaction":
 		var payment []byte
@@ -116,6 +119,9 @@ func (v *SwedbankPay) Verify(ctx context.Context, cb *Callback) (Result, error) 
 		res.Status = resource.Get("state").String()
 	default:
 		res.Status = resource.Get("status").String()
+		if res.Status == "" {
+			res.Status = resource.Get("state").String() // Checkout v2
+		}
 	}
 	return res, nil
 }
@@ -200,6 +206,11 @@ func (v *SwedbankPay) get(ctx context.Context, path, query, field string) ([]byt
 		return nil, err
 	}
 	resource := gjson.GetBytes(doc, field)
+	if !resource.IsObject() && field == "paymentOrder" {
+		// Checkout v2's answers, as the developer portal prints most of
+		// them, spell it "paymentorder".
+		resource = gjson.GetBytes(doc, "paymentorder")
+	}
 	if !resource.IsObject() {
 		return nil, fmt.Errorf("%w: no %s in the answer", ErrAPIResponse, field)
 	}

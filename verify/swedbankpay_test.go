@@ -259,3 +259,24 @@ func TestSwedbankPayLegacyTransactionInsideItsKind(t *testing.T) {
 		t.Errorf("capture answered as a reversal: %v", err)
 	}
 }
+
+// TestSwedbankPayV2AnswerSpellsPaymentorderInLowerCase: the developer
+// portal prints most Checkout v2 answers as {"paymentorder": {…}} with a
+// state (Ready) where v3 has a status. Expecting "paymentOrder" refused
+// such an answer with a 503 on every retry.
+func TestSwedbankPayV2AnswerSpellsPaymentorderInLowerCase(t *testing.T) {
+	doc := `{"paymentorder":{"id":"` + poPath + `","operation":"Purchase","state":"Ready","currency":"SEK","amount":1500}}`
+	api := newFakePayrexx(t, func(path string) (int, string) {
+		if path == poPath {
+			return 200, doc
+		}
+		return 404, ``
+	})
+	res, err := swedbankVerifier(api.URL).Verify(context.Background(), &Callback{Claim: Claim{Kind: "paymentorder", ID: poPath}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != "Ready" || string(res.Fetched) != doc {
+		t.Errorf("result = %+v", res)
+	}
+}
