@@ -27,6 +27,9 @@ func swedbankVerification(_ *http.Request, in *Input) verify.Result {
 	if status == "" {
 		status = order.Get("state").String()
 	}
+	if payment := doc.Get("payment"); payment.IsObject() && !order.Exists() {
+		status = payment.Get("state").String()
+	}
 	if tr := doc.Get("transaction"); tr.Exists() {
 		status = tr.Get("type").String() + " " + tr.Get("state").String()
 	}
