@@ -80,10 +80,12 @@ func TestPyxisAmountUnitAndCurrency(t *testing.T) {
 }
 
 func FuzzPyxis(f *testing.F) {
-	f.Add([]byte(`{"payment":{"id":"p","status":"Success","amount":12.5,"timeStamp":"2026-11-20T10:34:47"},"data":{"a":1}}`))
-	f.Add([]byte(`{"payment":{"status":"Failed","statusReason":"x","amount":"1","currency":"kwd"}}`))
-	f.Fuzz(func(t *testing.T, body []byte) {
-		ev, err := Pyxis(&Input{Provider: "pyxis", Body: body})
+	f.Add([]byte(`{"payment":{"id":"p","status":"Success","amount":12.5,"timeStamp":"2026-11-20T10:34:47"},"data":{"a":1}}`), uint8(0))
+	f.Add([]byte(`{"payment":{"status":"Failed","statusReason":"x","amount":"1","currency":"kwd"}}`), uint8(2))
+	f.Add([]byte(`{"payment":{"id":"p","amount":100.00,"statusReason":""},"data":{"metaDataId_0":1234}}`), uint8(1))
+	outcomes := []string{"", PyxisOnSuccess, PyxisOnFail}
+	f.Fuzz(func(t *testing.T, body []byte, outcome uint8) {
+		ev, err := PyxisAt(&Input{Provider: "pyxis", Body: body}, outcomes[int(outcome)%len(outcomes)])
 		if err != nil {
 			return
 		}

@@ -132,6 +132,8 @@ func TestSwedbankPayTestFromTheAPIEnvironment(t *testing.T) {
 func FuzzSwedbankPay(f *testing.F) {
 	f.Add([]byte(`{"paymentOrder":{"id":"/psp/paymentorders/1"}}`), []byte(`{"paymentOrder":{"id":"/psp/paymentorders/1","status":"Paid","amount":"100","currency":"SEK","remainingCaptureAmount":5}}`))
 	f.Add([]byte(`{"payment":"/psp/p/1","transaction":"/psp/p/1/transactions/2"}`), []byte(`{"payment":{"currency":"nok"},"transaction":{"type":"Reversal","state":"Failed","amount":1,"problem":{"type":"x"}}}`))
+	f.Add([]byte(`{"paymentorder":{"id":"/psp/paymentorders/1"}}`), []byte(`{"paymentorder":{"id":"/psp/paymentorders/1","state":"Ready","amount":0,"currency":"NOK","operation":"Verify"}}`))
+	f.Add([]byte(`{"payment":{"id":"/psp/c/payments/1"},"transaction":{"id":"/psp/c/payments/1/verifications/2"}}`), []byte(`{"payment":{"currency":"SEK","operation":"Verify"},"transaction":{"type":"Verification","state":"Completed","amount":0}}`))
 	f.Fuzz(func(t *testing.T, body, fetched []byte) {
 		ev, err := SwedbankPay(&Input{Provider: "swedbankpay", Body: body, Fetched: fetched})
 		if err != nil {

@@ -157,6 +157,9 @@ func swedbankTransactionField(path string) string {
 // has the payment expanded or names none). A transaction answered inside
 // its kind's object ("capture": {"transaction": {…}}) is taken from there.
 func SwedbankPayTransactionDocument(path string, answer, paymentAnswer []byte) ([]byte, error) {
+	if !gjson.ValidBytes(answer) || (len(paymentAnswer) > 0 && !gjson.ValidBytes(paymentAnswer)) {
+		return nil, fmt.Errorf("%w: not JSON", ErrAPIResponse)
+	}
 	field := swedbankTransactionField(path)
 	resource := gjson.GetBytes(answer, field)
 	if !resource.IsObject() {

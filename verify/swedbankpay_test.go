@@ -280,3 +280,20 @@ func TestSwedbankPayV2AnswerSpellsPaymentorderInLowerCase(t *testing.T) {
 		t.Errorf("result = %+v", res)
 	}
 }
+
+// FuzzSwedbankPayTransactionDocument: whatever the API answers, joining a
+// legacy transaction with its payment never panics and, when it succeeds,
+// gives valid JSON holding the transaction.
+func FuzzSwedbankPayTransactionDocument(f *testing.F) {
+	f.Add("/psp/creditcard/payments/1/captures/2", []byte(`{"payment":"/psp/creditcard/payments/1","capture":{"id":"/psp/creditcard/payments/1/captures/2","transaction":{"type":"Capture","state":"Completed"}}}`), []byte(`{"payment":{"id":"/psp/creditcard/payments/1","currency":"SEK"}}`))
+	f.Add("/psp/swish/payments/1/transactions/2", []byte(`{"payment":"/psp/swish/payments/1","transaction":{"id":"x","transaction":{"id":"2"}}}`), []byte(nil))
+	f.Fuzz(func(t *testing.T, path string, answer, payment []byte) {
+		doc, err := SwedbankPayTransactionDocument(path, answer, payment)
+		if err != nil {
+			return
+		}
+		if !gjson.ValidBytes(doc) || !gjson.GetBytes(doc, "transaction").IsObject() {
+			t.Fatalf("joined document %s", doc)
+		}
+	})
+}
