@@ -7,6 +7,10 @@
 // comparable lines.
 //
 //	go run ./caddymodule/cmd/payhook-compare [-duration 5s] [-rounds 3] [-concurrency 32]
+//
+// Besides the ratio of the totals it prints the median of the rounds' own
+// ratios; on a noisy machine run more, shorter rounds (-rounds 15
+// -duration 2s).
 package main
 
 import (
@@ -96,8 +100,15 @@ func main() {
 		}
 		defer profile.Close()
 	}
+	// Each round measures every route once; odd rounds in reverse order, so
+	// that a drift of the machine's speed falls on both routes of a pair.
+	perRound := map[string][]float64{}
 	for round := range *rounds {
-		for _, rt := range routes {
+		order := slices.Clone(routes)
+		if round%2 == 1 {
+			slices.Reverse(order)
+		}
+		for _, rt := range order {
 			if profile != nil && rt.path == *profileRoute {
 				_ = pprof.StartCPUProfile(profile)
 			}
@@ -107,6 +118,7 @@ func main() {
 				profile = nil // one round is enough
 			}
 			results[rt.path].add(r)
+			perRound[rt.path] = append(perRound[rt.path], r.rate())
 			fmt.Printf("round %d %-10s %8.0f req/s  p50 %-8s p99 %-8s errors %d\n", round+1, rt.path, r.rate(), r.percentile(50), r.percentile(99), r.errors)
 		}
 	}
@@ -121,7 +133,23 @@ func main() {
 		fmt.Printf("%-34s %10.0f %10s %10s\n", row.label, r.rate(), r.percentile(50), r.percentile(99))
 	}
 	fmt.Printf("payhook / reverse_proxy throughput: %.1f%%\n", 100*results["/payhook"].rate()/results["/plain"].rate())
-	fmt.Printf("forged refused / respond 401 throughput: %.1f%%\n\n", 100*results["/forged"].rate()/results["/static401"].rate())
+	fmt.Printf("forged refused / respond 401 throughput: %.1f%%\n", 100*results["/forged"].rate()/results["/static401"].rate())
+	// On a noisy machine a burst can halve one round: the median of the
+	// rounds' own ratios (each pair measured in the same round) resists it.
+	for _, pair := range []struct{ label, route, base string }{
+		{"payhook / reverse_proxy", "/payhook", "/plain"},
+		{"forged refused / respond 401", "/forged", "/static401"},
+	} {
+		ratios := make([]float64, len(perRound[pair.route]))
+		for i := range ratios {
+			ratios[i] = perRound[pair.route][i] / perRound[pair.base][i]
+		}
+		slices.Sort(ratios)
+		n := len(ratios)
+		fmt.Printf("%s, median of %d rounds' ratios: %.1f%% (middle half %.1f%% to %.1f%%)\n",
+			pair.label, n, 100*ratios[n/2], 100*ratios[n/4], 100*ratios[(3*n)/4])
+	}
+	fmt.Println()
 	// benchstat-comparable: time per request at this concurrency (inverse throughput).
 	errors := 0
 	for _, rt := range routes {
