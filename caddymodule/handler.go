@@ -342,25 +342,13 @@ func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, next caddyhttp
 	delivered := 0
 	for _, event := range events {
 		id := noteEvent(r, rec, event)
-		if h.dedupe == nil {
-			// The envelope is encoded only for an event that is forwarded: a
-			// duplicate (a provider's retry, a replay) is acknowledged
-			// without one.
-			up := h.forward(r, next, id, normalize.Encode(event, result, rec.start))
-			if !up.delivered() {
-				h.answerFailed(w, rec, up)
-				return
-			}
-			rec.noteDelivered(up)
-			delivered++
-			continue
-		}
-		duplicate, release, err := h.dedupe.claim(r.Context(), h.dedupeKey(r, id))
+		release, duplicate, ok := h.claimEvent(w, r, rec, id)
 		switch {
-		case err != nil:
-			h.reject(w, rec, err)
+		case !ok:
 			return
 		case duplicate:
+			// A provider's retry or a replay is acknowledged without an
+			// envelope: it is encoded only for an event that is forwarded.
 			continue
 		}
 		up := h.forwardClaimed(r, next, id, normalize.Encode(event, result, rec.start), release)
@@ -395,26 +383,18 @@ func (h *Handler) enqueue(w http.ResponseWriter, r *http.Request, rec *record, e
 	queued := 0
 	for i, event := range events {
 		id := noteEvent(r, rec, event)
-		var release func(bool)
-		if h.dedupe != nil {
-			duplicate, rel, err := h.dedupe.claim(r.Context(), h.dedupeKey(r, id))
-			switch {
-			case err != nil:
-				h.reject(w, rec, err)
-				return
-			case duplicate:
-				continue
-			}
-			release = rel
+		release, duplicate, ok := h.claimEvent(w, r, rec, id)
+		switch {
+		case !ok:
+			return
+		case duplicate:
+			continue
 		}
-		err := h.inbox.enqueue(r.Context(), &inboxRecord{
+		err := h.enqueueClaimed(r.Context(), &inboxRecord{
 			ID: id, Provider: h.name, Type: event.Type(), Queue: queueOf(event), ReceivedAt: rec.start,
 			Method: r.Method, Host: r.Host, URI: r.RequestURI, Header: r.Header.Clone(),
 			Envelope: normalize.Encode(event, result, rec.start),
-		}, i)
-		if release != nil {
-			release(err == nil) // stored: later copies are duplicates
-		}
+		}, i, release)
 		if err != nil {
 			h.reject(w, rec, err)
 			return
@@ -444,6 +424,33 @@ func (h *Handler) redeliver(w http.ResponseWriter, r *http.Request, next caddyht
 		return
 	}
 	writePlain(w, http.StatusBadGateway, d.result.reason())
+}
+
+// claimEvent takes the dedupe claim on the event id, when dedupe is on.
+// It reports an event seen before as a duplicate; when the claim cannot be
+// taken it answers the provider and returns ok false. The release it
+// returns is never nil (without dedupe there is nothing to release).
+func (h *Handler) claimEvent(w http.ResponseWriter, r *http.Request, rec *record, id string) (release func(done bool), duplicate, ok bool) {
+	if h.dedupe == nil {
+		return func(bool) {}, false, true
+	}
+	duplicate, release, err := h.dedupe.claim(r.Context(), h.dedupeKey(r, id))
+	if err != nil {
+		h.reject(w, rec, err)
+		return nil, false, false
+	}
+	return release, duplicate, true
+}
+
+// enqueueClaimed stores an event this request has claimed in the inbox and
+// releases the claim on every path, a panic included: once stored, later
+// copies are duplicates.
+func (h *Handler) enqueueClaimed(ctx context.Context, rec *inboxRecord, index int, release func(done bool)) (err error) {
+	stored := false
+	defer func() { release(stored) }()
+	err = h.inbox.enqueue(ctx, rec, index)
+	stored = err == nil
+	return err
 }
 
 // forwardClaimed forwards an event this request has claimed and releases
