@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -98,10 +99,6 @@ func (v *SwedbankPay) Verify(ctx context.Context, cb *Callback) (Result, error) 
 		return Result{}, err
 	}
 	res := Result{Method: "api-fetch", Resource: cb.Claim.ID, Fetched: doc}
-	resource := gjson.GetBytes(doc, field)
-	if !resource.IsObject() && field == "paymentOrder" {
-		resource = gjson.GetBytes(doc, "paymentorder")
-	}
 	switch cb.Claim.Kind {
 	case "transaction":
 		var payment []byte
@@ -116,12 +113,10 @@ func (v *SwedbankPay) Verify(ctx context.Context, cb *Callback) (Result, error) 
 		transaction := gjson.GetBytes(res.Fetched, "transaction")
 		res.Status = strings.TrimSpace(transaction.Get("type").String() + " " + transaction.Get("state").String())
 	case "payment":
-		res.Status = resource.Get("state").String()
+		res.Status = swedbankResource(doc, field).Get("state").String()
 	default:
-		res.Status = resource.Get("status").String()
-		if res.Status == "" {
-			res.Status = resource.Get("state").String() // Checkout v2
-		}
+		order := swedbankResource(doc, field)
+		res.Status = cmp.Or(order.Get("status").String(), order.Get("state").String()) // a state: Checkout v2
 	}
 	return res, nil
 }
@@ -180,6 +175,17 @@ func SwedbankPayTransactionDocument(path string, answer, paymentAnswer []byte) (
 	return []byte(doc), nil
 }
 
+// swedbankResource is the resource an answer holds at field. A payment
+// order is also read as "paymentorder": Checkout v2's answers, as the
+// developer portal prints most of them, spell it so.
+func swedbankResource(doc []byte, field string) gjson.Result {
+	resource := gjson.GetBytes(doc, field)
+	if !resource.IsObject() && field == "paymentOrder" {
+		resource = gjson.GetBytes(doc, "paymentorder")
+	}
+	return resource
+}
+
 // get fetches path with query (a constant of this file, never from the
 // callback) and checks that the answer holds the resource at field with that
 // id.
@@ -208,12 +214,7 @@ func (v *SwedbankPay) get(ctx context.Context, path, query, field string) ([]byt
 	if err != nil {
 		return nil, err
 	}
-	resource := gjson.GetBytes(doc, field)
-	if !resource.IsObject() && field == "paymentOrder" {
-		// Checkout v2's answers, as the developer portal prints most of
-		// them, spell it "paymentorder".
-		resource = gjson.GetBytes(doc, "paymentorder")
-	}
+	resource := swedbankResource(doc, field)
 	if !resource.IsObject() {
 		return nil, fmt.Errorf("%w: no %s in the answer", ErrAPIResponse, field)
 	}
