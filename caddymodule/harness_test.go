@@ -290,7 +290,26 @@ func startCaddyAt(t *testing.T, storage, globals, siteAddress, siteBody string) 
 	}()
 	caddytest.NewTester(t).InitServer(config, "caddyfile")
 	loaded = true
+	// Stop the test's server before its directories go (cleanups run last
+	// registered first): an inbox may still be recording a delivery the
+	// test has already seen, and stopping waits for it.
+	t.Cleanup(func() { stopCaddy(t) })
 	return e
+}
+
+// stopCaddy loads a configuration without apps into the running Caddy,
+// which stops the test's server and waits for its handlers' cleanups.
+func stopCaddy(t *testing.T) {
+	resp, err := http.Post("http://localhost:2999/load", "application/json", strings.NewReader(`{"admin":{"listen":"localhost:2999"}}`))
+	if err != nil {
+		t.Errorf("stopping Caddy: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(resp.Body)
+		t.Errorf("stopping Caddy: %s %s", resp.Status, body)
+	}
 }
 
 // defaultSite routes /callbacks/ixopay* through payhook to the upstream,
