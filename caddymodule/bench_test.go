@@ -42,6 +42,18 @@ func BenchmarkServeHTTP(b *testing.B) {
 	signature := verify.SignIXOPAY(secret, verify.IXOPAYSHA512, verify.IXOPAYMessage{
 		Method: http.MethodPost, ContentType: "application/json; charset=utf-8", Date: date, RequestURI: "/callbacks/ixopay", Body: body,
 	})
+	b.Run("route=payhook", func(b *testing.B) { benchCallback(b, h, body, date, signature, http.StatusOK) })
+	forged := verify.SignIXOPAY([]byte("not-the-secret"), verify.IXOPAYSHA512, verify.IXOPAYMessage{
+		Method: http.MethodPost, ContentType: "application/json; charset=utf-8", Date: date, RequestURI: "/callbacks/ixopay", Body: body,
+	})
+	// A forged callback: read, date checked, signature computed and refused
+	// with 401 (its log line sampled away after the first few).
+	b.Run("route=forged", func(b *testing.B) { benchCallback(b, h, body, date, forged, http.StatusUnauthorized) })
+}
+
+// benchCallback sends one signed IXOPAY callback per iteration and expects
+// the answer want.
+func benchCallback(b *testing.B, h *Handler, body []byte, date, signature string, want int) {
 	shop := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		_, _ = r.Body.Read(make([]byte, 1))
 		w.WriteHeader(http.StatusOK)
@@ -56,7 +68,7 @@ func BenchmarkServeHTTP(b *testing.B) {
 		req.Header.Set("X-Signature", signature)
 		req = req.WithContext(context.WithValue(req.Context(), caddyhttp.VarsCtxKey, map[string]any{}))
 		w := httptest.NewRecorder()
-		if err := h.ServeHTTP(w, req, shop); err != nil || w.Code != http.StatusOK {
+		if err := h.ServeHTTP(w, req, shop); err != nil || w.Code != want {
 			b.Fatalf("%d %v %s", w.Code, err, w.Body)
 		}
 	}
