@@ -54,6 +54,23 @@ var rejections = []rejection{
 // so the provider retries.
 var internalError = rejection{status: http.StatusInternalServerError, code: "internal_error"}
 
+// answers holds each rejection's answer, prepared once, by code.
+var answers = func() map[string]plainAnswer {
+	m := make(map[string]plainAnswer, len(rejections)+1)
+	for _, r := range append(rejections, internalError) {
+		m[r.code] = newPlainAnswer(r.message())
+	}
+	return m
+}()
+
+// answer is what the provider is sent: message() and a newline.
+func (r rejection) answer() plainAnswer {
+	if a, ok := answers[r.code]; ok {
+		return a
+	}
+	return newPlainAnswer(r.message())
+}
+
 func classify(err error) rejection {
 	for _, r := range rejections {
 		if errors.Is(err, r.err) {

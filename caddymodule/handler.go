@@ -10,8 +10,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -278,7 +278,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		h.reject(w, rec, err)
 		return nil
 	}
-	cb, in, pooledBody, err := h.read(w, r)
+	cb, in, pooledBody, err := h.read(w, r, rec)
 	if err != nil {
 		h.reject(w, rec, err)
 		return nil
@@ -511,7 +511,7 @@ func (h *Handler) reject(w http.ResponseWriter, rec *record, err error) {
 	if rej.status == http.StatusMethodNotAllowed {
 		w.Header().Set("Allow", http.MethodPost)
 	}
-	writePlain(w, rej.status, rej.message())
+	rej.answer().write(w, rej.status)
 }
 
 // upstreamResult is what the next handler did with an envelope.
@@ -588,13 +588,30 @@ var (
 
 // writePlain writes a short text/plain answer.
 func writePlain(w http.ResponseWriter, status int, body string) {
+	newPlainAnswer(body).write(w, status)
+}
+
+// plainAnswer is a short text/plain answer prepared once: its body, ending
+// in a newline, and its Content-Length. It goes out in a single write (each
+// write through Caddy resets the connection's write deadline).
+type plainAnswer struct {
+	body   []byte
+	length []string
+}
+
+func newPlainAnswer(text string) plainAnswer {
+	body := []byte(text + "\n")
+	return plainAnswer{body: body, length: []string{strconv.Itoa(len(body))}}
+}
+
+func (a plainAnswer) write(w http.ResponseWriter, status int) {
 	header := w.Header()
 	header["Content-Type"] = textPlain
+	header["Content-Length"] = a.length
 	header["Cache-Control"] = noStore
 	header["X-Content-Type-Options"] = noSniff
 	w.WriteHeader(status)
-	_, _ = io.WriteString(w, body)
-	_, _ = io.WriteString(w, "\n")
+	_, _ = w.Write(a.body)
 }
 
 // Interface guards.

@@ -28,7 +28,7 @@ var (
 // everything that can be refused without reading the body is refused first.
 // It returns the callback as the verifier sees it and as the normalizer
 // reads it; both share the body.
-func (h *Handler) read(w http.ResponseWriter, r *http.Request) (cb *verify.Callback, in *normalize.Input, pooled *[]byte, err error) {
+func (h *Handler) read(w http.ResponseWriter, r *http.Request, rec *record) (cb *verify.Callback, in *normalize.Input, pooled *[]byte, err error) {
 	if r.Method != http.MethodPost {
 		return nil, nil, nil, fmt.Errorf("%w: %q", errMethod, truncate(r.Method, 16))
 	}
@@ -48,7 +48,8 @@ func (h *Handler) read(w http.ResponseWriter, r *http.Request) (cb *verify.Callb
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	cb = &verify.Callback{
+	cb = &rec.callback
+	*cb = verify.Callback{
 		Method:     r.Method,
 		RequestURI: r.RequestURI,
 		Scheme:     "http",
@@ -62,7 +63,8 @@ func (h *Handler) read(w http.ResponseWriter, r *http.Request) (cb *verify.Callb
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		cb.Placeholders = repl
 	}
-	return cb, &normalize.Input{Provider: h.name, ContentType: mt, Body: body}, pooled, nil
+	rec.input = normalize.Input{Provider: h.name, ContentType: mt, Body: body}
+	return cb, &rec.input, pooled, nil
 }
 
 // bodyBuffers recycles body buffers up to pooledBodySize; a larger body

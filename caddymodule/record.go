@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/payhook/payhook/normalize"
+	"github.com/payhook/payhook/verify"
 )
 
 // Outcomes of a callback, as logged and counted.
@@ -35,6 +36,10 @@ type record struct {
 	eventID        string              // of the last event handled
 	answered       int                 // HTTP status sent to the provider
 	upstreamStatus int
+
+	// The request as the provider sees it, in the record's allocation.
+	callback verify.Callback
+	input    normalize.Input
 }
 
 // finish writes the callback's one log line and updates the metrics. The
