@@ -2,6 +2,7 @@ package verify
 
 import (
 	"fmt"
+	"sync/atomic"
 	"time"
 )
 
@@ -33,12 +34,27 @@ func ParseDate(value string) (time.Time, error) {
 	if hasFraction(value) {
 		return time.Time{}, fmt.Errorf("%w: fractional seconds", ErrMalformedDate)
 	}
+	if last := lastDate.Load(); last != nil && last.value == value {
+		return last.t, nil
+	}
 	for _, layout := range dateLayouts {
 		if t, err := time.Parse(layout, value); err == nil {
-			return t.UTC(), nil
+			t = t.UTC()
+			lastDate.Store(&parsedDate{value: value, t: t})
+			return t, nil
 		}
 	}
 	return time.Time{}, ErrMalformedDate
+}
+
+// lastDate is the last Date value parsed successfully: callbacks that arrive
+// within the same second carry the same one, and time.Parse may try every
+// layout before it finds the one that fits.
+var lastDate atomic.Pointer[parsedDate]
+
+type parsedDate struct {
+	value string
+	t     time.Time
 }
 
 // hasFraction reports whether value carries a fraction after a number, as in

@@ -39,6 +39,10 @@ func TestParseDate(t *testing.T) {
 			if !got.Equal(tt.want) {
 				t.Errorf("ParseDate(%q) = %v, want %v", tt.value, got, tt.want)
 			}
+			// Again, from the cache of the last value parsed when it was valid.
+			if again, err := ParseDate(tt.value); !errors.Is(err, tt.err) || !again.Equal(tt.want) || again.Location() != time.UTC {
+				t.Errorf("ParseDate(%q) again = %v, %v", tt.value, again, err)
+			}
 		})
 	}
 }
