@@ -82,17 +82,23 @@ type macPool struct {
 
 func newMACPool(secret []byte) *macPool {
 	key := bytes.Clone(secret)
-	return &macPool{pool: sync.Pool{New: func() any { return hmac.New(sha512.New, key) }}}
+	return &macPool{pool: sync.Pool{New: func() any { return &macState{mac: hmac.New(sha512.New, key)} }}}
+}
+
+// macState is one pooled HMAC with room for its sum, so that computing it
+// allocates nothing.
+type macState struct {
+	mac hash.Hash
+	sum [sha512.Size]byte
 }
 
 // equal reports whether the HMAC of msg equals sig, in constant time.
 func (p *macPool) equal(sig, msg []byte) bool {
-	mac := p.pool.Get().(hash.Hash)
-	mac.Reset()
-	mac.Write(msg)
-	var sum [sha512.Size]byte
-	ok := hmac.Equal(sig, mac.Sum(sum[:0]))
-	p.pool.Put(mac)
+	st := p.pool.Get().(*macState)
+	st.mac.Reset()
+	st.mac.Write(msg)
+	ok := hmac.Equal(sig, st.mac.Sum(st.sum[:0]))
+	p.pool.Put(st)
 	return ok
 }
 
