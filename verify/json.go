@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"unicode/utf8"
@@ -237,8 +238,11 @@ func (s *jsonScanner) str(key bool) error {
 	s.i++
 	bad := false
 	for {
-		// The common case: a run of plain ASCII.
+		// The common case: a run of plain ASCII, eight bytes at a time.
 		i := s.i
+		for i+8 <= len(d) && !hasStringSpecial(binary.LittleEndian.Uint64(d[i:])) {
+			i += 8
+		}
 		for i < len(d) && plainStringByte[d[i]] {
 			i++
 		}
@@ -309,6 +313,16 @@ var plainStringByte = func() (t [256]bool) {
 	}
 	return t
 }()
+
+// hasStringSpecial reports whether any of the eight bytes in w may not be
+// plain (see plainStringByte): a control character, a quote, a backslash or
+// a byte of a multi-byte sequence. It may report true for plain bytes next
+// to such a byte, never false for a special one.
+func hasStringSpecial(w uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	quote, backslash := w^(ones*'"'), w^(ones*'\\')
+	return ((w-ones*0x20)|(quote-ones)|(backslash-ones)|w)&highs != 0
+}
 
 // hex4 decodes the four hex digits at d[i:i+4].
 func hex4(d []byte, i int) (rune, bool) {

@@ -2,6 +2,7 @@ package verify
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"os"
@@ -155,6 +156,20 @@ func BenchmarkCheckJSON(b *testing.B) {
 	for b.Loop() {
 		if _, err := CheckJSON(doc, MaxJSONDepth); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestHasStringSpecialMatchesTable checks the eight-byte test against the
+// byte table in every lane: it must never call a special byte plain.
+func TestHasStringSpecialMatchesTable(t *testing.T) {
+	for lane := range 8 {
+		for c := range 256 {
+			w := []byte("aaaaaaaa")
+			w[lane] = byte(c)
+			if got := hasStringSpecial(binary.LittleEndian.Uint64(w)); got == plainStringByte[c] {
+				t.Errorf("byte %#x in lane %d: hasStringSpecial = %v", c, lane, got)
+			}
 		}
 	}
 }
