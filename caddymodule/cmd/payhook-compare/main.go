@@ -6,11 +6,12 @@
 // second and p50/p99 latency for each and their ratio, plus benchstat-
 // comparable lines.
 //
-//	go run ./caddymodule/cmd/payhook-compare [-duration 5s] [-rounds 3] [-concurrency 32]
+//	go run ./caddymodule/cmd/payhook-compare [-duration 1s] [-rounds 20] [-concurrency 32]
 //
 // Besides the ratio of the totals it prints the median of the rounds' own
-// ratios; on a noisy machine run more, shorter rounds (-rounds 15
-// -duration 2s).
+// ratios, which resists a machine whose speed drifts from one second to
+// the next: hence many short rounds by default. Each round line also
+// shows the process's allocations per request.
 package main
 
 import (
@@ -39,8 +40,8 @@ import (
 )
 
 func main() {
-	duration := flag.Duration("duration", 5*time.Second, "length of one round on one route")
-	rounds := flag.Int("rounds", 3, "rounds per route, alternating")
+	duration := flag.Duration("duration", time.Second, "length of one round on one route")
+	rounds := flag.Int("rounds", 20, "rounds per route, alternating")
 	concurrency := flag.Int("concurrency", 32, "requests in flight at once (one keep-alive connection each)")
 	bodyFile := flag.String("body", "normalize/testdata/bench/ixopay_2k.json", "callback body to send")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of one round of -profileroute to this file")
@@ -112,14 +113,19 @@ func main() {
 			if profile != nil && rt.path == *profileRoute {
 				_ = pprof.StartCPUProfile(profile)
 			}
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
 			r := drive(caddyAddr, rt, body, *concurrency, *duration)
+			runtime.ReadMemStats(&after)
+			r.allocBytes, r.allocs = after.TotalAlloc-before.TotalAlloc, after.Mallocs-before.Mallocs
 			if profile != nil && rt.path == *profileRoute {
 				pprof.StopCPUProfile()
 				profile = nil // one round is enough
 			}
 			results[rt.path].add(r)
 			perRound[rt.path] = append(perRound[rt.path], r.rate())
-			fmt.Printf("round %d %-10s %8.0f req/s  p50 %-8s p99 %-8s errors %d\n", round+1, rt.path, r.rate(), r.percentile(50), r.percentile(99), r.errors)
+			fmt.Printf("round %d %-10s %8.0f req/s  p50 %-8s p99 %-8s %6d B/req %4d allocs/req  errors %d\n", round+1, rt.path, r.rate(), r.percentile(50), r.percentile(99),
+				r.allocBytes/uint64(max(1, r.count)), r.allocs/uint64(max(1, r.count)), r.errors)
 		}
 	}
 	fmt.Printf("\n%-34s %10s %10s %10s\n", "", "req/s", "p50", "p99")
@@ -229,6 +235,10 @@ type result struct {
 	errors    int
 	elapsed   time.Duration
 	latencies []time.Duration
+	// allocBytes and allocs are the whole process's (load generator,
+	// Caddy, upstream) during the round: the same for both routes of a
+	// pair but for the handler under test.
+	allocBytes, allocs uint64
 }
 
 func (r *result) add(o *result) {
@@ -236,6 +246,8 @@ func (r *result) add(o *result) {
 	r.errors += o.errors
 	r.elapsed += o.elapsed
 	r.latencies = append(r.latencies, o.latencies...)
+	r.allocBytes += o.allocBytes
+	r.allocs += o.allocs
 }
 
 func (r *result) rate() float64 { return float64(r.count) / r.elapsed.Seconds() }
