@@ -212,3 +212,98 @@ func procStatus(t *testing.T, p *caddyProcess, field string) int64 {
 	t.Fatalf("no %s in /proc/%d/status", field, p.cmd.Process.Pid)
 	return 0
 }
+
+// TestStalledSendersHoldLittle opens many connections to a real Caddy
+// process that each declare a body of max_body, send 100 bytes of it and
+// stall, as a slowloris attacker would. What payhook holds for each must
+// follow the bytes sent: its 4 KiB starting buffer, not a 64 KiB one (nor
+// anything from the declared length). The measure is Go's live heap in
+// the Caddy process after a forced collection, read from Caddy's admin
+// endpoint; resident memory would not see an untouched reservation.
+func TestStalledSendersHoldLittle(t *testing.T) {
+	api := newFakeAPI(t)
+	shop := newUpstream(t)
+	dir := t.TempDir()
+	logFile := filepath.Join(dir, "caddy.log")
+	const httpPort, adminPort = 9189, 2989
+	runCaddyProcess(t, dir, floodSite(httpPort, adminPort, logFile, api.URL, strings.TrimPrefix(shop.URL, "http://")),
+		httpPort, logFile, "PAYHOOK_TEST_PAYREXX_KEY="+payrexxAPIKey)
+	admin := fmt.Sprintf("http://localhost:%d", adminPort)
+
+	stall := func(n int) []net.Conn {
+		conns := make([]net.Conn, 0, n)
+		for range n {
+			c, err := net.DialTimeout("tcp", fmt.Sprintf("localhost:%d", httpPort), 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			conns = append(conns, c)
+			head := fmt.Sprintf("POST /big/payrexx HTTP/1.1\r\nHost: localhost:%d\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n",
+				httpPort, 64<<20)
+			if _, err := io.WriteString(c, head+strings.Repeat(" ", 100)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return conns
+	}
+	closeAll := func(conns []net.Conn) {
+		for _, c := range conns {
+			c.Close()
+		}
+	}
+	// A first round warms Caddy up; two collections then empty every
+	// sync.Pool (a pooled object survives one), so that the measured
+	// round counts all that it holds, pooled or not.
+	const n = 400
+	closeAll(stall(n))
+	liveHeap(t, admin)
+	before := liveHeap(t, admin)
+	conns := stall(n)
+	defer closeAll(conns)
+	// Every connection's body must have been reached; the heap settles
+	// once the last one is read.
+	var held int64
+	for range 50 {
+		time.Sleep(100 * time.Millisecond)
+		now := liveHeap(t, admin)
+		if now-before == held {
+			break
+		}
+		held = now - before
+	}
+	perConn := held / n
+	t.Logf("%d stalled senders (100 bytes each of a declared 64 MiB): live heap grew by %d KiB, %d bytes each", n, held>>10, perConn)
+	if perConn > 24<<10 {
+		t.Errorf("each stalled sender holds %d bytes of heap, want under 24 KiB (payhook's share should be its 4 KiB buffer)", perConn)
+	}
+}
+
+// liveHeap forces a collection in the Caddy process behind admin and
+// returns the bytes of live heap objects (go_memstats_heap_alloc_bytes).
+func liveHeap(t *testing.T, admin string) int64 {
+	t.Helper()
+	resp, err := http.Get(admin + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	resp, err = http.Get(admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	scanner := bufio.NewScanner(resp.Body)
+	scanner.Buffer(nil, 1<<20)
+	for scanner.Scan() {
+		if rest, ok := strings.CutPrefix(scanner.Text(), "go_memstats_heap_alloc_bytes "); ok {
+			v, err := strconv.ParseFloat(rest, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return int64(v)
+		}
+	}
+	t.Fatalf("no go_memstats_heap_alloc_bytes in %s/metrics", admin)
+	return 0
+}

@@ -67,17 +67,46 @@ func (h *Handler) read(w http.ResponseWriter, r *http.Request, rec *record) (cb 
 	return cb, &rec.input, pooled, nil
 }
 
-// bodyBuffers recycles body buffers up to pooledBodySize; a larger body
-// (allowed by a larger max_body) gets a buffer of its own.
-var bodyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, pooledBodySize); return &b }}
+// Body buffers are pooled by size, 4 KiB to 64 KiB, doubling: a read
+// starts in a 4 KiB buffer (a typical callback is 1 to 4 KiB) and moves to
+// the next size only when its buffer is full, so a connection holds at most
+// twice what it has sent (4 KiB for anything smaller), however many such
+// connections an attacker opens. Past 64 KiB a body gets buffers of its
+// own, still doubling.
+const (
+	smallBodySize = 4 << 10
+	largeBodySize = 64 << 10
+)
 
-const pooledBodySize = 64 << 10
+// bodyPools[i] recycles buffers of smallBodySize<<i bytes.
+var bodyPools [5]sync.Pool
 
-// releaseBody returns a pooled body buffer; nil is no buffer.
+func init() {
+	for i := range bodyPools {
+		size := smallBodySize << i
+		bodyPools[i].New = func() any { b := make([]byte, 0, size); return &b }
+	}
+}
+
+// bodyPool returns the pool of buffers with this capacity, or nil.
+func bodyPool(capacity int) *sync.Pool {
+	for i := range bodyPools {
+		if capacity == smallBodySize<<i {
+			return &bodyPools[i]
+		}
+	}
+	return nil
+}
+
+// releaseBody returns a pooled body buffer to its pool; nil, or a buffer
+// larger than the pools keep, is dropped.
 func releaseBody(pooled *[]byte) {
-	if pooled != nil {
+	if pooled == nil {
+		return
+	}
+	if pool := bodyPool(cap(*pooled)); pool != nil {
 		*pooled = (*pooled)[:0]
-		bodyBuffers.Put(pooled)
+		pool.Put(pooled)
 	}
 }
 
@@ -88,11 +117,10 @@ func releaseBody(pooled *[]byte) {
 // strings share its memory).
 //
 // Memory follows the bytes that actually arrive, never the declared
-// Content-Length nor the limit: reading starts in a pooled 64 KiB buffer,
-// which doubles only when it is full, so a sender that declares (or
-// chunks towards) max_body and sends little costs little.
+// Content-Length nor the limit: a sender that declares (or chunks
+// towards) max_body and sends little costs little.
 func readBounded(w http.ResponseWriter, r *http.Request, limit int64) (body []byte, pooled *[]byte, err error) {
-	pooled = bodyBuffers.Get().(*[]byte)
+	pooled = bodyPools[0].Get().(*[]byte)
 	buf := (*pooled)[:0]
 	reader := http.MaxBytesReader(w, r.Body, limit)
 	for {
@@ -109,14 +137,23 @@ func readBounded(w http.ResponseWriter, r *http.Request, limit int64) (body []by
 			}
 			return nil, nil, fmt.Errorf("%w: %v", errBodyUnreadable, err)
 		}
-		if len(buf) == cap(buf) {
-			// The body outgrew its buffer: double it, up to one byte past
-			// the limit (which tells an oversized body apart). A grown
-			// buffer is not returned to the pool.
-			buf = slices.Grow(buf, int(min(int64(len(buf)), limit+1-int64(len(buf)))))
-			releaseBody(pooled)
-			pooled = nil
+		if len(buf) < cap(buf) {
+			continue
 		}
+		// The body filled its buffer: move to one twice as large, pooled
+		// up to 64 KiB and never more than one byte past the limit (which
+		// tells an oversized body apart).
+		var grown *[]byte
+		if pool := bodyPool(2 * cap(buf)); pool != nil {
+			grown = pool.Get().(*[]byte)
+			*grown = append((*grown)[:0], buf...)
+		} else {
+			b := make([]byte, len(buf), min(2*int64(cap(buf)), limit+1))
+			copy(b, buf)
+			grown = &b
+		}
+		releaseBody(pooled)
+		pooled, buf = grown, *grown
 	}
 }
 
