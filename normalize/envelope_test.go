@@ -17,7 +17,8 @@ func TestEventIDIsDeterministic(t *testing.T) {
 		}
 	}
 	id := base().ID()
-	if again := base(); again.ID() != again.ID() || again.ID() != id {
+	again := base()
+	if first, second := again.ID(), again.ID(); first != second || first != id {
 		t.Fatal("ID is not stable")
 	}
 	if len(id) != 32 {
