@@ -139,6 +139,49 @@ func TestAdyenThroughCaddy(t *testing.T) {
 	}
 }
 
+// validateWithAdyenLibrary prints, for each item of a notification, what
+// Adyen's own hmacValidator.validateHMAC says of it once JSON.parse (which
+// keeps the last of a repeated key, as a shop's decoder does) has read it.
+const validateWithAdyenLibrary = `
+const [key, body] = process.argv.slice(1);
+const { hmacValidator } = require("@adyen/api-library");
+const validator = new hmacValidator();
+console.log(JSON.parse(body).notificationItems.map(w => validator.validateHMAC(w.NotificationRequestItem, key)).join(","));`
+
+// Adyen signs fields, not bytes: a genuine notification with a signed field
+// added a second time (the refund's amount raised a hundredfold) verifies
+// under payhook's first reading, while the shop, and Adyen's own library,
+// read the second. payhook refuses it as malformed, and nothing of the
+// batch reaches the shop.
+func TestAdyenSignedFieldTwiceThroughCaddy(t *testing.T) {
+	dir := npmPackage(t, adyenPackage)
+	t.Setenv("PAYHOOK_TEST_ADYEN_KEY", adyenKey)
+	t.Setenv("PAYHOOK_TEST_ADYEN_KEY_NEXT", adyenKeyNext)
+	e := startCaddy(t, adyenSite(""))
+	signed := strings.TrimSpace(runNode(t, dir, signWithAdyenLibrary, adyenKey, adyenBatch))
+	if got := strings.TrimSpace(runNode(t, dir, validateWithAdyenLibrary, adyenKey, signed)); got != "true,true,true" {
+		t.Fatalf("Adyen's library on the genuine batch: %s", got)
+	}
+	tampered, ok := strings.CutSuffix(signed, "}}]}")
+	if !ok {
+		t.Fatalf("unexpected shape of the signed batch: %s", signed)
+	}
+	tampered += `,"amount":{"currency":"EUR","value":50000}}}]}`
+	if got := strings.TrimSpace(runNode(t, dir, validateWithAdyenLibrary, adyenKey, tampered)); got != "true,true,false" {
+		t.Fatalf("Adyen's library on the tampered batch: %s, want the third item refused", got)
+	}
+	resp, answer := e.post("/hooks/adyen", "application/json", tampered, nil)
+	expectAnswer(t, resp, answer, http.StatusBadRequest, "")
+	e.expectNothingForwarded()
+	e.expectReason("payload_malformed")
+
+	resp, answer = e.post("/hooks/adyen", "application/json", signed, nil)
+	expectAnswer(t, resp, answer, http.StatusOK, "[accepted]")
+	if n := len(e.upstream.received()); n != 3 {
+		t.Errorf("the genuine batch: the shop received %d events, want 3", n)
+	}
+}
+
 // When the shop refuses the second item, Adyen is answered 502 (it
 // retries); the retry delivers the rest only.
 func TestAdyenBatchPartialFailure(t *testing.T) {

@@ -38,8 +38,16 @@ func (it *AdyenItem) SignedData() string {
 		it.Value, it.Currency, it.EventCode, it.Success}, ":")
 }
 
+// adyenSignedKeys are the item's keys that its HMAC covers (amount for its
+// value and currency).
+var adyenSignedKeys = []string{"pspReference", "originalReference", "merchantAccountCode", "merchantReference",
+	"amount", "eventCode", "success"}
+
 // AdyenItems reads the items of a notification, bounded (at most
-// MaxBatchEvents), for their signatures to be checked. It decodes in.Body
+// MaxBatchEvents), for their signatures to be checked. An item that names
+// a signed field twice is malformed: payhook would verify the first value
+// while the shop's decoder (PHP's, JavaScript's, Go's) reads the last from
+// data.original, and Adyen's own library checks the last. It decodes in.Body
 // once (see Decode): the normalizer's second call reads in.Original.
 func AdyenItems(in *Input) ([]AdyenItem, gjson.Result, error) {
 	if err := Decode(in); err != nil {
@@ -60,6 +68,14 @@ func AdyenItems(in *Input) ([]AdyenItem, gjson.Result, error) {
 		item := wrapper.Get("NotificationRequestItem")
 		if !item.IsObject() {
 			ferr = fmt.Errorf("%w: item %d has no NotificationRequestItem", ErrMalformed, len(items))
+			return false
+		}
+		if name := duplicateKey(item, adyenSignedKeys...); name != "" {
+			ferr = fmt.Errorf("%w: item %d has %s twice", ErrMalformed, len(items), name)
+			return false
+		}
+		if name := duplicateKey(item.Get("amount"), "value", "currency"); name != "" {
+			ferr = fmt.Errorf("%w: item %d has amount.%s twice", ErrMalformed, len(items), name)
 			return false
 		}
 		value := item.Get("amount.value")

@@ -1,8 +1,12 @@
 package normalize_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,6 +65,43 @@ func TestAdyenDocumentationVector(t *testing.T) {
 	}
 }
 
+// Quirk: Adyen signs fields, not bytes, so anyone holding a genuine
+// notification can add to it. A signed field named twice would be verified
+// with its first value (gjson's) while the shop's decoder, and Adyen's own
+// library, read the last: such an item is malformed. A repeated unsigned
+// field changes nothing that was verified, and passes.
+func TestAdyenDuplicateSignedFieldIsRefused(t *testing.T) {
+	item := func(fields string) string {
+		return `{"live":"false","notificationItems":[{"NotificationRequestItem":{"amount":{"currency":"EUR","value":500},` +
+			`"eventCode":"AUTHORISATION","merchantAccountCode":"ShopEU","merchantReference":"order-1","pspReference":"QFQTPCQ8HXSKGK82",` +
+			`"reason":"","success":"false"` + fields + `}}]}`
+	}
+	for _, tt := range []struct {
+		name, fields, duplicate string
+	}{
+		{"success", `,"success":"true"`, "success"},
+		{"amount", `,"amount":{"currency":"EUR","value":50000}`, "amount"},
+		{"escaped key", `,"success":"true"`, "success"},
+		{"pspReference", `,"pspReference":"OTHER"`, "pspReference"},
+		{"originalReference", `,"originalReference":"A","originalReference":"B"`, "originalReference"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := AdyenItems(&Input{Body: []byte(item(tt.fields))})
+			if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), tt.duplicate+" twice") {
+				t.Errorf("err = %v, want malformed naming %s", err, tt.duplicate)
+			}
+		})
+	}
+	body := strings.Replace(item(""), `"value":500`, `"value":500,"value":50000`, 1)
+	if _, _, err := AdyenItems(&Input{Body: []byte(body)}); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "amount.value twice") {
+		t.Errorf("amount.value twice: err = %v", err)
+	}
+	items, _, err := AdyenItems(&Input{Body: []byte(item(`,"reason":"again","paymentMethod":"visa","paymentMethod":"mc"`))})
+	if err != nil || items[0].Success != "false" || items[0].Value != "500" {
+		t.Errorf("repeated unsigned fields: %+v, %v", items, err)
+	}
+}
+
 // Adyen's minor units differ from ISO 4217 for four currencies
 // (docs.adyen.com/development-resources/currency-codes).
 func TestAdyenAmountDiffersFromStandard(t *testing.T) {
@@ -102,7 +143,17 @@ func TestAdyenSampleRoundTrips(t *testing.T) {
 func FuzzAdyen(f *testing.F) {
 	f.Add([]byte(`{"live":"false","notificationItems":[{"NotificationRequestItem":{"eventCode":"AUTHORISATION","success":"true","pspReference":"1","amount":{"value":100,"currency":"EUR"}}}]}`))
 	f.Add([]byte(`{"live":"true","notificationItems":[{"NotificationRequestItem":{"eventCode":"CANCEL_OR_REFUND","success":"true","additionalData":{"modification.action":"refund"}}}]}`))
+	f.Add([]byte(`{"notificationItems":[{"NotificationRequestItem":{"eventCode":"AUTHORISATION","success":"false","pspReference":"1","success":"true"}}]}`))
+	f.Add([]byte(`{"notificationItems":[{"NotificationRequestItem":{"eventCode":"REFUND","success":"true","amount":{"value":1,"currency":"EUR","value":100}}}]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
+		// What payhook verifies is what a shop's decoder reads from the
+		// item it forwards (encoding/json, like PHP's, keeps the last of a
+		// repeated key).
+		if items, _, err := AdyenItems(&Input{Body: body}); err == nil {
+			for _, it := range items {
+				checkAdyenItemDecodesAsRead(t, it)
+			}
+		}
 		events, err := Adyen(&Input{Provider: "adyen", Body: body})
 		if err != nil {
 			for _, sentinel := range []error{ErrMalformed, ErrMissingField, ErrInexactAmount, ErrUnknownCurrency} {
@@ -118,4 +169,44 @@ func FuzzAdyen(f *testing.F) {
 			}
 		}
 	})
+}
+
+// checkAdyenItemDecodesAsRead fails when a signed field of the item, as
+// encoding/json decodes the item's bytes, differs from what payhook read.
+func checkAdyenItemDecodesAsRead(t *testing.T, it AdyenItem) {
+	t.Helper()
+	decoder := json.NewDecoder(bytes.NewReader(it.Raw))
+	decoder.UseNumber()
+	var item map[string]any
+	if err := decoder.Decode(&item); err != nil {
+		t.Fatalf("item %s: %v", it.Raw, err)
+	}
+	amount, _ := item["amount"].(map[string]any)
+	for _, field := range []struct {
+		name string
+		read string
+		json any
+	}{
+		{"pspReference", it.PSPReference, item["pspReference"]},
+		{"originalReference", it.OriginalReference, item["originalReference"]},
+		{"merchantAccountCode", it.MerchantAccountCode, item["merchantAccountCode"]},
+		{"merchantReference", it.MerchantReference, item["merchantReference"]},
+		{"eventCode", it.EventCode, item["eventCode"]},
+		{"success", it.Success, item["success"]},
+		{"amount.value", it.Value, amount["value"]},
+		{"amount.currency", it.Currency, amount["currency"]},
+	} {
+		var decoded string
+		switch v := field.json.(type) {
+		case string:
+			decoded = v
+		case json.Number:
+			decoded = v.String()
+		case bool:
+			decoded = strconv.FormatBool(v)
+		}
+		if decoded != field.read {
+			t.Fatalf("%s: payhook read %q, encoding/json decodes %q from %s", field.name, field.read, decoded, it.Raw)
+		}
+	}
 }
