@@ -52,7 +52,11 @@ const (
 	// Backoff: an event's own retries double from inboxBackoffBase up to
 	// inboxQueueBackoffCap; while the shop fails, a single probe is sent,
 	// its interval doubling up to inboxProbeCap. When a probe gets through,
-	// every waiting event is tried at once, not at its own next time.
+	// every waiting event is tried at once, not at its own next time. An
+	// event the shop refuses again after it has taken others since is the
+	// shop's answer to that event, not the shop failing: it keeps to its
+	// own backoff, and neither holds the others to probes nor is tried
+	// again with every delivery of theirs.
 	inboxBackoffBase     = time.Second
 	inboxQueueBackoffCap = 5 * time.Minute
 	inboxProbeCap        = 30 * time.Second
@@ -143,6 +147,8 @@ type inbox struct {
 	failures int       // consecutive failed attempts: the shop is down
 	probeAt  time.Time // while failures > 0, when the next probe may go
 	lastScan time.Time
+	// delivered is when the shop last took an event.
+	delivered time.Time
 }
 
 // inboxQueue is one payment's waiting events, as last seen.
@@ -152,6 +158,11 @@ type inboxQueue struct {
 	attempts  int
 	running   bool
 	claimFrom time.Time // since when its claim has been refused; zero when not
+	// failedAt is when its last attempt failed; refused is set when that
+	// was its own (the shop had taken another event since its previous
+	// failure): it then keeps to its own backoff.
+	failedAt time.Time
+	refused  bool
 }
 
 // contended notes that a queue's claim was refused (or, with claimed, that
@@ -357,25 +368,55 @@ func (ib *inbox) dispatch() {
 	ib.mu.Lock()
 	defer ib.mu.Unlock()
 	now := ib.now()
-	limit := inboxParallel
+	due := func(q *inboxQueue) bool { return !q.running && len(q.keys) > 0 && !now.Before(q.nextAt) }
 	if ib.failures > 0 {
-		if now.Before(ib.probeAt) {
+		if now.Before(ib.probeAt) || ib.running > 0 {
 			return
 		}
-		limit = 1
+		// The probe: the event least likely to be refused for itself, one
+		// the shop has not refused on its own and that failed least.
+		var probe string
+		var best *inboxQueue
+		for name, q := range ib.queues {
+			if due(q) && (best == nil || probeBefore(q, name, best, probe)) {
+				probe, best = name, q
+			}
+		}
+		if best != nil {
+			ib.start(probe)
+		}
+		return
 	}
 	for name, q := range ib.queues {
-		if ib.running >= limit {
+		if ib.running >= inboxParallel {
 			return
 		}
-		if q.running || len(q.keys) == 0 || now.Before(q.nextAt) {
-			continue
+		if due(q) {
+			ib.start(name)
 		}
-		q.running = true
-		ib.running++
-		ib.deliveries.Add(1)
-		go ib.deliverHead(name, q.keys[0])
 	}
+}
+
+// probeBefore orders the candidates for a probe: first the queues the shop
+// has not refused on their own, then the fewest failed attempts, then the
+// name (so that the choice does not depend on a map's order).
+func probeBefore(q *inboxQueue, name string, other *inboxQueue, otherName string) bool {
+	if q.refused != other.refused {
+		return !q.refused
+	}
+	if q.attempts != other.attempts {
+		return q.attempts < other.attempts
+	}
+	return name < otherName
+}
+
+// start delivers a queue's head in the background; ib.mu is held.
+func (ib *inbox) start(name string) {
+	q := ib.queues[name]
+	q.running = true
+	ib.running++
+	ib.deliveries.Add(1)
+	go ib.deliverHead(name, q.keys[0])
 }
 
 // deliverHead delivers a queue's first event, holding the queue's claim.
@@ -442,11 +483,11 @@ func (ib *inbox) deliverHead(queue, key string) {
 	case up.delivered():
 		rec.State, rec.DoneAt, rec.NextAttempt = stateDelivered, now, time.Time{}
 		ib.finish(queue, key, &rec, ib.dir("delivered", rec.ID))
-		ib.recovered()
+		ib.recovered(now)
 	case now.Sub(rec.ReceivedAt) >= ib.retryFor:
 		rec.State, rec.DoneAt, rec.NextAttempt = stateFailed, now, time.Time{}
+		ib.failed(queue, now) // before finish, which makes the next event the head
 		ib.finish(queue, key, &rec, ib.dir("failed", rec.ID))
-		ib.failed()
 		ib.logger.Error("event not delivered within retry_for; kept as failed (replay it with caddy payhook replay)",
 			zap.String("event_id", rec.ID), zap.String("provider", rec.Provider), zap.Duration("retry_for", ib.retryFor),
 			zap.String("last_error", attempt.Error), zap.Int("attempts", len(rec.Attempts)))
@@ -458,7 +499,7 @@ func (ib *inbox) deliverHead(queue, key string) {
 				ib.logger.Error("recording a delivery attempt", zap.String("event_id", rec.ID), zap.Error(err))
 			}
 		}
-		ib.failed()
+		ib.failed(queue, now)
 		ib.logger.Warn("shop did not take an event from the inbox; retrying",
 			zap.String("event_id", rec.ID), zap.String("provider", rec.Provider), zap.String("reason", attempt.Error),
 			zap.Time("next_attempt", next))
@@ -531,7 +572,8 @@ func (ib *inbox) forget(queue, key string) {
 		return
 	}
 	ib.setKeys(q, slices.DeleteFunc(slices.Clone(q.keys), func(k string) bool { return k == key }))
-	q.attempts = 0
+	// The next event is a new head: nothing refused yet.
+	q.attempts, q.failedAt, q.refused = 0, time.Time{}, false
 	q.nextAt = ib.now()
 	if len(q.keys) == 0 && !q.running {
 		delete(ib.queues, queue)
@@ -552,13 +594,21 @@ func (ib *inbox) backOff(queue string, extra int) time.Time {
 	return q.nextAt
 }
 
-// failed notes a failed attempt: the shop is (still) failing, and the
-// next probe waits longer. Failures of deliveries that ran together count
-// once.
-func (ib *inbox) failed() {
+// failed notes a failed attempt of a queue. If the shop has taken another
+// event since the queue's previous failure (and nothing says it is failing
+// now), the refusal is the queue's own: it keeps to its backoff. Otherwise
+// the shop is (still) failing, and the next probe waits longer; failures
+// of deliveries that ran together count once.
+func (ib *inbox) failed(queue string, now time.Time) {
 	ib.mu.Lock()
 	defer ib.mu.Unlock()
-	now := ib.now()
+	if q := ib.queues[queue]; q != nil {
+		own := ib.failures == 0 && !q.failedAt.IsZero() && ib.delivered.After(q.failedAt)
+		q.failedAt, q.refused = now, own || q.refused
+		if q.refused {
+			return
+		}
+	}
 	if ib.failures > 0 && now.Before(ib.probeAt) {
 		return // another failure of the same round (deliveries run in parallel)
 	}
@@ -567,18 +617,23 @@ func (ib *inbox) failed() {
 }
 
 // recovered notes a delivery: if the shop was failing, every waiting event
-// is due now rather than at its own next time.
-func (ib *inbox) recovered() {
+// is due now rather than at its own next time, but for those the shop
+// refused on their own.
+func (ib *inbox) recovered(now time.Time) {
 	ib.mu.Lock()
 	defer ib.mu.Unlock()
+	if now.After(ib.delivered) {
+		ib.delivered = now
+	}
 	if ib.failures == 0 {
 		return
 	}
 	ib.failures = 0
-	now := ib.now()
 	for _, q := range ib.queues {
-		q.attempts = 0
-		q.nextAt = now
+		if !q.refused {
+			q.attempts = 0
+			q.nextAt = now
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -139,6 +140,44 @@ func TestInboxOnePaymentDoesNotHoldOthers(t *testing.T) {
 		if s := statuses([]received{r})[0]; s == "payStuck captured" {
 			t.Error("a payment's later event was delivered before its earlier one")
 		}
+	}
+}
+
+// An event the shop keeps refusing while it takes others is retried on its
+// own backoff: the others' deliveries do not count as "the shop is back" for
+// it (which retried it after every one of them), and its refusals do not
+// hold the others to one probe at a time.
+func TestInboxRefusedEventBacksOffWhileOthersFlow(t *testing.T) {
+	e := startCaddy(t, inboxSite(""))
+	e.upstream.setStatusByBody(func(body []byte) int {
+		if bytes.Contains(body, []byte(`"payStuck"`)) {
+			return http.StatusUnprocessableEntity
+		}
+		return http.StatusOK
+	})
+	resp, answer := e.send(ixopayCallback(payment("payStuck", "DEBIT", "OK")))
+	expectAnswer(t, resp, answer, http.StatusOK, "OK")
+	const others = 20
+	start := time.Now()
+	for i := range others {
+		resp, answer := e.send(ixopayCallback(payment(fmt.Sprintf("payFlow%02d", i), "DEBIT", "OK")))
+		expectAnswer(t, resp, answer, http.StatusOK, "OK")
+		time.Sleep(200 * time.Millisecond)
+	}
+	e.waitTaken(others, 30*time.Second)
+	elapsed := time.Since(start)
+	stuck := 0
+	for _, r := range e.upstream.received() {
+		if bytes.Contains(r.Body, []byte(`"payStuck"`)) {
+			stuck++
+		}
+	}
+	// Its own backoff, from 1 s doubling (±25 %), allows one attempt at
+	// once and about log2(elapsed) more; retried after each of the others'
+	// deliveries it was tried about as often as they were delivered.
+	t.Logf("the refused event was tried %d times in %v while %d others were delivered", stuck, elapsed.Round(time.Millisecond), others)
+	if limit := 3 + int(math.Log2(elapsed.Seconds()+1)); stuck > limit {
+		t.Errorf("the refused event was tried %d times in %v while %d others were delivered; want at most %d", stuck, elapsed.Round(time.Millisecond), others, limit)
 	}
 }
 
