@@ -351,6 +351,12 @@ const debitOK = `{"result":"OK","uuid":"d94c0d72f3a36e21f16e","merchantTransacti
 // send signs and sends c to Caddy and returns the answer and its body.
 func (e *env) send(c *callback) (*http.Response, string) {
 	e.t.Helper()
+	return e.do(e.callbackRequest(c))
+}
+
+// callbackRequest is the request send makes of c.
+func (e *env) callbackRequest(c *callback) *http.Request {
+	e.t.Helper()
 	var body io.Reader = bytes.NewReader(c.body)
 	if c.chunked {
 		body = io.MultiReader(bytes.NewReader(c.body)) // unknown length: chunked
@@ -373,7 +379,7 @@ func (e *env) send(c *callback) (*http.Response, string) {
 	for name, values := range c.header {
 		req.Header[name] = values
 	}
-	return e.do(req)
+	return req
 }
 
 // testClient sends the tests' callbacks, each on a new connection. Caddy

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -82,12 +83,16 @@ var (
 // deliver it again (the request as forwarded, the envelope) and what
 // happened to it.
 type inboxRecord struct {
-	ID          string          `json:"id"`
-	Provider    string          `json:"provider"`
-	Type        string          `json:"type"`
-	Queue       string          `json:"queue"`
-	ReceivedAt  time.Time       `json:"received_at"`
-	Server      string          `json:"server,omitempty"`
+	ID         string    `json:"id"`
+	Provider   string    `json:"provider"`
+	Type       string    `json:"type"`
+	Queue      string    `json:"queue"`
+	ReceivedAt time.Time `json:"received_at"`
+	Server     string    `json:"server,omitempty"`
+	// RemoteAddr is the address the callback came from: a delivery comes
+	// from it too, so that the route's matchers and {client_ip} see the
+	// provider, as for the callback itself.
+	RemoteAddr  string          `json:"remote_addr,omitempty"`
 	Method      string          `json:"method"`
 	Host        string          `json:"host"`
 	URI         string          `json:"uri"`
@@ -673,7 +678,7 @@ func (ib *inbox) send(rec *inboxRecord) (up upstreamResult) {
 	defer cancel()
 	req := (&http.Request{
 		Method: rec.Method, URL: u, RequestURI: rec.URI, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: rec.Header.Clone(), Host: rec.Host, RemoteAddr: "127.0.0.1:0", Body: http.NoBody,
+		Header: rec.Header.Clone(), Host: rec.Host, RemoteAddr: cmp.Or(rec.RemoteAddr, "127.0.0.1:0"), Body: http.NoBody,
 	}).WithContext(ctx)
 	if req.Header == nil {
 		req.Header = http.Header{}

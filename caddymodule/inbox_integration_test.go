@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -178,6 +179,34 @@ func TestInboxRefusedEventBacksOffWhileOthersFlow(t *testing.T) {
 	t.Logf("the refused event was tried %d times in %v while %d others were delivered", stuck, elapsed.Round(time.Millisecond), others)
 	if limit := 3 + int(math.Log2(elapsed.Seconds()+1)); stuck > limit {
 		t.Errorf("the refused event was tried %d times in %v while %d others were delivered; want at most %d", stuck, elapsed.Round(time.Millisecond), others, limit)
+	}
+}
+
+// A route that admits only the provider's addresses (Caddy's remote_ip
+// matcher) still leads the inbox's deliveries to payhook: a delivery goes
+// through the server from the address the callback came from, not from
+// the loopback, so the same matchers (and {client_ip}) apply to it.
+func TestInboxDeliveryKeepsTheProvidersAddress(t *testing.T) {
+	site := "@provider remote_ip 127.0.0.2/32\n\thandle @provider {\n\t" + inboxSite("") + "\n\t}\n\thandle {\n\t\trespond \"not from the provider\" 403\n\t}"
+	e := startCaddy(t, strings.Replace(site, "header_up X-Payhook-Status {http.vars.payhook.status}",
+		"header_up X-Payhook-Status {http.vars.payhook.status}\n\t\t\theader_up X-Client-Ip {client_ip}", 1))
+	provider := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DisableKeepAlives: true,
+		DialContext:       (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}).DialContext,
+	}}
+	resp, err := provider.Do(e.callbackRequest(ixopayCallback(debitOK)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	expectAnswer(t, resp, string(answer), http.StatusOK, "OK")
+	resp, body := e.send(ixopayCallback(debitOK)) // from 127.0.0.1: not the provider
+	expectAnswer(t, resp, body, http.StatusForbidden, "not from the provider")
+
+	got := e.waitTaken(1, 10*time.Second)
+	if ip := got[0].Header.Get("X-Client-Ip"); ip != "127.0.0.2" {
+		t.Errorf("the delivery's {client_ip} = %q, want the provider's 127.0.0.2", ip)
 	}
 }
 
