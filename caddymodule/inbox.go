@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -92,7 +93,10 @@ type inboxRecord struct {
 	// RemoteAddr is the address the callback came from: a delivery comes
 	// from it too, so that the route's matchers and {client_ip} see the
 	// provider, as for the callback itself.
-	RemoteAddr  string          `json:"remote_addr,omitempty"`
+	RemoteAddr string `json:"remote_addr,omitempty"`
+	// TLS is the callback's connection, when it came over HTTPS: a
+	// delivery is made as one ({scheme}, X-Forwarded-Proto, matchers).
+	TLS         *inboxTLS       `json:"tls,omitempty"`
 	Method      string          `json:"method"`
 	Host        string          `json:"host"`
 	URI         string          `json:"uri"`
@@ -102,6 +106,28 @@ type inboxRecord struct {
 	Attempts    []inboxAttempt  `json:"attempts,omitempty"`
 	NextAttempt time.Time       `json:"next_attempt,omitzero"`
 	DoneAt      time.Time       `json:"done_at,omitzero"`
+}
+
+// inboxTLS is what a delivery's request says of the callback's TLS
+// connection (not its ALPN protocol: a delivery is an HTTP/1.1 request).
+type inboxTLS struct {
+	Version     uint16 `json:"version"`
+	CipherSuite uint16 `json:"cipher_suite"`
+	ServerName  string `json:"server_name,omitempty"`
+}
+
+func tlsOf(state *tls.ConnectionState) *inboxTLS {
+	if state == nil {
+		return nil
+	}
+	return &inboxTLS{Version: state.Version, CipherSuite: state.CipherSuite, ServerName: state.ServerName}
+}
+
+func (t *inboxTLS) state() *tls.ConnectionState {
+	if t == nil {
+		return nil
+	}
+	return &tls.ConnectionState{Version: t.Version, CipherSuite: t.CipherSuite, ServerName: t.ServerName, HandshakeComplete: true}
 }
 
 // inboxAttempt is one delivery attempt.
@@ -678,7 +704,7 @@ func (ib *inbox) send(rec *inboxRecord) (up upstreamResult) {
 	defer cancel()
 	req := (&http.Request{
 		Method: rec.Method, URL: u, RequestURI: rec.URI, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: rec.Header.Clone(), Host: rec.Host, RemoteAddr: cmp.Or(rec.RemoteAddr, "127.0.0.1:0"), Body: http.NoBody,
+		Header: rec.Header.Clone(), Host: rec.Host, RemoteAddr: cmp.Or(rec.RemoteAddr, "127.0.0.1:0"), TLS: rec.TLS.state(), Body: http.NoBody,
 	}).WithContext(ctx)
 	if req.Header == nil {
 		req.Header = http.Header{}

@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"bytes"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -207,6 +208,40 @@ func TestInboxDeliveryKeepsTheProvidersAddress(t *testing.T) {
 	got := e.waitTaken(1, 10*time.Second)
 	if ip := got[0].Header.Get("X-Client-Ip"); ip != "127.0.0.2" {
 		t.Errorf("the delivery's {client_ip} = %q, want the provider's 127.0.0.2", ip)
+	}
+}
+
+// A callback that came over HTTPS is delivered as one: reverse_proxy tells
+// the shop X-Forwarded-Proto https for the inbox's deliveries as for live
+// callbacks (a shop that redirects plain-HTTP requests, as Django's and
+// Laravel's HTTPS settings do behind a proxy, would otherwise refuse every
+// delivery).
+func TestInboxDeliveryOverTLSStaysHTTPS(t *testing.T) {
+	e := startCaddyAt(t, t.TempDir(), "", "https://localhost:9443", "tls internal\n\t"+inboxSite(""))
+	provider := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DisableKeepAlives: true,
+		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, // Caddy's internal CA
+	}}
+	// Caddy obtains its certificate in the background: the first
+	// handshakes may fail until it has.
+	var resp *http.Response
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		req := e.callbackRequest(ixopayCallback(debitOK))
+		req.URL.Scheme, req.URL.Host = "https", "localhost:9443"
+		if resp, err = provider.Do(req); err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	expectAnswer(t, resp, string(answer), http.StatusOK, "OK")
+	got := e.waitTaken(1, 10*time.Second)
+	if proto := got[0].Header.Get("X-Forwarded-Proto"); proto != "https" {
+		t.Errorf("the delivery's X-Forwarded-Proto = %q, want https", proto)
 	}
 }
 
