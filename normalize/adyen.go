@@ -38,16 +38,18 @@ func (it *AdyenItem) SignedData() string {
 		it.Value, it.Currency, it.EventCode, it.Success}, ":")
 }
 
-// adyenSignedKeys are the item's keys that its HMAC covers (amount for its
-// value and currency).
-var adyenSignedKeys = []string{"pspReference", "originalReference", "merchantAccountCode", "merchantReference",
-	"amount", "eventCode", "success"}
+// adyenVerifiedKeys are the item's keys whose values its verification
+// reads: the fields its HMAC covers (amount for its value and currency)
+// and additionalData, which carries the signature.
+var adyenVerifiedKeys = []string{"pspReference", "originalReference", "merchantAccountCode", "merchantReference",
+	"amount", "eventCode", "success", "additionalData"}
 
 // AdyenItems reads the items of a notification, bounded (at most
 // MaxBatchEvents), for their signatures to be checked. An item that names
-// a signed field twice is malformed: payhook would verify the first value
-// while the shop's decoder (PHP's, JavaScript's, Go's) reads the last from
-// data.original, and Adyen's own library checks the last. It decodes in.Body
+// a signed field (or its signature) twice is malformed: payhook would
+// verify the first value while the shop's decoder (PHP's, JavaScript's,
+// Go's) reads the last from data.original, and Adyen's own library checks
+// the last. It decodes in.Body
 // once (see Decode): the normalizer's second call reads in.Original.
 func AdyenItems(in *Input) ([]AdyenItem, gjson.Result, error) {
 	if err := Decode(in); err != nil {
@@ -70,12 +72,16 @@ func AdyenItems(in *Input) ([]AdyenItem, gjson.Result, error) {
 			ferr = fmt.Errorf("%w: item %d has no NotificationRequestItem", ErrMalformed, len(items))
 			return false
 		}
-		if name := duplicateKey(item, adyenSignedKeys...); name != "" {
+		if name := duplicateKey(item, adyenVerifiedKeys...); name != "" {
 			ferr = fmt.Errorf("%w: item %d has %s twice", ErrMalformed, len(items), name)
 			return false
 		}
 		if name := duplicateKey(item.Get("amount"), "value", "currency"); name != "" {
 			ferr = fmt.Errorf("%w: item %d has amount.%s twice", ErrMalformed, len(items), name)
+			return false
+		}
+		if duplicateKey(item.Get("additionalData"), "hmacSignature") != "" {
+			ferr = fmt.Errorf("%w: item %d has additionalData.hmacSignature twice", ErrMalformed, len(items))
 			return false
 		}
 		value := item.Get("amount.value")

@@ -81,6 +81,7 @@ func TestAdyenDuplicateSignedFieldIsRefused(t *testing.T) {
 	}{
 		{"success", `,"success":"true"`, "success"},
 		{"amount", `,"amount":{"currency":"EUR","value":50000}`, "amount"},
+		{"merchantReference", `,"merchantReference":"order-2"`, "merchantReference"},
 		{"escaped key", `,"success":"true"`, "success"},
 		{"pspReference", `,"pspReference":"OTHER"`, "pspReference"},
 		{"originalReference", `,"originalReference":"A","originalReference":"B"`, "originalReference"},
@@ -92,9 +93,14 @@ func TestAdyenDuplicateSignedFieldIsRefused(t *testing.T) {
 			}
 		})
 	}
-	body := strings.Replace(item(""), `"value":500`, `"value":500,"value":50000`, 1)
-	if _, _, err := AdyenItems(&Input{Body: []byte(body)}); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "amount.value twice") {
-		t.Errorf("amount.value twice: err = %v", err)
+	for _, tt := range []struct{ name, body string }{
+		{"amount.value", strings.Replace(item(""), `"value":500`, `"value":500,"value":50000`, 1)},
+		{"additionalData.hmacSignature", item(`,"additionalData":{"hmacSignature":"a","hmacSignature":"b"}`)},
+		{"additionalData", item(`,"additionalData":{"hmacSignature":"a"},"additionalData":{"hmacSignature":"b"}`)},
+	} {
+		if _, _, err := AdyenItems(&Input{Body: []byte(tt.body)}); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), tt.name+" twice") {
+			t.Errorf("%s twice: err = %v", tt.name, err)
+		}
 	}
 	items, _, err := AdyenItems(&Input{Body: []byte(item(`,"reason":"again","paymentMethod":"visa","paymentMethod":"mc"`))})
 	if err != nil || items[0].Success != "false" || items[0].Value != "500" {
