@@ -391,7 +391,13 @@ var testClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transp
 
 func (e *env) do(req *http.Request) (*http.Response, string) {
 	e.t.Helper()
-	resp, err := testClient.Do(req)
+	return e.doWith(testClient, req)
+}
+
+// doWith is do through client (another address, TLS).
+func (e *env) doWith(client *http.Client, req *http.Request) (*http.Response, string) {
+	e.t.Helper()
+	resp, err := client.Do(req)
 	if err != nil {
 		e.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
 	}

@@ -118,15 +118,25 @@ func TestInboxAcknowledgesWhileTheShopIsDown(t *testing.T) {
 	}
 }
 
-// One payment's failing event holds back that payment only.
-func TestInboxOnePaymentDoesNotHoldOthers(t *testing.T) {
-	e := startCaddy(t, inboxSite(""))
+// refusePayment makes the shop refuse (422) every event about payment uuid
+// and take the others.
+func refusePayment(e *env, uuid string) {
 	e.upstream.setStatusByBody(func(body []byte) int {
-		if bytes.Contains(body, []byte(`"payStuck"`)) {
+		if isPayment(body, uuid) {
 			return http.StatusUnprocessableEntity
 		}
 		return http.StatusOK
 	})
+}
+
+func isPayment(envelope []byte, uuid string) bool {
+	return bytes.Contains(envelope, []byte(`"`+uuid+`"`))
+}
+
+// One payment's failing event holds back that payment only.
+func TestInboxOnePaymentDoesNotHoldOthers(t *testing.T) {
+	e := startCaddy(t, inboxSite(""))
+	refusePayment(e, "payStuck")
 	for _, body := range []string{payment("payStuck", "DEBIT", "PENDING"), payment("payStuck", "DEBIT", "OK"), payment("payFree", "DEBIT", "OK")} {
 		resp, answer := e.send(ixopayCallback(body))
 		expectAnswer(t, resp, answer, http.StatusOK, "OK")
@@ -151,12 +161,7 @@ func TestInboxOnePaymentDoesNotHoldOthers(t *testing.T) {
 // hold the others to one probe at a time.
 func TestInboxRefusedEventBacksOffWhileOthersFlow(t *testing.T) {
 	e := startCaddy(t, inboxSite(""))
-	e.upstream.setStatusByBody(func(body []byte) int {
-		if bytes.Contains(body, []byte(`"payStuck"`)) {
-			return http.StatusUnprocessableEntity
-		}
-		return http.StatusOK
-	})
+	refusePayment(e, "payStuck")
 	resp, answer := e.send(ixopayCallback(payment("payStuck", "DEBIT", "OK")))
 	expectAnswer(t, resp, answer, http.StatusOK, "OK")
 	const others = 20
@@ -170,7 +175,7 @@ func TestInboxRefusedEventBacksOffWhileOthersFlow(t *testing.T) {
 	elapsed := time.Since(start)
 	stuck := 0
 	for _, r := range e.upstream.received() {
-		if bytes.Contains(r.Body, []byte(`"payStuck"`)) {
+		if isPayment(r.Body, "payStuck") {
 			stuck++
 		}
 	}
@@ -195,15 +200,10 @@ func TestInboxDeliveryKeepsTheProvidersAddress(t *testing.T) {
 		DisableKeepAlives: true,
 		DialContext:       (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}).DialContext,
 	}}
-	resp, err := provider.Do(e.callbackRequest(ixopayCallback(debitOK)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	answer, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	expectAnswer(t, resp, string(answer), http.StatusOK, "OK")
-	resp, body := e.send(ixopayCallback(debitOK)) // from 127.0.0.1: not the provider
-	expectAnswer(t, resp, body, http.StatusForbidden, "not from the provider")
+	resp, answer := e.doWith(provider, e.callbackRequest(ixopayCallback(debitOK)))
+	expectAnswer(t, resp, answer, http.StatusOK, "OK")
+	resp, answer = e.send(ixopayCallback(debitOK)) // from 127.0.0.1: not the provider
+	expectAnswer(t, resp, answer, http.StatusForbidden, "not from the provider")
 
 	got := e.waitTaken(1, 10*time.Second)
 	if ip := got[0].Header.Get("X-Client-Ip"); ip != "127.0.0.2" {
@@ -222,23 +222,22 @@ func TestInboxDeliveryOverTLSStaysHTTPS(t *testing.T) {
 		DisableKeepAlives: true,
 		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, // Caddy's internal CA
 	}}
-	// Caddy obtains its certificate in the background: the first
-	// handshakes may fail until it has.
-	var resp *http.Response
-	var err error
+	// Caddy obtains its certificate in the background: until it has,
+	// handshakes fail.
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		req := e.callbackRequest(ixopayCallback(debitOK))
-		req.URL.Scheme, req.URL.Host = "https", "localhost:9443"
-		if resp, err = provider.Do(req); err == nil || time.Now().After(deadline) {
+		resp, err := provider.Get("https://localhost:9443/")
+		if err == nil {
+			resp.Body.Close()
 			break
 		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
 	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	answer, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	expectAnswer(t, resp, string(answer), http.StatusOK, "OK")
+	req := e.callbackRequest(ixopayCallback(debitOK))
+	req.URL.Scheme, req.URL.Host = "https", "localhost:9443"
+	resp, answer := e.doWith(provider, req)
+	expectAnswer(t, resp, answer, http.StatusOK, "OK")
 	got := e.waitTaken(1, 10*time.Second)
 	if proto := got[0].Header.Get("X-Forwarded-Proto"); proto != "https" {
 		t.Errorf("the delivery's X-Forwarded-Proto = %q, want https", proto)

@@ -75,11 +75,12 @@ func (h *Handler) read(w http.ResponseWriter, r *http.Request, rec *record) (cb 
 // own, still doubling.
 const (
 	smallBodySize = 4 << 10
-	largeBodySize = 64 << 10
+	bodyPoolSizes = 5
+	largeBodySize = smallBodySize << (bodyPoolSizes - 1) // 64 KiB
 )
 
 // bodyPools[i] recycles buffers of smallBodySize<<i bytes.
-var bodyPools [5]sync.Pool
+var bodyPools [bodyPoolSizes]sync.Pool
 
 func init() {
 	for i := range bodyPools {

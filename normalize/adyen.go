@@ -38,11 +38,31 @@ func (it *AdyenItem) SignedData() string {
 		it.Value, it.Currency, it.EventCode, it.Success}, ":")
 }
 
-// adyenVerifiedKeys are the item's keys whose values its verification
-// reads: the fields its HMAC covers (amount for its value and currency)
-// and additionalData, which carries the signature.
-var adyenVerifiedKeys = []string{"pspReference", "originalReference", "merchantAccountCode", "merchantReference",
-	"amount", "eventCode", "success", "additionalData"}
+// adyenVerifiedKeys are the keys whose values an item's verification reads,
+// by object: the fields its HMAC covers and the signature.
+var adyenVerifiedKeys = []struct {
+	path string // "" for the item itself
+	keys []string
+}{
+	{"", []string{"pspReference", "originalReference", "merchantAccountCode", "merchantReference", "amount", "eventCode", "success", "additionalData"}},
+	{"amount", []string{"value", "currency"}},
+	{"additionalData", []string{"hmacSignature"}},
+}
+
+// adyenRepeatedKey returns the first verified key the item names twice, as
+// a dotted path, or "".
+func adyenRepeatedKey(item gjson.Result) string {
+	for _, object := range adyenVerifiedKeys {
+		within := item
+		if object.path != "" {
+			within = item.Get(object.path)
+		}
+		if name := duplicateKey(within, object.keys...); name != "" {
+			return strings.TrimPrefix(object.path+"."+name, ".")
+		}
+	}
+	return ""
+}
 
 // AdyenItems reads the items of a notification, bounded (at most
 // MaxBatchEvents), for their signatures to be checked. An item that names
@@ -72,16 +92,8 @@ func AdyenItems(in *Input) ([]AdyenItem, gjson.Result, error) {
 			ferr = fmt.Errorf("%w: item %d has no NotificationRequestItem", ErrMalformed, len(items))
 			return false
 		}
-		if name := duplicateKey(item, adyenVerifiedKeys...); name != "" {
+		if name := adyenRepeatedKey(item); name != "" {
 			ferr = fmt.Errorf("%w: item %d has %s twice", ErrMalformed, len(items), name)
-			return false
-		}
-		if name := duplicateKey(item.Get("amount"), "value", "currency"); name != "" {
-			ferr = fmt.Errorf("%w: item %d has amount.%s twice", ErrMalformed, len(items), name)
-			return false
-		}
-		if duplicateKey(item.Get("additionalData"), "hmacSignature") != "" {
-			ferr = fmt.Errorf("%w: item %d has additionalData.hmacSignature twice", ErrMalformed, len(items))
 			return false
 		}
 		value := item.Get("amount.value")

@@ -82,7 +82,7 @@ func TestAdyenDuplicateSignedFieldIsRefused(t *testing.T) {
 		{"success", `,"success":"true"`, "success"},
 		{"amount", `,"amount":{"currency":"EUR","value":50000}`, "amount"},
 		{"merchantReference", `,"merchantReference":"order-2"`, "merchantReference"},
-		{"escaped key", `,"success":"true"`, "success"},
+		{"escaped key", `,"succ\u0065ss":"true"`, "success"},
 		{"pspReference", `,"pspReference":"OTHER"`, "pspReference"},
 		{"originalReference", `,"originalReference":"A","originalReference":"B"`, "originalReference"},
 	} {
