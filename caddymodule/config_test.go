@@ -41,6 +41,7 @@ func TestConfigurationMistakesFailValidation(t *testing.T) {
 		{"hmac without a name", "payhook hmac {\n\t\tsecret {env.PAYHOOK_TEST_SECRET}\n\t\theader X-Sig\n\t}", "name is required"},
 		{"hmac without a header", "payhook hmac {\n\t\tname acme\n\t\tsecret {env.PAYHOOK_TEST_SECRET}\n\t}", "header is required"},
 		{"hmac template without the body", "payhook hmac {\n\t\tname acme\n\t\tsecret {env.PAYHOOK_TEST_SECRET}\n\t\theader X-Sig\n\t\tcontent {timestamp}\n\t}", "does not cover the body"},
+		{"hmac timestamp not signed", "payhook hmac {\n\t\tname acme\n\t\tsecret {env.PAYHOOK_TEST_SECRET}\n\t\theader X-Sig\n\t\ttimestamp_header X-Timestamp\n\t}", "the timestamp is checked but not signed"},
 		{"map: status outside the vocabulary", "payhook hmac {\n\t\tname acme\n\t\tsecret {env.PAYHOOK_TEST_SECRET}\n\t\theader X-Sig\n\t\tmap {\n\t\t\tstatus type\n\t\t\tstatuses {\n\t\t\t\tpaid settled\n\t\t\t}\n\t\t}\n\t}", "not a canonical status"},
 		{"map: a path that does not parse", "payhook standard_webhooks {\n\t\tsecret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n\t\tmap {\n\t\t\tid data..id\n\t\t}\n\t}", "empty component"},
 		{"stripe without a secret", "payhook stripe {\n\t\tmax_skew 5m\n\t}", "secret {env.STRIPE_WEBHOOK_SECRET}"},

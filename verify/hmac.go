@@ -118,7 +118,30 @@ func (v *HMAC) Check() error {
 	if hasTimestamp && v.MaxSkew <= 0 {
 		return errors.New("max_skew must be positive")
 	}
+	if hasTimestamp && !v.signsTimestamp() {
+		// A timestamp outside the signed content is the sender's to
+		// choose: a replay of a genuine callback would pass with a fresh one.
+		return errors.New("the timestamp is checked but not signed: put {timestamp} in content (or, for timestamp_header, " +
+			"the header's placeholder); a timestamp the signature does not cover bounds no replay")
+	}
 	return nil
+}
+
+// signsTimestamp reports whether the content covers the timestamp: as
+// {timestamp}, or as the timestamp header's server placeholder.
+func (v *HMAC) signsTimestamp() bool {
+	if v.Content.uses(partTimestamp) {
+		return true
+	}
+	if v.TimestampHeader == "" {
+		return false
+	}
+	for _, p := range v.Content.parts {
+		if p.kind == partPlaceholder && strings.EqualFold(p.text, "http.request.header."+v.TimestampHeader) {
+			return true
+		}
+	}
+	return false
 }
 
 // maxSignatureHeader bounds the signature header payhook reads.

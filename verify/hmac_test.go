@@ -106,6 +106,42 @@ func TestParseTemplate(t *testing.T) {
 	}
 }
 
+// A timestamp the signature does not cover is the sender's to choose, so
+// checking it would bound no replay: such a scheme is a configuration error.
+func TestHMACUnsignedTimestampIsRefused(t *testing.T) {
+	for _, tt := range []struct {
+		name, content, key, header string
+		ok                         bool
+	}{
+		{"quirk_timestamp_key_signed", "{timestamp}.{body}", "t", "", true},
+		{"quirk_timestamp_header_signed_as_timestamp", "{timestamp}{body}", "", "X-Ts", true},
+		{"quirk_timestamp_header_signed_as_its_placeholder", `{http.request.header.x-ms-date};{body.sha256.base64}`, "", "X-Ms-Date", true},
+		{"timestamp_key unsigned", "{body}", "t", "", false},
+		{"timestamp_header unsigned", "{body}", "", "X-Ts", false},
+		{"another header's placeholder", "{http.request.header.X-Other}{body}", "", "X-Ts", false},
+		{"no timestamp at all", "{body}", "", "", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			content, err := ParseTemplate(tt.content)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := &HMAC{Algorithm: "sha256", Header: "S", Encoding: "hex", Content: content, MaxSkew: time.Minute,
+				TimestampHeader: tt.header, TimestampKey: tt.key}
+			if tt.key != "" {
+				v.SignatureKey = "v1"
+			}
+			err = v.Check()
+			if tt.ok != (err == nil) {
+				t.Fatalf("Check() = %v, want ok %v", err, tt.ok)
+			}
+			if err != nil && !strings.Contains(err.Error(), "not signed") {
+				t.Errorf("error %q does not say the timestamp is not signed", err)
+			}
+		})
+	}
+}
+
 type mapPlaceholders map[string]string
 
 func (m mapPlaceholders) Get(name string) (any, bool) {
