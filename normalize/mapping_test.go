@@ -1,6 +1,7 @@
 package normalize_test
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"strings"
@@ -146,5 +147,47 @@ func FuzzCheckPath(f *testing.F) {
 		// Whatever the path, reading any document with it is safe.
 		m := Mapping{ID: path, MerchantReference: path}
 		_, _ = m.Map(&Input{Provider: "p", ContentType: "application/json", Body: []byte(doc)}, MappingInput{})
+	})
+}
+
+// FuzzMapping feeds arbitrary bodies, JSON or form, through the README's
+// GoCardless recipe (a batch with ids) and a single-event mapping with a
+// decimal amount: whatever is accepted encodes to a valid envelope, a batch
+// never holds more than MaxBatchEvents events, and two events share an id
+// only when they are one notification (the same id, or the same bytes).
+func FuzzMapping(f *testing.F) {
+	f.Add([]byte(`{"events":[{"id":"EV1","resource_type":"payments","action":"confirmed","links":{"payment":"PM1"}},{"resource_type":"payments","action":"failed"}]}`), false)
+	f.Add([]byte(`{"events":[{"action":"x"},{"action":"x"},{"action":"y"}],"status":"paid","amount":{"value":"1.5","currency":"kwd"}}`), false)
+	f.Add([]byte(`events[0][id]=EV1&events[0][action]=confirmed&status=paid&amount[value]=9.99&amount[currency]=EUR`), true)
+	single := Mapping{Status: []string{"status"}, Statuses: map[string]string{"paid": "captured"}, Amount: "amount.value", AmountUnit: "decimal",
+		Currency: "amount.currency", MerchantReference: "order", Time: "created", Test: "test", Live: "livemode"}
+	f.Fuzz(func(t *testing.T, body []byte, form bool) {
+		contentType := "application/json"
+		if form {
+			contentType = "application/x-www-form-urlencoded"
+		}
+		for _, m := range []*Mapping{&goCardlessMapping, &single} {
+			events, err := m.Map(&Input{Provider: "acme", ContentType: contentType, Body: body}, MappingInput{Mapped: true})
+			if err != nil {
+				if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrMissingField) && !errors.Is(err, ErrInexactAmount) && !errors.Is(err, ErrUnknownCurrency) {
+					t.Fatalf("error %v wraps no sentinel", err)
+				}
+				continue
+			}
+			if len(events) == 0 || len(events) > MaxBatchEvents {
+				t.Fatalf("%d events", len(events))
+			}
+			for i, ev := range events {
+				if err := envelopetest.Validate(Encode(ev, verify.Result{Method: "hmac-sha256"}, time.Now())); err != nil {
+					t.Fatalf("event %d: accepted payload gives an invalid envelope: %v", i, err)
+				}
+				for _, other := range events[:i] {
+					sameNotification := ev.NotificationID != "" && ev.NotificationID == other.NotificationID
+					if ev.ID() == other.ID() && !sameNotification && !bytes.Equal(ev.Original, other.Original) {
+						t.Fatalf("two notifications share id %s: %s and %s", ev.ID(), other.Original, ev.Original)
+					}
+				}
+			}
+		}
 	})
 }
