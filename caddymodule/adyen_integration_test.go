@@ -182,6 +182,41 @@ func TestAdyenSignedFieldTwiceThroughCaddy(t *testing.T) {
 	}
 }
 
+// Adyen does not sign additionalData: a genuine CANCEL_OR_REFUND whose
+// modification.action is turned from cancel into refund still verifies,
+// by Adyen's own library too. payhook takes it for what it is, a copy of
+// the notification the shop has: acknowledged, not forwarded as a second
+// event telling the shop the payment was refunded.
+func TestAdyenCancelOrRefundFlippedThroughCaddy(t *testing.T) {
+	dir := npmPackage(t, adyenPackage)
+	t.Setenv("PAYHOOK_TEST_ADYEN_KEY", adyenKey)
+	t.Setenv("PAYHOOK_TEST_ADYEN_KEY_NEXT", adyenKeyNext)
+	e := startCaddy(t, adyenSite(""))
+	const cancel = `{"live":"false","notificationItems":[{"NotificationRequestItem":{"amount":{"currency":"EUR","value":10100},` +
+		`"eventCode":"CANCEL_OR_REFUND","eventDate":"2026-11-20T10:37:47+01:00","merchantAccountCode":"ShopEU","merchantReference":"order-78",` +
+		`"originalReference":"QFQTPCQ8HXSKGK83","pspReference":"V4HZ4RBFJGXXGN84","reason":"","success":"true",` +
+		`"additionalData":{"modification.action":"cancel"}}}]}`
+	signed := strings.TrimSpace(runNode(t, dir, signWithAdyenLibrary, adyenKey, cancel))
+	flipped := strings.Replace(signed, `"modification.action":"cancel"`, `"modification.action":"refund"`, 1)
+	if flipped == signed {
+		t.Fatalf("unexpected shape of the signed notification: %s", signed)
+	}
+	if got := strings.TrimSpace(runNode(t, dir, validateWithAdyenLibrary, adyenKey, flipped)); got != "true" {
+		t.Fatalf("Adyen's library on the flipped notification: %s, want it to verify (the action is not signed)", got)
+	}
+	resp, answer := e.post("/hooks/adyen", "application/json", signed, nil)
+	expectAnswer(t, resp, answer, http.StatusOK, "[accepted]")
+	resp, answer = e.post("/hooks/adyen", "application/json", flipped, nil)
+	expectAnswer(t, resp, answer, http.StatusOK, "[accepted]")
+	received := e.upstream.received()
+	if len(received) != 1 {
+		t.Fatalf("the shop received %d events, want the genuine one only", len(received))
+	}
+	if got := gjson.GetBytes(received[0].Body, "type").String(); got != "payhook.payment.cancelled" {
+		t.Errorf("the shop received %s, want payhook.payment.cancelled", got)
+	}
+}
+
 // When the shop refuses the second item, Adyen is answered 502 (it
 // retries); the retry delivers the rest only.
 func TestAdyenBatchPartialFailure(t *testing.T) {

@@ -229,6 +229,7 @@ func Adyen(in *Input) ([]*Event, error) {
 		}
 		if strings.EqualFold(it.EventCode, "CANCEL_OR_REFUND") {
 			ev.Status = adyenCancelOrRefund(item, it.Success)
+			ev.StatusUnsigned = true
 		}
 		if ev.Status == StatusFailed || ev.Status == StatusRefundFailed {
 			if reason := text(item.Get("reason")); reason != "" {

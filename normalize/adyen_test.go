@@ -110,6 +110,43 @@ func TestAdyenDuplicateSignedFieldIsRefused(t *testing.T) {
 
 // Adyen's minor units differ from ISO 4217 for four currencies
 // (docs.adyen.com/development-resources/currency-codes).
+// Adyen does not sign additionalData, so whoever holds a genuine
+// CANCEL_OR_REFUND can change its modification.action: the copy must be the
+// same event (a duplicate), not a second one telling the shop otherwise.
+func TestAdyenCancelOrRefundActionIsNotInTheID(t *testing.T) {
+	item := func(action string) []byte {
+		return []byte(`{"live":"false","notificationItems":[{"NotificationRequestItem":{"amount":{"currency":"EUR","value":1000},` +
+			`"eventCode":"CANCEL_OR_REFUND","merchantAccountCode":"ShopEU","merchantReference":"order-1","originalReference":"QFQTPCQ8HXSKGK82",` +
+			`"pspReference":"V4HZ4RBFJGXXGN82","success":"true","additionalData":{"modification.action":"` + action + `"}}}]}`)
+	}
+	events := map[string]*Event{}
+	for _, action := range []string{"cancel", "refund", "something-else"} {
+		list, err := Adyen(&Input{Provider: "adyen", ContentType: "application/json", Body: item(action)})
+		if err != nil || len(list) != 1 {
+			t.Fatalf("%s: %v, %v", action, list, err)
+		}
+		events[action] = list[0]
+	}
+	if events["cancel"].Status != StatusCancelled || events["refund"].Status != StatusRefunded || events["something-else"].Status != StatusUnknown {
+		t.Errorf("statuses: %s, %s, %s", events["cancel"].Status, events["refund"].Status, events["something-else"].Status)
+	}
+	if id := events["cancel"].ID(); events["refund"].ID() != id || events["something-else"].ID() != id {
+		t.Errorf("ids differ with the unsigned action: %s, %s, %s", id, events["refund"].ID(), events["something-else"].ID())
+	}
+	// What Adyen signs still tells events apart: another CANCEL_OR_REFUND
+	// (its own pspReference) or one that failed.
+	other, err := Adyen(&Input{Provider: "adyen", ContentType: "application/json",
+		Body: bytes.Replace(item("cancel"), []byte(`"V4HZ4RBFJGXXGN82"`), []byte(`"V4HZ4RBFJGXXGN83"`), 1)})
+	if err != nil || other[0].ID() == events["cancel"].ID() {
+		t.Errorf("another modification shares the id: %v", err)
+	}
+	failed, err := Adyen(&Input{Provider: "adyen", ContentType: "application/json",
+		Body: bytes.Replace(item("cancel"), []byte(`"success":"true"`), []byte(`"success":"false"`), 1)})
+	if err != nil || failed[0].Status != StatusRefundFailed || failed[0].ID() == events["cancel"].ID() {
+		t.Errorf("a failed CANCEL_OR_REFUND: %v, %v", failed, err)
+	}
+}
+
 func TestAdyenAmountDiffersFromStandard(t *testing.T) {
 	for _, tt := range []struct {
 		value, currency string

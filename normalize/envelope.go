@@ -76,7 +76,9 @@ func appendID(b []byte, e *Event) []byte {
 	in = append(in, 0)
 	in = append(in, e.ProviderStatus...)
 	in = append(in, 0)
-	in = append(in, e.Status...)
+	if !e.StatusUnsigned {
+		in = append(in, e.Status...)
+	}
 	in = append(in, 0)
 	if e.Amount != nil {
 		in = strconv.AppendInt(in, e.Amount.MinorUnits, 10)

@@ -163,6 +163,12 @@ type Event struct {
 	// notifications that differ in anything, however alike their status and
 	// amount, differ in it.
 	PayloadInID bool
+	// StatusUnsigned says that Status comes from a field the provider does
+	// not sign (the action of Adyen's CANCEL_OR_REFUND): it then takes no
+	// part in the event id, so that a genuine notification with that field
+	// changed is the same event, not a second one. ProviderStatus, which the
+	// provider signs, still does.
+	StatusUnsigned bool
 	// Unmapped is true when the provider's status is not in the mapping, so
 	// Status is StatusUnknown: the caller logs a warning.
 	Unmapped bool
