@@ -332,11 +332,24 @@ func (h *Handler) verify(ctx context.Context, cb *verify.Callback, in *normalize
 // and answers the provider: its acknowledgement only when every event was
 // delivered (now or before: a provider's retry skips what the shop has). At
 // the first event the shop does not take, it stops, so that the shop never
-// receives a later event before an earlier one.
+// receives a later event before an earlier one. A transmission the
+// signature binds only weakly to its body (PayPal's) is claimed first and
+// recorded once all its events are taken.
 func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, rec *record, events []*normalize.Event, result verify.Result) {
 	h.prepareForward(r)
+	release, replayed, ok := h.claimTransmission(w, r, rec, result)
+	switch {
+	case !ok:
+		return
+	case replayed:
+		rec.outcome, rec.reason = outcomeDuplicate, "transmission_seen"
+		rec.answered = h.provider.Acknowledge(w)
+		return
+	}
+	taken := false
+	defer func() { release(taken) }()
 	if h.inbox != nil {
-		h.enqueue(w, r, rec, events, result)
+		taken = h.enqueue(w, r, rec, events, result)
 		return
 	}
 	delivered := 0
@@ -359,11 +372,24 @@ func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, next caddyhttp
 		rec.noteDelivered(up)
 		delivered++
 	}
+	taken = true
 	rec.outcome = outcomeForwarded
 	if delivered == 0 {
 		rec.outcome = outcomeDuplicate
 	}
 	rec.answered = h.provider.Acknowledge(w)
+}
+
+// claimTransmission takes the dedupe claim on the callback's transmission,
+// for schemes whose signature binds the body only weakly (PayPal's): once a
+// transmission's events are all taken, the transmission is a duplicate,
+// whatever body comes with it. The release it returns is never nil; ok
+// false means the provider has been answered.
+func (h *Handler) claimTransmission(w http.ResponseWriter, r *http.Request, rec *record, result verify.Result) (release func(taken bool), duplicate, ok bool) {
+	if result.Transmission == "" {
+		return func(bool) {}, false, true
+	}
+	return h.claimEvent(w, r, rec, "transmission\x00"+result.Transmission)
 }
 
 // noteEvent makes event the one the callback's log line and placeholders
@@ -378,15 +404,16 @@ func noteEvent(r *http.Request, rec *record, event *normalize.Event) string {
 
 // enqueue stores the callback's events in the inbox, in order, each once,
 // and acknowledges the provider once all of them are stored: the inbox
-// delivers them to the shop, whether or not it is up now.
-func (h *Handler) enqueue(w http.ResponseWriter, r *http.Request, rec *record, events []*normalize.Event, result verify.Result) {
+// delivers them to the shop, whether or not it is up now. It reports
+// whether all of them are stored, now or before.
+func (h *Handler) enqueue(w http.ResponseWriter, r *http.Request, rec *record, events []*normalize.Event, result verify.Result) (stored bool) {
 	queued := 0
 	for i, event := range events {
 		id := noteEvent(r, rec, event)
 		release, duplicate, ok := h.claimEvent(w, r, rec, id)
 		switch {
 		case !ok:
-			return
+			return false
 		case duplicate:
 			continue
 		}
@@ -397,7 +424,7 @@ func (h *Handler) enqueue(w http.ResponseWriter, r *http.Request, rec *record, e
 		}, i, release)
 		if err != nil {
 			h.reject(w, rec, err)
-			return
+			return false
 		}
 		queued++
 	}
@@ -406,6 +433,7 @@ func (h *Handler) enqueue(w http.ResponseWriter, r *http.Request, rec *record, e
 		rec.outcome = outcomeDuplicate
 	}
 	rec.answered = h.provider.Acknowledge(w)
+	return true
 }
 
 // redeliver forwards an event from the inbox to the handlers after

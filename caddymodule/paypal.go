@@ -162,9 +162,14 @@ func (p *PayPal) Verify(ctx context.Context, cb *verify.Callback, in *normalize.
 	if _, err := normalize.PayPalEvent(in); err != nil {
 		return verify.Result{}, err
 	}
-	return p.fetcher.Lookup(ctx, t.ID, func(ctx context.Context) (verify.Result, error) {
+	res, err := p.fetcher.Lookup(ctx, t.ID, func(ctx context.Context) (verify.Result, error) {
 		return p.verifier.Verify(ctx, t, cb.Body)
 	})
+	// PayPal signs the body's CRC32, not a digest: whoever holds a genuine
+	// transmission can build another body that verifies under it. Each
+	// transmission delivers once (with dedupe on).
+	res.Transmission = t.ID
+	return res, err
 }
 
 // Normalize builds the event from the verified body.

@@ -310,6 +310,100 @@ func TestPayPalRejections(t *testing.T) {
 	}
 }
 
+// PayPal signs the body's CRC32, not a digest of it, and CRC32 is affine:
+// whoever holds one genuine transmission (its headers and body) can write
+// a body of their own with the same CRC32, which PayPal's API then
+// verifies under the genuine headers. Here a capture of 1.00 is turned into
+// another event, a capture of 4990.00: the stand-in of PayPal's API says
+// SUCCESS, as PayPal would, and payhook acknowledges the copy without
+// forwarding it, because the transmission has delivered once already.
+func TestPayPalTransmissionDeliversOnce(t *testing.T) {
+	e, api := startPayPal(t, "")
+	genuine := []byte(payPalCapture("WH-5BD03526B1153221W-9HB25429U8102344G", "5O190127TN364715T", "1.00"))
+	header := api.sign(t, "2b6f1c40-c8a2-11f0-9d2e-6b1c4b3a0f11", time.Now(), payPalWebhookID, genuine)
+	resp, answer := e.post("/callbacks/paypal", "application/json", string(genuine), header)
+	expectAnswer(t, resp, answer, http.StatusOK, "OK")
+	e.onlyDelivery()
+
+	crafted := []byte(strings.Replace(payPalCapture("WH-0CRAFTED0000000X-0000000000000000X", "9X000000AA000000B", "4990.00"),
+		"Payment completed for € 4990.00 EUR", "patch 0123456789", 1))
+	crafted = crc32Patch(t, crafted, strings.Index(string(crafted), "0123456789"), 10, crc32.ChecksumIEEE(genuine))
+	_, before := api.counts()
+	e.upstream.reset()
+	resp, answer = e.post("/callbacks/paypal", "application/json", string(crafted), header)
+	expectAnswer(t, resp, answer, http.StatusOK, "OK")
+	e.expectNothingForwarded()
+	e.expectReason("transmission_seen")
+	if _, after := api.counts(); after != before+1 {
+		t.Errorf("the crafted body was not put to PayPal's API (%d verify requests, want %d): the test proves nothing", after, before+1)
+	}
+
+	// Without dedupe nothing remembers a transmission: the crafted event
+	// passes PayPal's verification and reaches the shop (the README says so).
+	e2, api2 := startPayPal(t, "dedupe off")
+	header = api2.sign(t, "2b6f1c40-c8a2-11f0-9d2e-6b1c4b3a0f12", time.Now(), payPalWebhookID, genuine)
+	resp, answer = e2.post("/callbacks/paypal", "application/json", string(genuine), header)
+	expectAnswer(t, resp, answer, http.StatusOK, "OK")
+	e2.upstream.reset()
+	resp, answer = e2.post("/callbacks/paypal", "application/json", string(crafted), header)
+	expectAnswer(t, resp, answer, http.StatusOK, "OK")
+	if _, doc := e2.onlyDelivery(); doc.Data.Amount.MinorUnits != 499000 {
+		t.Errorf("without dedupe, the crafted event: %+v", doc.Data.Amount)
+	}
+}
+
+// crc32Patch returns body with its n bytes at offset replaced by
+// characters from '`' to DEL (valid anywhere in a JSON string) so that its
+// CRC32 is want. CRC32 is affine in the bits of a message of fixed length,
+// so the patch is the solution of a linear system over GF(2): 5 free bits
+// per byte, 32 equations.
+func crc32Patch(t *testing.T, body []byte, offset, n int, want uint32) []byte {
+	t.Helper()
+	out := append([]byte(nil), body...)
+	for i := range n {
+		out[offset+i] = 0x60
+	}
+	base := crc32.ChecksumIEEE(out)
+	type combination struct {
+		crc  uint32 // the CRC's change
+		bits uint64 // made by flipping these free bits
+	}
+	var basis [32]*combination // by the change's highest bit
+	reduce := func(c combination) combination {
+		for b := 31; b >= 0; b-- {
+			if c.crc>>b&1 == 1 && basis[b] != nil {
+				c.crc ^= basis[b].crc
+				c.bits ^= basis[b].bits
+			}
+		}
+		return c
+	}
+	for j := range 5 * n {
+		flipped := append([]byte(nil), out...)
+		flipped[offset+j/5] ^= 1 << (j % 5)
+		c := reduce(combination{crc32.ChecksumIEEE(flipped) ^ base, 1 << j})
+		for b := 31; b >= 0; b-- {
+			if c.crc>>b&1 == 1 {
+				basis[b] = &c
+				break
+			}
+		}
+	}
+	solution := reduce(combination{crc: base ^ want})
+	if solution.crc != 0 {
+		t.Fatal("crc32Patch: no patch of these bytes reaches the CRC")
+	}
+	for j := range 5 * n {
+		if solution.bits>>j&1 == 1 {
+			out[offset+j/5] ^= 1 << (j % 5)
+		}
+	}
+	if got := crc32.ChecksumIEEE(out); got != want {
+		t.Fatalf("crc32Patch: CRC %08x, want %08x", got, want)
+	}
+	return out
+}
+
 // Credentials PayPal refuses are a misconfiguration: 503 (PayPal retries
 // once it is fixed), logged at error level.
 func TestPayPalRefusedCredentials(t *testing.T) {

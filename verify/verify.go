@@ -97,6 +97,12 @@ type Result struct {
 	// NotificationID is the notification's own id when the verification
 	// authenticated it with the rest (a Standard Webhooks webhook-id).
 	NotificationID string `json:"-"`
+	// Transmission identifies the delivery a signature covers, for schemes
+	// whose signature binds the body only weakly (PayPal's covers the body's
+	// CRC32, which anyone can match with a body of their own): with dedupe
+	// on, payhook lets one transmission deliver once, so that a genuine
+	// transmission cannot carry a second, crafted body.
+	Transmission string `json:"-"`
 }
 
 // Verifier establishes the authenticity of one provider's callbacks.
