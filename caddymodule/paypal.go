@@ -33,8 +33,10 @@ type PayPal struct {
 	// Required.
 	WebhookID string `json:"webhook_id,omitempty"`
 
-	// MaxSkew, when set, bounds how far PAYPAL-TRANSMISSION-TIME may lie
-	// from now, either way. Default: not checked (see the README).
+	// MaxSkew bounds how far PAYPAL-TRANSMISSION-TIME may lie from now,
+	// either way. Default: 4 days, a day more than PayPal retries for: an
+	// older transmission is refused, since its signature (over the body's
+	// CRC32) would verify a body of anyone's making (see the README).
 	MaxSkew caddy.Duration `json:"max_skew,omitempty"`
 
 	API
@@ -63,7 +65,7 @@ var payPalHosts = map[string]bool{
 //	    client_id     <value>
 //	    client_secret <value>
 //	    webhook_id    <value>
-//	    max_skew      <duration> # optional
+//	    max_skew      <duration> # default 4 days
 //	    api_base      <url>      # default https://api-m.paypal.com
 //	    api_timeout   <duration> # per API request; default 5s
 //	    api_rate      <n>        # API requests per second; default 50
@@ -138,10 +140,20 @@ func (p *PayPal) Provision(ctx caddy.Context) error {
 		return err
 	}
 	p.test = apiEnvironment(payPalHosts, p.base)
+	maxSkew := time.Duration(p.MaxSkew)
+	if maxSkew == 0 {
+		maxSkew = DefaultPayPalMaxSkew
+	}
 	p.verifier = &verify.PayPal{APIBase: p.base, ClientID: []byte(clientID), ClientSecret: secret, WebhookID: webhookID,
-		MaxSkew: time.Duration(p.MaxSkew), Fetcher: p.fetcher}
+		MaxSkew: maxSkew, Fetcher: p.fetcher}
 	return nil
 }
+
+// DefaultPayPalMaxSkew is PayPal's max_skew when none is set: PayPal
+// retries a webhook for 3 days, and a day more leaves room for any clock.
+// It is shorter than the default dedupe window (8 days), so a transmission
+// is remembered for as long as it is accepted.
+const DefaultPayPalMaxSkew = 4 * 24 * time.Hour
 
 // Name is "paypal".
 func (*PayPal) Name() string { return "paypal" }

@@ -352,6 +352,25 @@ func TestPayPalTransmissionDeliversOnce(t *testing.T) {
 	}
 }
 
+// Without max_skew, a transmission older than 4 days (PayPal retries for 3)
+// is refused before PayPal's API is asked: it could otherwise verify a
+// crafted body once its dedupe record has expired.
+func TestPayPalOldTransmissionIsRefusedByDefault(t *testing.T) {
+	e, api := startPayPal(t, "")
+	body := payPalCapture("WH-OLD-TRANSMISSION-1", "27M47624FP291604U", "49.90")
+	resp, answer := e.post("/callbacks/paypal", "application/json", body, api.sign(t, "old-tx-1", time.Now().Add(-5*24*time.Hour), payPalWebhookID, []byte(body)))
+	expectAnswer(t, resp, answer, http.StatusUnauthorized, "")
+	e.expectNothingForwarded()
+	e.expectReason("date_outside_window")
+	if _, verifies := api.counts(); verifies != 0 {
+		t.Errorf("PayPal's API was asked %d times about a stale transmission", verifies)
+	}
+	// A retry of the third day passes.
+	resp, answer = e.post("/callbacks/paypal", "application/json", body, api.sign(t, "old-tx-2", time.Now().Add(-71*time.Hour), payPalWebhookID, []byte(body)))
+	expectAnswer(t, resp, answer, http.StatusOK, "OK")
+	e.onlyDelivery()
+}
+
 // crc32Patch returns body with its n bytes at offset replaced by
 // characters from '`' to DEL (valid anywhere in a JSON string) so that its
 // CRC32 is want. CRC32 is affine in the bits of a message of fixed length,
