@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -108,6 +109,11 @@ func (p *Adyen) Provision(ctx caddy.Context) error {
 
 // Name is "adyen".
 func (*Adyen) Name() string { return "adyen" }
+
+// RetryPeriod: Adyen retries a notification it was not answered 2xx for
+// up to 30 days (docs.adyen.com, "Troubleshoot webhooks", retry queue), so
+// the default dedupe window is 31 days on Adyen's routes.
+func (*Adyen) RetryPeriod() time.Duration { return 30 * 24 * time.Hour }
 
 // ContentTypes: Adyen posts JSON.
 func (*Adyen) ContentTypes() []string { return jsonOnly }
@@ -215,6 +221,7 @@ func signAdyenNotification(body, key []byte) ([]byte, error) {
 var (
 	_ Provider              = (*Adyen)(nil)
 	_ SampleSender          = (*Adyen)(nil)
+	_ Retrier               = (*Adyen)(nil)
 	_ caddy.Provisioner     = (*Adyen)(nil)
 	_ caddy.Validator       = (*Adyen)(nil)
 	_ caddyfile.Unmarshaler = (*Adyen)(nil)

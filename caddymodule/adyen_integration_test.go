@@ -1,7 +1,10 @@
 package caddymodule
 
 import (
+	"encoding/json"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -214,6 +217,51 @@ func TestAdyenCancelOrRefundFlippedThroughCaddy(t *testing.T) {
 	}
 	if got := gjson.GetBytes(received[0].Body, "type").String(); got != "payhook.payment.cancelled" {
 		t.Errorf("the shop received %s, want payhook.payment.cancelled", got)
+	}
+}
+
+// Adyen retries a notification for 30 days. When the shop keeps refusing
+// the second item of a batch, Adyen brings the first again with every
+// retry: its delivery record must outlive the retries, or the shop gets it
+// a second time. On Adyen's routes the default dedupe window is 31 days;
+// an explicit dedupe option is kept as written.
+func TestAdyenDedupeOutlivesItsRetries(t *testing.T) {
+	dir := npmPackage(t, adyenPackage)
+	t.Setenv("PAYHOOK_TEST_ADYEN_KEY", adyenKey)
+	t.Setenv("PAYHOOK_TEST_ADYEN_KEY_NEXT", adyenKeyNext)
+	signed := runNode(t, dir, signWithAdyenLibrary, adyenKey, adyenBatch)
+	for _, tt := range []struct {
+		option string
+		want   time.Duration
+	}{
+		{"", 31 * 24 * time.Hour},
+		{"dedupe 2d", 48 * time.Hour},
+	} {
+		t.Run("option "+tt.option, func(t *testing.T) {
+			e := startCaddy(t, adyenSite(tt.option))
+			resp, answer := e.post("/hooks/adyen", "application/json", signed, nil)
+			expectAnswer(t, resp, answer, http.StatusOK, "[accepted]")
+			records, _ := filepath.Glob(filepath.Join(e.storage, "payhook", "dedupe", "events", "*", "*"))
+			if len(records) != 3 {
+				t.Fatalf("%d delivery records, want 3", len(records))
+			}
+			for _, path := range records {
+				raw, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var rec struct {
+					DeliveredAt time.Time `json:"delivered_at"`
+					ExpiresAt   time.Time `json:"expires_at"`
+				}
+				if err := json.Unmarshal(raw, &rec); err != nil {
+					t.Fatal(err)
+				}
+				if got := rec.ExpiresAt.Sub(rec.DeliveredAt); got != tt.want {
+					t.Errorf("a delivery record is kept %s, want %s", got, tt.want)
+				}
+			}
+		})
 	}
 }
 

@@ -62,8 +62,9 @@ type Handler struct {
 
 	// Dedupe is how long a delivered event is remembered, so that a later
 	// copy of it (a provider retry, a replay) is acknowledged without being
-	// forwarded again: a duration ("8d", "36h") or "off". Default: 8d. The
-	// record lives in Caddy's configured storage.
+	// forwarded again: a duration ("8d", "36h") or "off". Default: 8d, or
+	// a day more than the provider retries for when that is longer (31d
+	// for Adyen). The record lives in Caddy's configured storage.
 	Dedupe string `json:"dedupe,omitempty"`
 
 	// DedupeScope names the set of delivery records this route shares.
@@ -187,6 +188,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 	window, _ := dedupeWindow(h.Dedupe) // checked by Validate
+	if r, ok := p.(Retrier); ok && h.Dedupe == "" {
+		window = max(window, r.RetryPeriod()+24*time.Hour)
+	}
 	if window > 0 {
 		h.dedupe = newDeduper(ctx.Storage(), window, h.logger)
 		go h.dedupe.janitor()

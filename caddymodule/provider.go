@@ -94,6 +94,16 @@ type DedupeScoper interface {
 	DedupeScope() string
 }
 
+// Retrier is implemented by providers that retry a callback for longer
+// than DefaultDedupeWindow (Adyen: 30 days). Without a dedupe option, the
+// route's window then covers the retries and a day more: an event
+// delivered early in a long retry, such as the first item of a batch
+// whose second the shop keeps refusing, is still remembered when the last
+// retry brings it again.
+type Retrier interface {
+	RetryPeriod() time.Duration
+}
+
 // NewProvider returns a new, unprovisioned provider module by name.
 func NewProvider(name string) (Provider, error) {
 	info, err := caddy.GetModule(ProvidersNamespace + "." + name)
