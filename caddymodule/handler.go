@@ -341,7 +341,7 @@ func (h *Handler) verify(ctx context.Context, cb *verify.Callback, in *normalize
 // recorded once all its events are taken.
 func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, rec *record, events []*normalize.Event, result verify.Result) {
 	h.prepareForward(r)
-	release, replayed, ok := h.claimTransmission(w, r, rec, result)
+	releaseTransmission, replayed, ok := h.claimTransmission(w, r, rec, result)
 	switch {
 	case !ok:
 		return
@@ -351,7 +351,7 @@ func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, next caddyhttp
 		return
 	}
 	taken := false
-	defer func() { release(taken) }()
+	defer func() { releaseTransmission(taken) }()
 	if h.inbox != nil {
 		taken = h.enqueue(w, r, rec, events, result)
 		return
