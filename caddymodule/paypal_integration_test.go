@@ -338,6 +338,21 @@ func TestPayPalTransmissionDeliversOnce(t *testing.T) {
 		t.Errorf("the crafted body was not put to PayPal's API (%d verify requests, want %d): the test proves nothing", after, before+1)
 	}
 
+	// With the inbox, the transmission is recorded once its event is
+	// stored: the crafted body is acknowledged, never stored nor delivered.
+	e3, api3 := startPayPal(t, "inbox")
+	header = api3.sign(t, "2b6f1c40-c8a2-11f0-9d2e-6b1c4b3a0f13", time.Now(), payPalWebhookID, genuine)
+	resp, answer = e3.post("/callbacks/paypal", "application/json", string(genuine), header)
+	expectAnswer(t, resp, answer, http.StatusOK, "OK")
+	e3.waitTaken(1, 30*time.Second)
+	resp, answer = e3.post("/callbacks/paypal", "application/json", string(crafted), header)
+	expectAnswer(t, resp, answer, http.StatusOK, "OK")
+	e3.expectReason("transmission_seen")
+	time.Sleep(500 * time.Millisecond) // nothing more may follow
+	if got := e3.waitTaken(1, 0); len(got) != 1 {
+		t.Errorf("with the inbox, the shop took %d events, want the genuine one", len(got))
+	}
+
 	// Without dedupe nothing remembers a transmission: the crafted event
 	// passes PayPal's verification and reaches the shop (the README says so).
 	e2, api2 := startPayPal(t, "dedupe off")
