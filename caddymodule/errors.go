@@ -30,6 +30,7 @@ var rejections = []rejection{
 	{verify.ErrNotSigned, http.StatusUnauthorized, "signature_missing", ""},
 	{verify.ErrMalformedSignature, http.StatusUnauthorized, "signature_malformed", ""},
 	{verify.ErrBadSignature, http.StatusUnauthorized, "signature_mismatch", ""},
+	{errTransmissionReused, http.StatusUnauthorized, "transmission_reused", ""},
 	{verify.ErrNoDate, http.StatusUnauthorized, "date_missing", ""},
 	{verify.ErrMalformedDate, http.StatusUnauthorized, "date_malformed", ""},
 	{verify.ErrDateOutsideWindow, http.StatusUnauthorized, "date_outside_window", ""},

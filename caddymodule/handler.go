@@ -7,6 +7,8 @@ package caddymodule
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -287,7 +289,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		h.reject(w, rec, err)
 		return nil
 	}
-	result, err := h.verify(r.Context(), cb, in)
+	result, err := h.verify(r, cb, in)
 	if err != nil {
 		h.reject(w, rec, err)
 		return nil
@@ -312,15 +314,19 @@ func (h *Handler) allow(clientIP string) error {
 }
 
 // verify checks the URL token (when configured: cheap, before anything is
-// parsed), then has the provider establish the callback's authenticity.
-func (h *Handler) verify(ctx context.Context, cb *verify.Callback, in *normalize.Input) (verify.Result, error) {
+// parsed), then has the provider establish the callback's authenticity,
+// and binds a weakly signed transmission to its body.
+func (h *Handler) verify(r *http.Request, cb *verify.Callback, in *normalize.Input) (verify.Result, error) {
 	if h.urlToken != nil {
 		if err := h.urlToken.Check(cb); err != nil {
 			return verify.Result{}, err
 		}
 	}
-	result, err := h.provider.Verify(ctx, cb, in)
+	result, err := h.provider.Verify(r.Context(), cb, in)
 	if err != nil {
+		return verify.Result{}, err
+	}
+	if err := h.bindTransmission(r, result.Transmission, cb.Body); err != nil {
 		return verify.Result{}, err
 	}
 	if h.urlToken != nil && !h.tokenIsMethod {
@@ -332,28 +338,50 @@ func (h *Handler) verify(ctx context.Context, cb *verify.Callback, in *normalize
 	return result, nil
 }
 
+// bindTransmission records which body a transmission carried, for schemes
+// whose signature binds the body only weakly (PayPal's covers its CRC32,
+// which anyone can match with a body of their own): the first body
+// verified under a transmission is the only one it may carry, whatever
+// became of its delivery. The same body again (a retry of the
+// transmission) passes; another is errTransmissionReused. Both records
+// live in the dedupe storage, for its window; without dedupe nothing is
+// recorded.
+func (h *Handler) bindTransmission(r *http.Request, transmission string, body []byte) error {
+	if h.dedupe == nil || transmission == "" {
+		return nil
+	}
+	key := "transmission\x00" + transmission
+	digest := sha256.Sum256(body)
+	seenBody, releaseBody, err := h.dedupe.claim(r.Context(), h.dedupeKey(r, key+"\x00"+hex.EncodeToString(digest[:])))
+	if err != nil {
+		return err
+	}
+	if seenBody {
+		return nil
+	}
+	bound := false
+	defer func() { releaseBody(bound) }()
+	seen, releaseTransmission, err := h.dedupe.claim(r.Context(), h.dedupeKey(r, key))
+	if err != nil {
+		return err
+	}
+	if seen {
+		return errTransmissionReused
+	}
+	releaseTransmission(true)
+	bound = true
+	return nil
+}
+
 // deliver forwards the callback's events to the shop in order, each once,
 // and answers the provider: its acknowledgement only when every event was
 // delivered (now or before: a provider's retry skips what the shop has). At
 // the first event the shop does not take, it stops, so that the shop never
-// receives a later event before an earlier one. A transmission the
-// signature binds only weakly to its body (PayPal's) is claimed first and
-// recorded once all its events are taken.
+// receives a later event before an earlier one.
 func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, rec *record, events []*normalize.Event, result verify.Result) {
 	h.prepareForward(r)
-	releaseTransmission, replayed, ok := h.claimTransmission(w, r, rec, result)
-	switch {
-	case !ok:
-		return
-	case replayed:
-		rec.outcome, rec.reason = outcomeDuplicate, "transmission_seen"
-		rec.answered = h.provider.Acknowledge(w)
-		return
-	}
-	taken := false
-	defer func() { releaseTransmission(taken) }()
 	if h.inbox != nil {
-		taken = h.enqueue(w, r, rec, events, result)
+		h.enqueue(w, r, rec, events, result)
 		return
 	}
 	delivered := 0
@@ -376,24 +404,11 @@ func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, next caddyhttp
 		rec.noteDelivered(up)
 		delivered++
 	}
-	taken = true
 	rec.outcome = outcomeForwarded
 	if delivered == 0 {
 		rec.outcome = outcomeDuplicate
 	}
 	rec.answered = h.provider.Acknowledge(w)
-}
-
-// claimTransmission takes the dedupe claim on the callback's transmission,
-// for schemes whose signature binds the body only weakly (PayPal's): once a
-// transmission's events are all taken, the transmission is a duplicate,
-// whatever body comes with it. The release it returns is never nil; ok
-// false means the provider has been answered.
-func (h *Handler) claimTransmission(w http.ResponseWriter, r *http.Request, rec *record, result verify.Result) (release func(taken bool), duplicate, ok bool) {
-	if result.Transmission == "" {
-		return func(bool) {}, false, true
-	}
-	return h.claimEvent(w, r, rec, "transmission\x00"+result.Transmission)
 }
 
 // noteEvent makes event the one the callback's log line and placeholders
@@ -408,16 +423,15 @@ func noteEvent(r *http.Request, rec *record, event *normalize.Event) string {
 
 // enqueue stores the callback's events in the inbox, in order, each once,
 // and acknowledges the provider once all of them are stored: the inbox
-// delivers them to the shop, whether or not it is up now. It reports
-// whether all of them are stored, now or before.
-func (h *Handler) enqueue(w http.ResponseWriter, r *http.Request, rec *record, events []*normalize.Event, result verify.Result) (stored bool) {
+// delivers them to the shop, whether or not it is up now.
+func (h *Handler) enqueue(w http.ResponseWriter, r *http.Request, rec *record, events []*normalize.Event, result verify.Result) {
 	queued := 0
 	for i, event := range events {
 		id := noteEvent(r, rec, event)
 		release, duplicate, ok := h.claimEvent(w, r, rec, id)
 		switch {
 		case !ok:
-			return false
+			return
 		case duplicate:
 			continue
 		}
@@ -428,7 +442,7 @@ func (h *Handler) enqueue(w http.ResponseWriter, r *http.Request, rec *record, e
 		}, i, release)
 		if err != nil {
 			h.reject(w, rec, err)
-			return false
+			return
 		}
 		queued++
 	}
@@ -437,7 +451,6 @@ func (h *Handler) enqueue(w http.ResponseWriter, r *http.Request, rec *record, e
 		rec.outcome = outcomeDuplicate
 	}
 	rec.answered = h.provider.Acknowledge(w)
-	return true
 }
 
 // redeliver forwards an event from the inbox to the handlers after

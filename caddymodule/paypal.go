@@ -178,8 +178,8 @@ func (p *PayPal) Verify(ctx context.Context, cb *verify.Callback, in *normalize.
 		return p.verifier.Verify(ctx, t, cb.Body)
 	})
 	// PayPal signs the body's CRC32, not a digest: whoever holds a genuine
-	// transmission can build another body that verifies under it. Each
-	// transmission delivers once (with dedupe on).
+	// transmission can build another body that verifies under it. The
+	// handler binds each transmission to its first body (with dedupe on).
 	res.Transmission = t.ID
 	return res, err
 }

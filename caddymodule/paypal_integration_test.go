@@ -315,56 +315,80 @@ func TestPayPalRejections(t *testing.T) {
 // a body of their own with the same CRC32, which PayPal's API then
 // verifies under the genuine headers. Here a capture of 1.00 is turned into
 // another event, a capture of 4990.00: the stand-in of PayPal's API says
-// SUCCESS, as PayPal would, and payhook acknowledges the copy without
-// forwarding it, because the transmission has delivered once already.
-func TestPayPalTransmissionDeliversOnce(t *testing.T) {
-	e, api := startPayPal(t, "")
+// SUCCESS, as PayPal would, and payhook refuses it, because the
+// transmission came with another body first, whether or not that body's
+// delivery succeeded.
+func TestPayPalTransmissionCarriesOneBody(t *testing.T) {
 	genuine := []byte(payPalCapture("WH-5BD03526B1153221W-9HB25429U8102344G", "5O190127TN364715T", "1.00"))
-	header := api.sign(t, "2b6f1c40-c8a2-11f0-9d2e-6b1c4b3a0f11", time.Now(), payPalWebhookID, genuine)
-	resp, answer := e.post("/callbacks/paypal", "application/json", string(genuine), header)
-	expectAnswer(t, resp, answer, http.StatusOK, "OK")
-	e.onlyDelivery()
-
 	crafted := []byte(strings.Replace(payPalCapture("WH-0CRAFTED0000000X-0000000000000000X", "9X000000AA000000B", "4990.00"),
 		"Payment completed for € 4990.00 EUR", "patch 0123456789", 1))
 	crafted = crc32Patch(t, crafted, strings.Index(string(crafted), "0123456789"), 10, crc32.ChecksumIEEE(genuine))
-	_, before := api.counts()
-	e.upstream.reset()
-	resp, answer = e.post("/callbacks/paypal", "application/json", string(crafted), header)
-	expectAnswer(t, resp, answer, http.StatusOK, "OK")
-	e.expectNothingForwarded()
-	e.expectReason("transmission_seen")
-	if _, after := api.counts(); after != before+1 {
-		t.Errorf("the crafted body was not put to PayPal's API (%d verify requests, want %d): the test proves nothing", after, before+1)
+	transmission := 0
+	// headers returns the PAYPAL-* headers of a new genuine transmission.
+	headers := func(api *fakePayPal) http.Header {
+		transmission++
+		return api.sign(t, fmt.Sprintf("2b6f1c40-c8a2-11f0-9d2e-6b1c4b3a%04d", transmission), time.Now(), payPalWebhookID, genuine)
+	}
+	post := func(t *testing.T, e *env, body []byte, header http.Header, want int) {
+		t.Helper()
+		resp, answer := e.post("/callbacks/paypal", "application/json", string(body), header)
+		expectAnswer(t, resp, answer, want, "")
 	}
 
-	// With the inbox, the transmission is recorded once its event is
-	// stored: the crafted body is acknowledged, never stored nor delivered.
-	e3, api3 := startPayPal(t, "inbox")
-	header = api3.sign(t, "2b6f1c40-c8a2-11f0-9d2e-6b1c4b3a0f13", time.Now(), payPalWebhookID, genuine)
-	resp, answer = e3.post("/callbacks/paypal", "application/json", string(genuine), header)
-	expectAnswer(t, resp, answer, http.StatusOK, "OK")
-	e3.waitTaken(1, 30*time.Second)
-	resp, answer = e3.post("/callbacks/paypal", "application/json", string(crafted), header)
-	expectAnswer(t, resp, answer, http.StatusOK, "OK")
-	e3.expectReason("transmission_seen")
-	time.Sleep(500 * time.Millisecond) // nothing more may follow
-	if got := e3.waitTaken(1, 0); len(got) != 1 {
-		t.Errorf("with the inbox, the shop took %d events, want the genuine one", len(got))
-	}
+	t.Run("after the genuine body was delivered", func(t *testing.T) {
+		e, api := startPayPal(t, "")
+		header := headers(api)
+		post(t, e, genuine, header, http.StatusOK)
+		post(t, e, crafted, header, http.StatusUnauthorized)
+		e.expectReason("transmission_reused")
+		if _, doc := e.onlyDelivery(); doc.Data.Amount.MinorUnits != 100 {
+			t.Errorf("the shop received %+v, want the genuine capture only", doc.Data.Amount)
+		}
+		if _, verifies := api.counts(); verifies != 2 {
+			t.Errorf("%d verify requests, want 2: the crafted body must pass PayPal's check, or the test proves nothing", verifies)
+		}
+	})
 
-	// Without dedupe nothing remembers a transmission: the crafted event
+	t.Run("after the genuine delivery failed", func(t *testing.T) {
+		e, api := startPayPal(t, "")
+		header := headers(api)
+		e.upstream.setStatus(http.StatusInternalServerError)
+		post(t, e, genuine, header, http.StatusBadGateway)
+		e.upstream.setStatus(http.StatusOK)
+		e.upstream.reset()
+		post(t, e, crafted, header, http.StatusUnauthorized)
+		e.expectNothingForwarded()
+		// PayPal's retry of that transmission, with its body, goes through.
+		post(t, e, genuine, header, http.StatusOK)
+		if _, doc := e.onlyDelivery(); doc.Data.Amount.MinorUnits != 100 {
+			t.Errorf("the shop received %+v, want the genuine capture", doc.Data.Amount)
+		}
+	})
+
+	t.Run("with the inbox", func(t *testing.T) {
+		e, api := startPayPal(t, "inbox")
+		header := headers(api)
+		post(t, e, genuine, header, http.StatusOK)
+		post(t, e, crafted, header, http.StatusUnauthorized)
+		e.waitTaken(1, 30*time.Second)
+		time.Sleep(500 * time.Millisecond) // nothing more may follow
+		if got := e.waitTaken(1, 0); len(got) != 1 {
+			t.Errorf("the shop took %d events, want the genuine one", len(got))
+		}
+	})
+
+	// Without dedupe nothing records a transmission: the crafted event
 	// passes PayPal's verification and reaches the shop (the README says so).
-	e2, api2 := startPayPal(t, "dedupe off")
-	header = api2.sign(t, "2b6f1c40-c8a2-11f0-9d2e-6b1c4b3a0f12", time.Now(), payPalWebhookID, genuine)
-	resp, answer = e2.post("/callbacks/paypal", "application/json", string(genuine), header)
-	expectAnswer(t, resp, answer, http.StatusOK, "OK")
-	e2.upstream.reset()
-	resp, answer = e2.post("/callbacks/paypal", "application/json", string(crafted), header)
-	expectAnswer(t, resp, answer, http.StatusOK, "OK")
-	if _, doc := e2.onlyDelivery(); doc.Data.Amount.MinorUnits != 499000 {
-		t.Errorf("without dedupe, the crafted event: %+v", doc.Data.Amount)
-	}
+	t.Run("dedupe off", func(t *testing.T) {
+		e, api := startPayPal(t, "dedupe off")
+		header := headers(api)
+		post(t, e, genuine, header, http.StatusOK)
+		e.upstream.reset()
+		post(t, e, crafted, header, http.StatusOK)
+		if _, doc := e.onlyDelivery(); doc.Data.Amount.MinorUnits != 499000 {
+			t.Errorf("without dedupe, the crafted event: %+v", doc.Data.Amount)
+		}
+	})
 }
 
 // Without max_skew, a transmission older than 4 days (PayPal retries for 3)

@@ -100,8 +100,8 @@ type Result struct {
 	// Transmission identifies the delivery a signature covers, for schemes
 	// whose signature binds the body only weakly (PayPal's covers the body's
 	// CRC32, which anyone can match with a body of their own): with dedupe
-	// on, payhook lets one transmission deliver once, so that a genuine
-	// transmission cannot carry a second, crafted body.
+	// on, payhook binds a transmission to the first body verified under it,
+	// so that a genuine transmission cannot carry a second, crafted body.
 	Transmission string `json:"-"`
 }
 
