@@ -346,12 +346,20 @@ func (c *expiringSet) contains(id string, now time.Time) bool {
 // lowercase hex of the first 16 bytes of SHA-256 over the scope, the host
 // the callback was sent to (unless dedupe_scope is set) and the id.
 func (h *Handler) dedupeKey(r *http.Request, id string) string {
+	host := ""
+	if h.DedupeScope == "" {
+		host = requestHost(r)
+	}
+	return h.recordKey(host, id)
+}
+
+// recordKey is the key of id in this route's scope and, when host is not
+// empty, the host's.
+func (h *Handler) recordKey(host, id string) string {
 	sum := sha256.New()
 	sum.Write([]byte(h.scope))
 	sum.Write([]byte{0})
-	if h.DedupeScope == "" {
-		sum.Write([]byte(requestHost(r)))
-	}
+	sum.Write([]byte(host))
 	sum.Write([]byte{0})
 	sum.Write([]byte(id))
 	var out [sha256.Size]byte

@@ -344,15 +344,16 @@ func (h *Handler) verify(r *http.Request, cb *verify.Callback, in *normalize.Inp
 // verified under a transmission is the only one it may carry, whatever
 // became of its delivery. The same body again (a retry of the
 // transmission) passes; another is errTransmissionReused. Both records
-// live in the dedupe storage, for its window; without dedupe nothing is
-// recorded.
+// live in the dedupe storage, for its window, in the route's scope but not
+// its host's: a transmission belongs to the provider's webhook, whatever
+// Host header comes with it. Without dedupe nothing is recorded.
 func (h *Handler) bindTransmission(r *http.Request, transmission string, body []byte) error {
 	if h.dedupe == nil || transmission == "" {
 		return nil
 	}
 	key := "transmission\x00" + transmission
 	digest := sha256.Sum256(body)
-	seenBody, releaseBody, err := h.dedupe.claim(r.Context(), h.dedupeKey(r, key+"\x00"+hex.EncodeToString(digest[:])))
+	seenBody, releaseBody, err := h.dedupe.claim(r.Context(), h.recordKey("", key+"\x00"+hex.EncodeToString(digest[:])))
 	if err != nil {
 		return err
 	}
@@ -361,7 +362,7 @@ func (h *Handler) bindTransmission(r *http.Request, transmission string, body []
 	}
 	bound := false
 	defer func() { releaseBody(bound) }()
-	seen, releaseTransmission, err := h.dedupe.claim(r.Context(), h.dedupeKey(r, key))
+	seen, releaseTransmission, err := h.dedupe.claim(r.Context(), h.recordKey("", key))
 	if err != nil {
 		return err
 	}

@@ -365,6 +365,25 @@ func TestPayPalTransmissionCarriesOneBody(t *testing.T) {
 		}
 	})
 
+	// A transmission belongs to the webhook, not to the Host header the
+	// callback names: a site of two host names binds it once.
+	t.Run("under another host name", func(t *testing.T) {
+		t.Setenv("PAYHOOK_TEST_PAYPAL_ID", payPalClientID)
+		t.Setenv("PAYHOOK_TEST_PAYPAL_SECRET", payPalSecret)
+		api := newFakePayPal(t)
+		e := startCaddyAt(t, t.TempDir(), "", "http://localhost:{port}, http://127.0.0.1:{port}", payPalSite(api, ""))
+		header := headers(api)
+		post(t, e, genuine, header, http.StatusOK)
+		localhost := e.base
+		e.base = strings.Replace(e.base, "localhost", "127.0.0.1", 1)
+		post(t, e, crafted, header, http.StatusUnauthorized)
+		e.base = localhost
+		e.expectReason("transmission_reused")
+		if _, doc := e.onlyDelivery(); doc.Data.Amount.MinorUnits != 100 {
+			t.Errorf("the shop received %+v, want the genuine capture only", doc.Data.Amount)
+		}
+	})
+
 	t.Run("with the inbox", func(t *testing.T) {
 		e, api := startPayPal(t, "inbox")
 		header := headers(api)
