@@ -250,10 +250,7 @@ func TestAdyenDedupeOutlivesItsRetries(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				var rec struct {
-					DeliveredAt time.Time `json:"delivered_at"`
-					ExpiresAt   time.Time `json:"expires_at"`
-				}
+				var rec deliveryRecord
 				if err := json.Unmarshal(raw, &rec); err != nil {
 					t.Fatal(err)
 				}

@@ -36,11 +36,6 @@ const (
 // time (storage failing, or another copy still delivering): 503, retry.
 var errClaimUnavailable = errors.New("delivery record unavailable")
 
-// errTransmissionReused means a transmission that came with another body
-// before came again with this one (see Handler.bindTransmission): a body
-// made to match a weak signature, refused like a wrong signature.
-var errTransmissionReused = errors.New("transmission already verified with another body")
-
 // deduper makes each distinct event reach the shop once. Delivered events
 // are recorded in Caddy's configured storage (the file system by default,
 // or Redis, Postgres, Consul, … in a cluster), so the record survives

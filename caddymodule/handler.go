@@ -338,6 +338,11 @@ func (h *Handler) verify(r *http.Request, cb *verify.Callback, in *normalize.Inp
 	return result, nil
 }
 
+// errTransmissionReused means a transmission that came with another body
+// before came again with this one: a body made to match a weak signature,
+// refused like a wrong signature.
+var errTransmissionReused = errors.New("transmission already verified with another body")
+
 // bindTransmission records which body a transmission carried, for schemes
 // whose signature binds the body only weakly (PayPal's covers its CRC32,
 // which anyone can match with a body of their own): the first body
