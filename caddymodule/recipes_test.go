@@ -25,7 +25,7 @@ import (
 
 // readmeRecipes returns the README's recipe blocks by name: the caddyfile
 // code blocks whose first line is "# recipe: <name>".
-func readmeRecipes(t *testing.T) map[string]string {
+func readmeRecipes(t testing.TB) map[string]string {
 	t.Helper()
 	raw, err := os.ReadFile("../README.md")
 	if err != nil {

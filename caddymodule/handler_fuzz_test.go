@@ -1,0 +1,237 @@
+package caddymodule
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/payhook/payhook/normalize"
+	"github.com/payhook/payhook/normalize/envelopetest"
+	"github.com/payhook/payhook/verify"
+)
+
+// fuzzRoute is one payhook route of FuzzHandler: its Caddyfile block and
+// how a callback body is made authentic under it.
+type fuzzRoute struct {
+	name      string
+	caddyfile string
+	// sign makes r, whose body is body, authentic; it may replace the body
+	// (Adyen signs each item inside it). Nil: the body is sent as it is
+	// (fetch-verified providers, which ask the API).
+	sign func(r *http.Request, body []byte) error
+	h    *Handler
+}
+
+const (
+	fuzzSecret = "fuzz-secret-0123456789abcdef"
+	// fuzzAdyenKey is a hex HMAC key, as Adyen's Customer Area shows one.
+	fuzzAdyenKey = "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056"
+)
+
+var fuzzStandardWebhooksSecret = "whsec_" + base64.StdEncoding.EncodeToString([]byte(fuzzSecret))
+
+// fuzzRoutes configures one route per provider. The fetch-verified ones
+// ask apiBase, which answers 500 to everything: their callbacks reach the
+// API only through the cheap checks and the parsing of what they claim.
+func fuzzRoutes(tb testing.TB, apiBase string) []*fuzzRoute {
+	recipes := readmeRecipes(tb)
+	sample := func(p SampleSender) func(r *http.Request, body []byte) error {
+		return func(r *http.Request, body []byte) error { return p.SignSample(r, body, []byte(fuzzSecret)) }
+	}
+	hexHMAC := func(header string) func(r *http.Request, body []byte) error {
+		return func(r *http.Request, body []byte) error {
+			mac := hmac.New(sha256.New, []byte(fuzzSecret))
+			mac.Write(body)
+			r.Header.Set(header, hex.EncodeToString(mac.Sum(nil)))
+			return nil
+		}
+	}
+	// Secrets come from placeholders, as in production (the recipes name
+	// their own).
+	for name, value := range map[string]string{
+		"PAYHOOK_FUZZ_SECRET": fuzzSecret, "PAYHOOK_FUZZ_ADYEN_KEY": fuzzAdyenKey, "PAYHOOK_FUZZ_SW_SECRET": fuzzStandardWebhooksSecret,
+		"PAYHOOK_FUZZ_MOLLIE_KEY": "test_fuzz", "GOCARDLESS_WEBHOOK_SECRET": fuzzSecret, "RAZORPAY_WEBHOOK_SECRET": fuzzSecret,
+	} {
+		tb.Setenv(name, value)
+	}
+	const secret = "{env.PAYHOOK_FUZZ_SECRET}"
+	api := "\tapi_base " + apiBase + "\n\tapi_rate 1000000\n"
+	routes := []*fuzzRoute{
+		{name: "ixopay", caddyfile: "ixopay {\n\tsecret " + secret + "\n}", sign: sample(new(IXOPAY))},
+		{name: "stripe", caddyfile: "stripe {\n\tsecret " + secret + "\n}", sign: sample(new(Stripe))},
+		{name: "adyen", caddyfile: "adyen {\n\thmac_key {env.PAYHOOK_FUZZ_ADYEN_KEY}\n}", sign: func(r *http.Request, body []byte) error {
+			return new(Adyen).SignSample(r, body, []byte(fuzzAdyenKey))
+		}},
+		{name: "standard_webhooks", caddyfile: "standard_webhooks {\n\tsecret {env.PAYHOOK_FUZZ_SW_SECRET}\n}", sign: func(r *http.Request, body []byte) error {
+			key, err := verify.DecodeStandardWebhooksSecret(fuzzStandardWebhooksSecret)
+			if err != nil {
+				return err
+			}
+			ts := strconv.FormatInt(time.Now().Unix(), 10)
+			r.Header.Set("Webhook-Id", "msg_fuzz")
+			r.Header.Set("Webhook-Timestamp", ts)
+			r.Header.Set("Webhook-Signature", verify.SignStandardWebhooks(key, "msg_fuzz", ts, body))
+			return nil
+		}},
+		{name: "gocardless", caddyfile: strings.TrimPrefix(recipes["gocardless"], "payhook "), sign: hexHMAC("Webhook-Signature")},
+		{name: "razorpay", caddyfile: strings.TrimPrefix(recipes["razorpay"], "payhook "), sign: hexHMAC("X-Razorpay-Signature")},
+		{name: "pyxis", caddyfile: "pyxis {\n\turl_token " + secret + "\n\tcurrency EUR\n}", sign: sample(new(Pyxis))},
+		{name: "mollie", caddyfile: "mollie {\n\tapi_key {env.PAYHOOK_FUZZ_MOLLIE_KEY}\n\tsignature_secret " + secret + "\n" + api + "}", sign: sample(new(Mollie))},
+		{name: "payrexx", caddyfile: "payrexx {\n\tinstance fuzz\n\tapi_key " + secret + "\n" + api + "}"},
+		{name: "swedbankpay", caddyfile: "swedbankpay {\n\ttoken " + secret + "\n" + api + "}"},
+		{name: "paypal", caddyfile: "paypal {\n\tclient_id fuzz\n\tclient_secret " + secret + "\n\twebhook_id FUZZWEBHOOK\n" + api + "}", sign: sample(new(PayPal))},
+	}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	tb.Cleanup(cancel)
+	for _, rt := range routes {
+		h := new(Handler)
+		block := "payhook " + rt.caddyfile
+		// dedupe off: each input is judged alone, and no storage is needed.
+		block = block[:strings.LastIndex(block, "}")] + "\tdedupe off\n}"
+		if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(block)); err != nil {
+			tb.Fatalf("%s: %v\n%s", rt.name, err, block)
+		}
+		if err := h.Provision(ctx); err != nil {
+			tb.Fatalf("%s: %v", rt.name, err)
+		}
+		h.logger = zap.NewNop() // a fuzzer's rejections are not news
+		rt.h = h
+	}
+	return routes
+}
+
+// FuzzHandler sends arbitrary bodies, made authentic where the provider
+// signs, through payhook's whole handler for every provider: reading,
+// verification, normalization, the envelopes and the answer. It checks what
+// the unit fuzzers of each parser cannot: that the handler's glue never
+// panics, that it answers 5xx ("try again later") only when a retry can
+// help (here: only when the provider's API, which fails, was asked; the
+// shop always takes the envelope), and that whatever reaches the shop is a
+// valid envelope whose Payhook-Event-Id is its id.
+func FuzzHandler(f *testing.F) {
+	var apiCalls atomic.Int64
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		apiCalls.Add(1)
+		_, _ = io.Copy(io.Discard, r.Body)
+		http.Error(w, "stand-in of a failing API", http.StatusInternalServerError)
+	}))
+	f.Cleanup(api.Close)
+	routes := fuzzRoutes(f, api.URL)
+
+	for i, rt := range routes {
+		p, err := NewProvider(rt.h.name)
+		if err != nil {
+			// A provider named in its configuration (gocardless, razorpay):
+			// seeded from the README's official vectors below.
+			continue
+		}
+		if s, ok := p.(SampleSender); ok {
+			for _, status := range []normalize.Status{normalize.StatusCaptured, normalize.StatusRefunded, normalize.StatusFailed} {
+				body, contentType, err := s.Sample(normalize.Sample{
+					Status: status, Amount: normalize.Amount{MinorUnits: 1050, Currency: "EUR"},
+					MerchantReference: "order-1", ProviderReference: "4711",
+				})
+				if variant := slices.Index(rt.h.contentTypes, contentType); err == nil && variant >= 0 {
+					f.Add(uint8(i), uint8(variant), body)
+				}
+			}
+		}
+	}
+	for _, v := range recipeVectors {
+		for i, rt := range routes {
+			if rt.name == v.recipe {
+				body, err := os.ReadFile(filepath.Join("../verify/testdata/vectors", v.bodyFile))
+				if err != nil {
+					f.Fatal(err)
+				}
+				f.Add(uint8(i), uint8(0), body)
+			}
+		}
+	}
+	byName := func(name string) uint8 {
+		return uint8(slices.IndexFunc(routes, func(rt *fuzzRoute) bool { return rt.name == name }))
+	}
+	f.Add(byName("ixopay"), uint8(0), []byte(`{"a":[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]}`))
+	f.Add(byName("standard_webhooks"), uint8(0), []byte(`{"type":"payment.succeeded","timestamp":"2026-11-22T10:00:00Z","data":{"id":"pay_1","amount":1050}}`))
+	f.Add(byName("payrexx"), uint8(0), []byte("transaction[id]=1&transaction[status]=confirmed&transaction[amount]=1050"))
+
+	f.Fuzz(func(t *testing.T, route, variant uint8, body []byte) {
+		rt := routes[int(route)%len(routes)]
+		contentTypes := rt.h.contentTypes
+		contentType := contentTypes[int(variant)%len(contentTypes)]
+		req := httptest.NewRequest(http.MethodPost, "/callbacks/"+rt.name, bytes.NewReader(body))
+		req.Header.Set("Content-Type", contentType)
+		if rt.sign != nil && variant&0x80 == 0 {
+			if err := rt.sign(req, body); err != nil {
+				req.Body = io.NopCloser(bytes.NewReader(body)) // not signable: sent as it is
+			}
+			req.RequestURI = req.URL.RequestURI() // Pyxis's token goes into the URL
+		}
+		req = req.WithContext(context.WithValue(req.Context(), caddyhttp.VarsCtxKey, map[string]any{}))
+		caddyhttp.NewTestReplacer(req)
+
+		var envelopes [][]byte
+		shop := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			envelope, err := io.ReadAll(r.Body)
+			if err != nil {
+				t.Fatalf("%s: reading the forwarded body: %v", rt.name, err)
+			}
+			if r.ContentLength != int64(len(envelope)) {
+				t.Errorf("%s: Content-Length %d, envelope of %d bytes", rt.name, r.ContentLength, len(envelope))
+			}
+			if err := envelopetest.Validate(envelope); err != nil {
+				t.Errorf("%s: the shop received an invalid envelope: %v\n%s", rt.name, err, envelope)
+			}
+			var head struct {
+				ID string `json:"id"`
+			}
+			if err := json.Unmarshal(envelope, &head); err != nil || head.ID == "" || r.Header.Get(EventIDHeader) != head.ID {
+				t.Errorf("%s: %s %q, envelope id %q (%v)", rt.name, EventIDHeader, r.Header.Get(EventIDHeader), head.ID, err)
+			}
+			envelopes = append(envelopes, envelope)
+			w.WriteHeader(http.StatusOK)
+			return nil
+		})
+
+		calls := apiCalls.Load()
+		w := httptest.NewRecorder()
+		var status int
+		if err := rt.h.ServeHTTP(w, req, shop); err != nil {
+			var he caddyhttp.HandlerError
+			if !errors.As(err, &he) {
+				t.Fatalf("%s: ServeHTTP returned %v", rt.name, err)
+			}
+			status = he.StatusCode
+		} else {
+			status = w.Code
+		}
+		if status >= 500 && apiCalls.Load() == calls {
+			t.Fatalf("%s: answered %d (try again later) to a callback a retry cannot help; the API was not asked:\n%s\nbody: %q",
+				rt.name, status, w.Body, body)
+		}
+		if status < 300 && len(envelopes) == 0 {
+			t.Fatalf("%s: answered %d, and the shop received nothing:\n%s\nbody: %q", rt.name, status, w.Body, body)
+		}
+	})
+}
