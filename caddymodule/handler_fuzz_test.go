@@ -219,58 +219,76 @@ func FuzzHandler(f *testing.F) {
 		rt := routes[int(route)%len(routes)]
 		contentTypes := rt.h.contentTypes
 		contentType := contentTypes[int(variant)%len(contentTypes)]
-		req := httptest.NewRequest(http.MethodPost, "/callbacks/"+rt.name, bytes.NewReader(body))
-		req.Header.Set("Content-Type", contentType)
+		// The callback as the provider sends it, every time it retries.
+		signed := httptest.NewRequest(http.MethodPost, "/callbacks/"+rt.name, bytes.NewReader(body))
+		signed.Header.Set("Content-Type", contentType)
 		if rt.sign != nil && variant&0x80 == 0 {
-			if err := rt.sign(req, body); err != nil {
-				req.Body = io.NopCloser(bytes.NewReader(body)) // not signable: sent as it is
+			if err := rt.sign(signed, body); err != nil {
+				signed.Body = io.NopCloser(bytes.NewReader(body)) // not signable: sent as it is
 			}
-			req.RequestURI = req.URL.RequestURI() // Pyxis's token goes into the URL
 		}
-		req = req.WithContext(context.WithValue(req.Context(), caddyhttp.VarsCtxKey, map[string]any{}))
-		caddyhttp.NewTestReplacer(req)
+		sent, err := io.ReadAll(signed.Body) // Adyen's signatures go into the body
+		if err != nil {
+			t.Fatal(err)
+		}
 
-		var envelopes [][]byte
-		shop := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-			envelope, err := io.ReadAll(r.Body)
-			if err != nil {
-				t.Fatalf("%s: reading the forwarded body: %v", rt.name, err)
+		// send delivers the callback once and returns the answer's status and
+		// the ids of the envelopes the shop received.
+		send := func() (status int, ids []string) {
+			req := httptest.NewRequest(http.MethodPost, signed.URL.RequestURI(), bytes.NewReader(sent)) // Pyxis's token is in the URL
+			req.Header = signed.Header.Clone()
+			req = req.WithContext(context.WithValue(req.Context(), caddyhttp.VarsCtxKey, map[string]any{}))
+			caddyhttp.NewTestReplacer(req)
+			shop := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+				envelope, err := io.ReadAll(r.Body)
+				if err != nil {
+					t.Fatalf("%s: reading the forwarded body: %v", rt.name, err)
+				}
+				if r.ContentLength != int64(len(envelope)) {
+					t.Errorf("%s: Content-Length %d, envelope of %d bytes", rt.name, r.ContentLength, len(envelope))
+				}
+				if err := envelopetest.Validate(envelope); err != nil {
+					t.Errorf("%s: the shop received an invalid envelope: %v\n%s", rt.name, err, envelope)
+				}
+				var head struct {
+					ID string `json:"id"`
+				}
+				if err := json.Unmarshal(envelope, &head); err != nil || head.ID == "" || r.Header.Get(EventIDHeader) != head.ID {
+					t.Errorf("%s: %s %q, envelope id %q (%v)", rt.name, EventIDHeader, r.Header.Get(EventIDHeader), head.ID, err)
+				}
+				ids = append(ids, head.ID)
+				w.WriteHeader(http.StatusOK)
+				return nil
+			})
+			calls := apiCalls.Load()
+			w := httptest.NewRecorder()
+			if err := rt.h.ServeHTTP(w, req, shop); err != nil {
+				var he caddyhttp.HandlerError
+				if !errors.As(err, &he) {
+					t.Fatalf("%s: ServeHTTP returned %v", rt.name, err)
+				}
+				status = he.StatusCode
+			} else {
+				status = w.Code
 			}
-			if r.ContentLength != int64(len(envelope)) {
-				t.Errorf("%s: Content-Length %d, envelope of %d bytes", rt.name, r.ContentLength, len(envelope))
+			if status >= 500 && apiCalls.Load() == calls {
+				t.Fatalf("%s: answered %d (try again later) to a callback a retry cannot help; the API was not asked:\n%s\nbody: %q",
+					rt.name, status, w.Body, sent)
 			}
-			if err := envelopetest.Validate(envelope); err != nil {
-				t.Errorf("%s: the shop received an invalid envelope: %v\n%s", rt.name, err, envelope)
+			if status < 300 && len(ids) == 0 {
+				t.Fatalf("%s: answered %d, and the shop received nothing:\n%s\nbody: %q", rt.name, status, w.Body, sent)
 			}
-			var head struct {
-				ID string `json:"id"`
-			}
-			if err := json.Unmarshal(envelope, &head); err != nil || head.ID == "" || r.Header.Get(EventIDHeader) != head.ID {
-				t.Errorf("%s: %s %q, envelope id %q (%v)", rt.name, EventIDHeader, r.Header.Get(EventIDHeader), head.ID, err)
-			}
-			envelopes = append(envelopes, envelope)
-			w.WriteHeader(http.StatusOK)
-			return nil
-		})
+			return status, ids
+		}
 
-		calls := apiCalls.Load()
-		w := httptest.NewRecorder()
-		var status int
-		if err := rt.h.ServeHTTP(w, req, shop); err != nil {
-			var he caddyhttp.HandlerError
-			if !errors.As(err, &he) {
-				t.Fatalf("%s: ServeHTTP returned %v", rt.name, err)
-			}
-			status = he.StatusCode
-		} else {
-			status = w.Code
+		status, ids := send()
+		if status >= 300 {
+			return
 		}
-		if status >= 500 && apiCalls.Load() == calls {
-			t.Fatalf("%s: answered %d (try again later) to a callback a retry cannot help; the API was not asked:\n%s\nbody: %q",
-				rt.name, status, w.Body, body)
-		}
-		if status < 300 && len(envelopes) == 0 {
-			t.Fatalf("%s: answered %d, and the shop received nothing:\n%s\nbody: %q", rt.name, status, w.Body, body)
+		// A retry of the same callback is the same events: the same ids, in
+		// the same order (dedupe is off, so the shop receives them again).
+		if again, retried := send(); again < 300 && !slices.Equal(ids, retried) {
+			t.Fatalf("%s: a retry's event ids %q differ from the first delivery's %q\nbody: %q", rt.name, retried, ids, sent)
 		}
 	})
 }
