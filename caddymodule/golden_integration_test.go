@@ -17,7 +17,7 @@ import (
 )
 
 // readRawRequest reads a golden .in file: the exact request a provider sends.
-func readRawRequest(t *testing.T, path string) (*http.Request, []byte) {
+func readRawRequest(t testing.TB, path string) (*http.Request, []byte) {
 	t.Helper()
 	raw, err := os.ReadFile(path)
 	if err != nil {

@@ -1,7 +1,6 @@
 package caddymodule
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/hmac"
@@ -207,15 +206,7 @@ func FuzzHandler(f *testing.F) {
 	for i, rt := range routes {
 		cases, _ := filepath.Glob(filepath.Join("../normalize/testdata", rt.name, "*.in"))
 		for _, in := range cases {
-			raw, err := os.ReadFile(in)
-			if err != nil {
-				f.Fatal(err)
-			}
-			req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(raw)))
-			if err != nil {
-				f.Fatalf("%s: %v", in, err)
-			}
-			body, _ := io.ReadAll(req.Body)
+			req, body := readRawRequest(f, in)
 			mediaType, _, _ := mime.ParseMediaType(req.Header.Get("Content-Type"))
 			variant := max(0, slices.Index(rt.h.contentTypes, mediaType))
 			doc, _ := os.ReadFile(strings.TrimSuffix(in, ".in") + ".fetched.json")
