@@ -3,10 +3,7 @@ package caddymodule
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -36,7 +33,6 @@ import (
 // fuzzRoute is one payhook route of FuzzHandler: its Caddyfile block and
 // how a callback body is made authentic under it.
 type fuzzRoute struct {
-	name      string
 	caddyfile string
 	// sign makes r, whose body is body, authentic; it may replace the body
 	// (Adyen signs each item inside it). Nil: the body is sent as it is
@@ -65,9 +61,7 @@ func fuzzRoutes(tb testing.TB, apiBase string) []*fuzzRoute {
 	}
 	hexHMAC := func(header string) func(r *http.Request, body []byte) error {
 		return func(r *http.Request, body []byte) error {
-			mac := hmac.New(sha256.New, []byte(fuzzSecret))
-			mac.Write(body)
-			r.Header.Set(header, hex.EncodeToString(mac.Sum(nil)))
+			r.Header.Set(header, verify.SignHexHMACSHA256([]byte(fuzzSecret), body))
 			return nil
 		}
 	}
@@ -82,12 +76,12 @@ func fuzzRoutes(tb testing.TB, apiBase string) []*fuzzRoute {
 	const secret = "{env.PAYHOOK_FUZZ_SECRET}"
 	api := "\tapi_base " + apiBase + "\n\tapi_rate 1000000\n"
 	routes := []*fuzzRoute{
-		{name: "ixopay", caddyfile: "ixopay {\n\tsecret " + secret + "\n}", sign: sample(new(IXOPAY))},
-		{name: "stripe", caddyfile: "stripe {\n\tsecret " + secret + "\n}", sign: sample(new(Stripe))},
-		{name: "adyen", caddyfile: "adyen {\n\thmac_key {env.PAYHOOK_FUZZ_ADYEN_KEY}\n}", sign: func(r *http.Request, body []byte) error {
+		{caddyfile: "payhook ixopay {\n\tsecret " + secret + "\n}", sign: sample(new(IXOPAY))},
+		{caddyfile: "payhook stripe {\n\tsecret " + secret + "\n}", sign: sample(new(Stripe))},
+		{caddyfile: "payhook adyen {\n\thmac_key {env.PAYHOOK_FUZZ_ADYEN_KEY}\n}", sign: func(r *http.Request, body []byte) error {
 			return new(Adyen).SignSample(r, body, []byte(fuzzAdyenKey))
 		}},
-		{name: "standard_webhooks", caddyfile: "standard_webhooks {\n\tsecret {env.PAYHOOK_FUZZ_SW_SECRET}\n}", sign: func(r *http.Request, body []byte) error {
+		{caddyfile: "payhook standard_webhooks {\n\tsecret {env.PAYHOOK_FUZZ_SW_SECRET}\n}", sign: func(r *http.Request, body []byte) error {
 			key, err := verify.DecodeStandardWebhooksSecret(fuzzStandardWebhooksSecret)
 			if err != nil {
 				return err
@@ -98,13 +92,13 @@ func fuzzRoutes(tb testing.TB, apiBase string) []*fuzzRoute {
 			r.Header.Set("Webhook-Signature", verify.SignStandardWebhooks(key, "msg_fuzz", ts, body))
 			return nil
 		}},
-		{name: "gocardless", caddyfile: strings.TrimPrefix(recipes["gocardless"], "payhook "), sign: hexHMAC("Webhook-Signature")},
-		{name: "razorpay", caddyfile: strings.TrimPrefix(recipes["razorpay"], "payhook "), sign: hexHMAC("X-Razorpay-Signature")},
-		{name: "pyxis", caddyfile: "pyxis {\n\turl_token " + secret + "\n\tcurrency EUR\n}", sign: sample(new(Pyxis))},
-		{name: "mollie", caddyfile: "mollie {\n\tapi_key {env.PAYHOOK_FUZZ_MOLLIE_KEY}\n\tsignature_secret " + secret + "\n" + api + "}", sign: sample(new(Mollie))},
-		{name: "payrexx", caddyfile: "payrexx {\n\tinstance fuzz\n\tapi_key " + secret + "\n" + api + "}"},
-		{name: "swedbankpay", caddyfile: "swedbankpay {\n\ttoken " + secret + "\n" + api + "}"},
-		{name: "paypal", caddyfile: "paypal {\n\tclient_id fuzz\n\tclient_secret " + secret + "\n\twebhook_id FUZZWEBHOOK\n" + api + "}", sign: sample(new(PayPal))},
+		{caddyfile: recipes["gocardless"], sign: hexHMAC("Webhook-Signature")},
+		{caddyfile: recipes["razorpay"], sign: hexHMAC("X-Razorpay-Signature")},
+		{caddyfile: "payhook pyxis {\n\turl_token " + secret + "\n\tcurrency EUR\n}", sign: sample(new(Pyxis))},
+		{caddyfile: "payhook mollie {\n\tapi_key {env.PAYHOOK_FUZZ_MOLLIE_KEY}\n\tsignature_secret " + secret + "\n" + api + "}", sign: sample(new(Mollie))},
+		{caddyfile: "payhook payrexx {\n\tinstance fuzz\n\tapi_key " + secret + "\n" + api + "}"},
+		{caddyfile: "payhook swedbankpay {\n\ttoken " + secret + "\n" + api + "}"},
+		{caddyfile: "payhook paypal {\n\tclient_id fuzz\n\tclient_secret " + secret + "\n\twebhook_id FUZZWEBHOOK\n" + api + "}", sign: sample(new(PayPal))},
 	}
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	tb.Cleanup(cancel)
@@ -133,8 +127,8 @@ func fuzzRoutes(tb testing.TB, apiBase string) []*fuzzRoute {
 		return h
 	}
 	for _, rt := range routes {
-		rt.h = provision("payhook " + rt.caddyfile)
-		rt.deduped = provision("payhook " + rt.caddyfile)
+		rt.h = provision(rt.caddyfile)
+		rt.deduped = provision(rt.caddyfile)
 		rt.deduped.dedupe = newDeduper(storage, time.Hour, zap.NewNop())
 		tb.Cleanup(rt.deduped.dedupe.close)
 	}
@@ -143,15 +137,18 @@ func fuzzRoutes(tb testing.TB, apiBase string) []*fuzzRoute {
 
 // FuzzHandler sends arbitrary bodies, made authentic where the provider
 // signs, through payhook's whole handler for every provider: reading,
-// verification, normalization, the envelopes and the answer. It checks what
-// the unit fuzzers of each parser cannot: that the handler's glue never
-// panics, that it answers 5xx ("try again later") only when a retry can
-// help (here: only when the provider's API was asked, or remembered as not
-// knowing the resource a moment ago; the shop always takes the envelope), that it acknowledges only what reached the shop,
-// and that whatever reaches the shop is a valid envelope whose
-// Payhook-Event-Id is its id. The stand-in of the providers' APIs answers
-// with a document of the input's, so that fetch-verified callbacks are
-// normalized from arbitrary documents too.
+// verification, normalization, the envelopes and the answer. The stand-in
+// of the providers' APIs answers with a document of the input's, so that
+// fetch-verified callbacks are normalized from arbitrary documents too. It
+// checks what the unit fuzzers of each parser cannot: that the handler's
+// glue never panics; that it answers 5xx ("try again later") only when a
+// retry can help (here: only when the provider's API was asked, or is
+// remembered as not knowing the resource a moment ago; the shop always
+// takes the envelope); that it acknowledges only what reached the shop;
+// that whatever reaches the shop is a valid envelope whose
+// Payhook-Event-Id is its id; and that an acknowledged callback sent again
+// brings the same ids or, on the route with dedupe, is acknowledged at
+// once and not forwarded.
 func FuzzHandler(f *testing.F) {
 	// The stand-in of every provider's API answers each request with the
 	// input's document (PayPal's OAuth2 token aside), under the status the
@@ -205,39 +202,43 @@ func FuzzHandler(f *testing.F) {
 					MerchantReference: "order-1", ProviderReference: "4711",
 				})
 				if variant := slices.Index(rt.h.contentTypes, contentType); err == nil && variant >= 0 {
-					seed(uint8(i), uint8(variant), body, []byte(nil))
+					seed(uint8(i), uint8(variant), body, nil)
 				}
 			}
 		}
 	}
 	for _, v := range recipeVectors {
 		for i, rt := range routes {
-			if rt.name == v.recipe {
+			if rt.h.name == v.recipe {
 				body, err := os.ReadFile(filepath.Join("../verify/testdata/vectors", v.bodyFile))
 				if err != nil {
 					f.Fatal(err)
 				}
-				seed(uint8(i), uint8(0), body, []byte(nil))
+				seed(uint8(i), uint8(0), body, nil)
 			}
 		}
 	}
 	byName := func(name string) uint8 {
-		return uint8(slices.IndexFunc(routes, func(rt *fuzzRoute) bool { return rt.name == name }))
+		i := slices.IndexFunc(routes, func(rt *fuzzRoute) bool { return rt.h.name == name })
+		if i < 0 {
+			f.Fatalf("no route for %s", name)
+		}
+		return uint8(i)
 	}
-	seed(byName("ixopay"), uint8(0), []byte(`{"a":[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]}`), []byte(nil))
-	seed(byName("standard_webhooks"), uint8(0), []byte(`{"type":"payment.succeeded","timestamp":"2026-11-22T10:00:00Z","data":{"id":"pay_1","amount":1050}}`), []byte(nil))
+	seed(byName("ixopay"), uint8(0), []byte(`{"a":[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]}`), nil)
+	seed(byName("standard_webhooks"), uint8(0), []byte(`{"type":"payment.succeeded","timestamp":"2026-11-22T10:00:00Z","data":{"id":"pay_1","amount":1050}}`), nil)
 	seed(byName("mollie"), uint8(0), []byte("id=tr_4711"), []byte("404\n{\"status\":404,\"title\":\"Not Found\"}"))
 	seed(byName("payrexx"), uint8(0), []byte("transaction[id]=4711&transaction[status]=confirmed"), []byte("429\n"))
 	seed(byName("swedbankpay"), uint8(1), []byte(`{"paymentOrder":{"id":"/psp/paymentorders/4711","instrument":"paymentorders"},"transaction":{"id":"/psp/paymentorders/4711/financialtransactions/1","number":1}}`), []byte("401\n{}"))
 	// The golden callbacks, with the API's answers where they have one.
 	for i, rt := range routes {
-		cases, _ := filepath.Glob(filepath.Join("../normalize/testdata", rt.name, "*.in"))
+		cases, _ := filepath.Glob(filepath.Join("../normalize/testdata", rt.h.name, "*.in"))
 		for _, in := range cases {
 			req, body := readRawRequest(f, in)
 			mediaType, _, _ := mime.ParseMediaType(req.Header.Get("Content-Type"))
 			variant := max(0, slices.Index(rt.h.contentTypes, mediaType))
 			doc, _ := os.ReadFile(strings.TrimSuffix(in, ".in") + ".fetched.json")
-			if rt.name == "paypal" {
+			if rt.h.name == "paypal" {
 				doc = []byte(`{"verification_status":"SUCCESS"}`)
 			}
 			seed(uint8(i), uint8(variant), body, doc)
@@ -250,7 +251,7 @@ func FuzzHandler(f *testing.F) {
 		contentTypes := rt.h.contentTypes
 		contentType := contentTypes[int(variant&0x3f)%len(contentTypes)]
 		// The callback as the provider sends it, every time it retries.
-		signed := httptest.NewRequest(http.MethodPost, "/callbacks/"+rt.name, bytes.NewReader(body))
+		signed := httptest.NewRequest(http.MethodPost, "/callbacks/"+rt.h.name, bytes.NewReader(body))
 		signed.Header.Set("Content-Type", contentType)
 		if rt.sign != nil && variant&0x80 == 0 {
 			if err := rt.sign(signed, body); err != nil {
@@ -262,12 +263,12 @@ func FuzzHandler(f *testing.F) {
 			t.Fatal(err)
 		}
 
-		// send delivers the callback once and returns the answer's status and
-		// the ids of the envelopes the shop received.
 		h, deduped := rt.h, variant&0x40 != 0
 		if deduped {
 			h = rt.deduped
 		}
+		// send delivers the callback once and returns the answer's status and
+		// the ids of the envelopes the shop received.
 		send := func() (status int, ids []string) {
 			req := httptest.NewRequest(http.MethodPost, signed.URL.RequestURI(), bytes.NewReader(sent)) // Pyxis's token is in the URL
 			req.Header = signed.Header.Clone()
@@ -276,19 +277,19 @@ func FuzzHandler(f *testing.F) {
 			shop := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 				envelope, err := io.ReadAll(r.Body)
 				if err != nil {
-					t.Fatalf("%s: reading the forwarded body: %v", rt.name, err)
+					t.Fatalf("%s: reading the forwarded body: %v", rt.h.name, err)
 				}
 				if r.ContentLength != int64(len(envelope)) {
-					t.Errorf("%s: Content-Length %d, envelope of %d bytes", rt.name, r.ContentLength, len(envelope))
+					t.Errorf("%s: Content-Length %d, envelope of %d bytes", rt.h.name, r.ContentLength, len(envelope))
 				}
 				if err := envelopetest.Validate(envelope); err != nil {
-					t.Errorf("%s: the shop received an invalid envelope: %v\n%s", rt.name, err, envelope)
+					t.Errorf("%s: the shop received an invalid envelope: %v\n%s", rt.h.name, err, envelope)
 				}
 				var head struct {
 					ID string `json:"id"`
 				}
 				if err := json.Unmarshal(envelope, &head); err != nil || head.ID == "" || r.Header.Get(EventIDHeader) != head.ID {
-					t.Errorf("%s: %s %q, envelope id %q (%v)", rt.name, EventIDHeader, r.Header.Get(EventIDHeader), head.ID, err)
+					t.Errorf("%s: %s %q, envelope id %q (%v)", rt.h.name, EventIDHeader, r.Header.Get(EventIDHeader), head.ID, err)
 				}
 				ids = append(ids, head.ID)
 				w.WriteHeader(http.StatusOK)
@@ -299,7 +300,7 @@ func FuzzHandler(f *testing.F) {
 			if err := h.ServeHTTP(w, req, shop); err != nil {
 				var he caddyhttp.HandlerError
 				if !errors.As(err, &he) {
-					t.Fatalf("%s: ServeHTTP returned %v", rt.name, err)
+					t.Fatalf("%s: ServeHTTP returned %v", rt.h.name, err)
 				}
 				status = he.StatusCode
 			} else {
@@ -310,11 +311,11 @@ func FuzzHandler(f *testing.F) {
 			recent := strings.TrimSpace(w.Body.String()) == verify.ErrRecentlyUnknown.Error()
 			if status >= 500 && apiCalls.Load() == calls && !recent {
 				t.Fatalf("%s: answered %d (try again later) to a callback a retry cannot help; the API was not asked:\n%s\nbody: %q",
-					rt.name, status, w.Body, sent)
+					rt.h.name, status, w.Body, sent)
 			}
 			// With dedupe, an input may repeat one the fuzzer sent before.
 			if status < 300 && len(ids) == 0 && !deduped {
-				t.Fatalf("%s: answered %d, and the shop received nothing:\n%s\nbody: %q", rt.name, status, w.Body, sent)
+				t.Fatalf("%s: answered %d, and the shop received nothing:\n%s\nbody: %q", rt.h.name, status, w.Body, sent)
 			}
 			return status, ids
 		}
@@ -328,11 +329,11 @@ func FuzzHandler(f *testing.F) {
 		case deduped && (again >= 300 || len(retried) > 0):
 			// Delivered once: a retry is acknowledged at once (its claim
 			// released, whatever path the first took) and not forwarded.
-			t.Fatalf("%s: a retry of a delivered callback was answered %d and forwarded %q\nbody: %q", rt.name, again, retried, sent)
+			t.Fatalf("%s: a retry of a delivered callback was answered %d and forwarded %q\nbody: %q", rt.h.name, again, retried, sent)
 		case !deduped && again < 300 && !slices.Equal(ids, retried):
 			// A retry is the same events: the same ids, in the same order
 			// (dedupe off: the shop receives them again).
-			t.Fatalf("%s: a retry's event ids %q differ from the first delivery's %q\nbody: %q", rt.name, retried, ids, sent)
+			t.Fatalf("%s: a retry's event ids %q differ from the first delivery's %q\nbody: %q", rt.h.name, retried, ids, sent)
 		}
 	})
 }

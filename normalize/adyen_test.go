@@ -108,8 +108,6 @@ func TestAdyenDuplicateSignedFieldIsRefused(t *testing.T) {
 	}
 }
 
-// Adyen's minor units differ from ISO 4217 for four currencies
-// (docs.adyen.com/development-resources/currency-codes).
 // Adyen does not sign additionalData, so whoever holds a genuine
 // CANCEL_OR_REFUND can change its modification.action: the copy must be the
 // same event (a duplicate), not a second one telling the shop otherwise.
@@ -147,6 +145,8 @@ func TestAdyenCancelOrRefundActionIsNotInTheID(t *testing.T) {
 	}
 }
 
+// Adyen's minor units differ from ISO 4217 for four currencies
+// (docs.adyen.com/development-resources/currency-codes).
 func TestAdyenAmountDiffersFromStandard(t *testing.T) {
 	for _, tt := range []struct {
 		value, currency string
