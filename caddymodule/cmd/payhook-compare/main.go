@@ -4,7 +4,9 @@
 // (dedupe off) + reverse_proxy, drives both in alternating rounds with the
 // same signed 2 KB callback at the same concurrency, and prints requests per
 // second and p50/p99 latency for each and their ratio, plus benchstat-
-// comparable lines.
+// comparable lines. Both routes give IXOPAY the answer it counts as
+// success, 200 with the body "OK": plain reverse_proxy relays the shop's,
+// payhook writes its own once the shop has taken the envelope.
 //
 //	go run ./caddymodule/cmd/payhook-compare [-duration 1s] [-rounds 20] [-concurrency 32]
 //
@@ -27,6 +29,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -206,16 +209,28 @@ func loadCaddy(addr, upstream, secret string) error {
 	return caddy.Load(raw, true)
 }
 
-// startUpstream is the fastest honest shop: it reads the body and answers 200.
+// startUpstream is the fastest honest shop: it reads the body and answers
+// what its caller needs to hear. Behind plain reverse_proxy the shop
+// answers IXOPAY itself, so it must say what IXOPAY counts as success, 200
+// with the body "OK" (anything else is retried); behind payhook any 2xx
+// will do, so it answers 200 with no body.
 func startUpstream() string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		log.Fatal(err)
 	}
+	ok := []byte("OK")
 	go func() {
 		_ = http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			_, _ = io.Copy(io.Discard, r.Body)
+			if !strings.HasPrefix(r.URL.Path, "/plain") {
+				w.WriteHeader(http.StatusOK)
+				return
+			}
+			w.Header()["Content-Type"] = []string{"text/plain; charset=utf-8"}
+			w.Header()["Content-Length"] = []string{strconv.Itoa(len(ok))}
 			w.WriteHeader(http.StatusOK)
+			_, _ = w.Write(ok)
 		}))
 	}()
 	return ln.Addr().String()
