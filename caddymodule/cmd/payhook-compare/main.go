@@ -8,7 +8,7 @@
 // success, 200 with the body "OK": plain reverse_proxy relays the shop's,
 // payhook writes its own once the shop has taken the envelope.
 //
-//	go run ./caddymodule/cmd/payhook-compare [-duration 1s] [-rounds 20] [-concurrency 32]
+//	go run ./caddymodule/cmd/payhook-compare [-duration 1s] [-rounds 20] [-concurrency 32] [-shop-says-ok]
 //
 // Besides the ratio of the totals it prints the median of the rounds' own
 // ratios, which resists a machine whose speed drifts from one second to
@@ -49,13 +49,14 @@ func main() {
 	bodyFile := flag.String("body", "normalize/testdata/bench/ixopay_2k.json", "callback body to send")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of one round of -profileroute to this file")
 	profileRoute := flag.String("profileroute", "/payhook", "the route -cpuprofile profiles: /payhook or /forged")
+	shopSaysOK := flag.Bool("shop-says-ok", false, "the shop behind payhook also answers 200 \"OK\", as one written for IXOPAY would")
 	flag.Parse()
 
 	body, err := os.ReadFile(*bodyFile)
 	if err != nil {
 		log.Fatalf("%v (run from the repository root)", err)
 	}
-	upstream := startUpstream()
+	upstream := startUpstream(*shopSaysOK)
 	caddyAddr := freeAddr()
 	secret := "compare-secret-0123456789abcdef"
 	if err := loadCaddy(caddyAddr, upstream, secret); err != nil {
@@ -213,8 +214,9 @@ func loadCaddy(addr, upstream, secret string) error {
 // what its caller needs to hear. Behind plain reverse_proxy the shop
 // answers IXOPAY itself, so it must say what IXOPAY counts as success, 200
 // with the body "OK" (anything else is retried); behind payhook any 2xx
-// will do, so it answers 200 with no body.
-func startUpstream() string {
+// will do, so it answers 200 with no body, unless sayOK (a shop that was
+// written for IXOPAY and put behind payhook unchanged).
+func startUpstream(sayOK bool) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		log.Fatal(err)
@@ -223,7 +225,7 @@ func startUpstream() string {
 	go func() {
 		_ = http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			_, _ = io.Copy(io.Discard, r.Body)
-			if !strings.HasPrefix(r.URL.Path, "/plain") {
+			if !sayOK && !strings.HasPrefix(r.URL.Path, "/plain") {
 				w.WriteHeader(http.StatusOK)
 				return
 			}
