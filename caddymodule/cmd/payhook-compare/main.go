@@ -85,10 +85,10 @@ func main() {
 	// Each pair is a route through payhook and the plain Caddy route it is
 	// measured against.
 	routes := []route{
-		{path: "/plain", header: header, want: http.StatusOK},
-		{path: "/payhook", header: header, want: http.StatusOK},
-		{path: "/static401", header: forgedHeader, want: http.StatusUnauthorized},
-		{path: "/forged", header: forgedHeader, want: http.StatusUnauthorized},
+		{path: "/plain", header: header, want: http.StatusOK, wantBody: "OK"},
+		{path: "/payhook", header: header, want: http.StatusOK, wantBody: "OK"},
+		{path: "/static401", header: forgedHeader, want: http.StatusUnauthorized, wantBody: "signature mismatch\n"},
+		{path: "/forged", header: forgedHeader, want: http.StatusUnauthorized, wantBody: "signature mismatch\n"},
 	}
 	results := map[string]*result{}
 	for _, rt := range routes {
@@ -173,11 +173,12 @@ func main() {
 }
 
 // route is one route of the comparison, with the headers sent to it and
-// the status it must answer.
+// the answer it must give (each pair answers the provider alike).
 type route struct {
-	path   string
-	header http.Header
-	want   int
+	path     string
+	header   http.Header
+	want     int
+	wantBody string
 }
 
 // loadCaddy runs Caddy with the two routes; payhook logs its line per
@@ -295,6 +296,7 @@ func drive(addr string, rt route, body []byte, concurrency int, d time.Duration)
 		go func() {
 			defer wg.Done()
 			var mine []time.Duration
+			answer := make([]byte, 64)
 			for time.Now().Before(deadline) {
 				req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 				req.Header = rt.header.Clone()
@@ -304,9 +306,10 @@ func drive(addr string, rt route, body []byte, concurrency int, d time.Duration)
 					errs.Add(1)
 					continue
 				}
+				n, _ := io.ReadFull(resp.Body, answer)
 				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
-				if resp.StatusCode != rt.want {
+				if resp.StatusCode != rt.want || string(answer[:n]) != rt.wantBody {
 					errs.Add(1)
 					continue
 				}
