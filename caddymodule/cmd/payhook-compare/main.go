@@ -85,10 +85,10 @@ func main() {
 	// Each pair is a route through payhook and the plain Caddy route it is
 	// measured against.
 	routes := []route{
-		{path: "/plain", header: header, want: http.StatusOK, wantBody: "OK"},
-		{path: "/payhook", header: header, want: http.StatusOK, wantBody: "OK"},
-		{path: "/static401", header: forgedHeader, want: http.StatusUnauthorized, wantBody: "signature mismatch\n"},
-		{path: "/forged", header: forgedHeader, want: http.StatusUnauthorized, wantBody: "signature mismatch\n"},
+		{path: "/plain", header: header, want: http.StatusOK, wantBody: ixopaySuccess},
+		{path: "/payhook", header: header, want: http.StatusOK, wantBody: ixopaySuccess},
+		{path: "/static401", header: forgedHeader, want: http.StatusUnauthorized, wantBody: forgedAnswer},
+		{path: "/forged", header: forgedHeader, want: http.StatusUnauthorized, wantBody: forgedAnswer},
 	}
 	results := map[string]*result{}
 	for _, rt := range routes {
@@ -172,6 +172,13 @@ func main() {
 	}
 }
 
+// The answers each pair of routes gives the provider: IXOPAY's success
+// (the shop's behind plain reverse_proxy, payhook's own behind payhook),
+// and payhook's refusal of a wrong signature, which respond 401 copies.
+const ixopaySuccess = "OK"
+
+var forgedAnswer = verify.ErrBadSignature.Error() + "\n"
+
 // route is one route of the comparison, with the headers sent to it and
 // the answer it must give (each pair answers the provider alike).
 type route struct {
@@ -199,7 +206,7 @@ func loadCaddy(addr, upstream, secret string) error {
 					proxy,
 				}},
 				map[string]any{"match": []any{map[string]any{"path": []string{"/static401*"}}}, "handle": []any{
-					map[string]any{"handler": "static_response", "status_code": 401, "body": "signature mismatch\n"},
+					map[string]any{"handler": "static_response", "status_code": 401, "body": forgedAnswer},
 				}},
 			},
 		}}}},
@@ -222,7 +229,8 @@ func startUpstream(sayOK bool) string {
 	if err != nil {
 		log.Fatal(err)
 	}
-	ok := []byte("OK")
+	ok := []byte(ixopaySuccess)
+	contentType, contentLength := []string{"text/plain; charset=utf-8"}, []string{strconv.Itoa(len(ok))}
 	go func() {
 		_ = http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			_, _ = io.Copy(io.Discard, r.Body)
@@ -230,8 +238,8 @@ func startUpstream(sayOK bool) string {
 				w.WriteHeader(http.StatusOK)
 				return
 			}
-			w.Header()["Content-Type"] = []string{"text/plain; charset=utf-8"}
-			w.Header()["Content-Length"] = []string{strconv.Itoa(len(ok))}
+			w.Header()["Content-Type"] = contentType
+			w.Header()["Content-Length"] = contentLength
 			w.WriteHeader(http.StatusOK)
 			_, _ = w.Write(ok)
 		}))
