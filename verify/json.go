@@ -1,9 +1,13 @@
 package verify
 
 import (
+	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -15,6 +19,10 @@ const MaxJSONDepth = 64
 
 // ErrJSONTooDeep means a JSON document nests deeper than allowed.
 var ErrJSONTooDeep = errors.New("JSON nested too deeply")
+
+// ErrDuplicateKey means a JSON object names a key twice, in the same
+// letter case or not (see CheckJSONKeys).
+var ErrDuplicateKey = errors.New("JSON object names a key twice")
 
 // CheckJSON reports whether doc is exactly one JSON value (RFC 8259),
 // surrounded by optional white space and nested at most maxDepth arrays or
@@ -44,6 +52,26 @@ func RepairJSON(doc []byte, maxDepth int) ([]byte, error) {
 	return append(s.out, doc[s.copied:]...), nil
 }
 
+// CheckJSONKeys is CheckJSON for a document only part of which is signed
+// (Adyen signs eight fields of each item): it also refuses an object that
+// names a key twice, in any letter case, with an error wrapping
+// ErrDuplicateKey. Readers disagree on such an object, so the part that is
+// signed could be read one way by payhook and another by the shop. payhook
+// (gjson) reads keys exactly and takes the first; PHP's json_decode and
+// JavaScript's JSON.parse take the last; Go's encoding/json, Json.NET,
+// ASP.NET Core's System.Text.Json and many PHP frameworks' mappers also
+// take "Success" for "success", and the last of the two.
+//
+// Keys are compared as those readers see them: unescaped, with the defects
+// RepairJSON replaces replaced, and folded with Unicode's simple case
+// mappings, so that two keys strings.EqualFold (Go) or OrdinalIgnoreCase
+// (.NET) finds equal, or that ToLower or ToUpper makes equal, are the same
+// key. The work is O(n log n) in the size of doc, its memory O(n).
+func CheckJSONKeys(doc []byte, maxDepth int) error {
+	s := jsonScanner{doc: doc, maxDepth: maxDepth, keys: new(objectKeys)}
+	return s.scan()
+}
+
 // jsonScanner walks one JSON document with an explicit stack of open
 // containers.
 type jsonScanner struct {
@@ -51,6 +79,10 @@ type jsonScanner struct {
 	i        int
 	maxDepth int
 	repair   bool
+
+	// keys, when not nil, collects the keys of the open objects to find
+	// one named twice (see CheckJSONKeys).
+	keys *objectKeys
 
 	// out, when not nil, receives the repaired document: doc[copied:i] is
 	// still to be copied.
@@ -102,6 +134,9 @@ func (s *jsonScanner) scan() error {
 				break // an empty container is a complete value
 			}
 			if object {
+				if s.keys != nil {
+					s.keys.open()
+				}
 				if err := s.member(); err != nil {
 					return err
 				}
@@ -157,6 +192,11 @@ func (s *jsonScanner) scan() error {
 				break // the next value follows
 			}
 			if (object && c == '}') || (!object && c == ']') {
+				if object && s.keys != nil {
+					if err := s.keys.close(s.doc); err != nil {
+						return err
+					}
+				}
 				s.i++
 				stack = stack[:len(stack)-1]
 				continue
@@ -171,8 +211,12 @@ func (s *jsonScanner) member() error {
 	if s.i >= len(s.doc) || s.doc[s.i] != '"' {
 		return s.syntaxError("object key expected")
 	}
+	start := s.i
 	if err := s.str(true); err != nil {
 		return err
+	}
+	if s.keys != nil {
+		s.keys.add(s.doc, start, s.i)
 	}
 	s.skipSpace()
 	if s.i >= len(s.doc) || s.doc[s.i] != ':' {
@@ -391,4 +435,128 @@ func appendRepairedString(out, raw []byte, key bool) []byte {
 		}
 	}
 	return append(out, '"')
+}
+
+// objectKeys collects the folded keys of the objects a scan has open. An
+// object's keys are sorted once, when it closes, so that a key named twice
+// is found in O(n log n) however many keys the object has.
+type objectKeys struct {
+	folded  []byte       // the open objects' folded keys, one after another
+	keys    []objectKey  // the open objects' keys, the innermost object's last
+	objects []openObject // the open objects, the innermost last
+}
+
+// objectKey is one key: its folded form, folded[start:end], and where it is
+// in the document, quotes included.
+type objectKey struct {
+	start, end       int
+	rawStart, rawEnd int
+}
+
+// openObject is where an open object's keys begin in keys and folded.
+type openObject struct {
+	keys, folded int
+}
+
+func (k *objectKeys) open() {
+	k.objects = append(k.objects, openObject{keys: len(k.keys), folded: len(k.folded)})
+}
+
+// add records the key at doc[start:end], quotes included, in the innermost
+// open object.
+func (k *objectKeys) add(doc []byte, start, end int) {
+	from := len(k.folded)
+	k.folded = appendFoldedKey(k.folded, doc[start+1:end-1])
+	k.keys = append(k.keys, objectKey{start: from, end: len(k.folded), rawStart: start, rawEnd: end})
+}
+
+// close checks the innermost open object's keys and forgets them.
+func (k *objectKeys) close(doc []byte) error {
+	object := k.objects[len(k.objects)-1]
+	k.objects = k.objects[:len(k.objects)-1]
+	keys := k.keys[object.keys:]
+	folded := func(key objectKey) []byte { return k.folded[key.start:key.end] }
+	slices.SortFunc(keys, func(a, b objectKey) int {
+		return cmp.Or(bytes.Compare(folded(a), folded(b)), cmp.Compare(a.rawStart, b.rawStart))
+	})
+	for i := 1; i < len(keys); i++ {
+		if bytes.Equal(folded(keys[i-1]), folded(keys[i])) {
+			first, second := keys[i-1], keys[i]
+			return fmt.Errorf("%w: %q at byte %d and %q at byte %d", ErrDuplicateKey,
+				truncate(string(doc[first.rawStart+1:first.rawEnd-1]), 64), first.rawStart,
+				truncate(string(doc[second.rawStart+1:second.rawEnd-1]), 64), second.rawStart)
+		}
+	}
+	k.keys, k.folded = k.keys[:object.keys], k.folded[:object.folded]
+	return nil
+}
+
+// appendFoldedKey appends the folded form of a key, whose contents (between
+// the quotes) are raw, already validated: unescaped, its defects replaced
+// with U+FFFD as RepairJSON replaces them, each rune folded by foldRune.
+func appendFoldedKey(out, raw []byte) []byte {
+	for i := 0; i < len(raw); {
+		c := raw[i]
+		var r rune
+		switch {
+		case c == '\\' && raw[i+1] == 'u':
+			r, _ = hex4(raw, i+2)
+			i += 6
+			switch {
+			case 0xD800 <= r && r < 0xDC00:
+				if low, ok := hex4(raw, i+2); ok && i+1 < len(raw) && raw[i] == '\\' && raw[i+1] == 'u' && 0xDC00 <= low && low < 0xE000 {
+					r = utf16Pair(r, low)
+					i += 6
+				} else {
+					r = utf8.RuneError
+				}
+			case 0xDC00 <= r && r < 0xE000:
+				r = utf8.RuneError
+			case r == 0 && i == 6:
+				r = utf8.RuneError // a key's leading U+0000, as RepairJSON makes it
+			}
+		case c == '\\':
+			r = rune(jsonEscapes[raw[i+1]])
+			i += 2
+		case c < utf8.RuneSelf:
+			r = rune(c)
+			i++
+		default:
+			var size int
+			r, size = utf8.DecodeRune(raw[i:]) // an ill-formed byte is utf8.RuneError, of size 1
+			i += size
+		}
+		out = utf8.AppendRune(out, foldRune(r))
+	}
+	return out
+}
+
+// jsonEscapes maps the letter of a two-character escape to its character.
+var jsonEscapes = [256]byte{'"': '"', '\\': '\\', '/': '/', 'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t'}
+
+func utf16Pair(high, low rune) rune {
+	return 0x10000 + (high-0xD800)<<10 + (low - 0xDC00)
+}
+
+// foldRune maps r to one rune of the runes that case-insensitive readers
+// take for the same: Go's (strings.EqualFold: the orbit of
+// unicode.SimpleFold), .NET's OrdinalIgnoreCase (equal upper cases: 'ı'
+// and 'i') and those comparing lower cases ('İ' and 'i'). It is the
+// smallest rune of the orbit of the upper case of r's lower case, as
+// encoding/json's foldName takes the smallest of the orbit.
+func foldRune(r rune) rune {
+	if r < utf8.RuneSelf {
+		if 'a' <= r && r <= 'z' {
+			r -= 'a' - 'A'
+		}
+		return r
+	}
+	r = unicode.ToUpper(unicode.ToLower(r))
+	for {
+		next := unicode.SimpleFold(r)
+		if next <= r {
+			return next
+		}
+		r = next
+	}
 }

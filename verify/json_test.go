@@ -5,9 +5,12 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -171,5 +174,154 @@ func TestHasStringSpecialMatchesTable(t *testing.T) {
 				t.Errorf("byte %#x in lane %d: hasStringSpecial = %v", c, lane, got)
 			}
 		}
+	}
+}
+
+func TestCheckJSONKeys(t *testing.T) {
+	tests := []struct {
+		name string
+		doc  string
+		dup  bool
+	}{
+		{"distinct", `{"success":"false","amount":{"value":500,"currency":"EUR"}}`, false},
+		{"exact", `{"success":"false","success":"true"}`, true},
+		{"letter case", `{"success":"false","Success":"true"}`, true},
+		{"letter case nested", `{"amount":{"value":500,"currency":"EUR","Value":99900}}`, true},
+		{"letter case in an array's object", `[{"a":1},{"b":1,"B":2}]`, true},
+		{"escaped", `{"success":"false","\u0053ucc\u0065ss":"true"}`, true},
+		{"escaped slash", `{"a/b":1,"a\/B":2}`, true},
+		{"the same key in other objects", `{"a":{"a":{"A":1}},"b":[{"a":1},{"A":1}],"c":{"a":1}}`, false},
+		{"a key after a nested object", `{"a":{"b":1,"c":{"d":1}},"e":{"f":1},"A":2}`, true},
+		{"Kelvin sign", `{"k":1,"` + "\u212a" + `":2}`, true},
+		{"long s", `{"s":1,"` + "\u017f" + `":2}`, true},
+		{"dotless i (.NET's upper case)", `{"i":1,"` + "\u0131" + `":2}`, true},
+		{"dotted capital I (lower case)", `{"i":1,"` + "\u0130" + `":2}`, true},
+		{"Deseret, beyond the BMP", `{"` + "\U00010400" + `":1,"\ud801\udc28":2}`, true},
+		{"sharp s is not ss", `{"ss":1,"` + "\u00df" + `":2}`, false},
+		{"accents differ", `{"e":1,"` + "\u00e9" + `":2}`, false},
+		{"ill-formed bytes read alike", "{\"a\xff\":1,\"a\xfe\":2}", true},
+		{"lone surrogates read alike", `{"\ud800":1,"\udc00":2}`, true},
+		{"a leading U+0000 reads as U+FFFD", `{"\u0000x":1,"\ufffdX":2}`, true},
+		{"U+0000 elsewhere stays", `{"x\u0000":1,"x\ufffd":2}`, false},
+		{"empty keys", `{"":1,"":2}`, true},
+		{"empty objects", `{"a":{},"b":{},"c":[{},{}]}`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckJSONKeys([]byte(tt.doc), MaxJSONDepth)
+			if errors.Is(err, ErrDuplicateKey) != tt.dup || (err != nil && !errors.Is(err, ErrDuplicateKey)) {
+				t.Errorf("CheckJSONKeys(%q) = %v, want a duplicate: %v", tt.doc, err, tt.dup)
+			}
+			if _, err := CheckJSON([]byte(tt.doc), MaxJSONDepth); err != nil {
+				t.Errorf("CheckJSON refuses it: %v", err)
+			}
+		})
+	}
+	err := CheckJSONKeys([]byte(`{"success":"false","amount":{"value":1},"Success":"true"}`), MaxJSONDepth)
+	if want := `JSON object names a key twice: "success" at byte 1 and "Success" at byte 40`; err == nil || err.Error() != want {
+		t.Errorf("err = %v, want %s", err, want)
+	}
+	for _, doc := range []string{`{"a":1,}`, `{"a":1,"A"}`, strings.Repeat(`{"a":`, 65) + "1" + strings.Repeat("}", 65)} {
+		if err := CheckJSONKeys([]byte(doc), MaxJSONDepth); err == nil || errors.Is(err, ErrDuplicateKey) {
+			t.Errorf("CheckJSONKeys(%q) = %v, want CheckJSON's error", doc, err)
+		}
+	}
+}
+
+// TestFoldRuneIsOneRunePerClass checks every rune: its fold is the fold of
+// each rune a case-insensitive reader may take for it.
+func TestFoldRuneIsOneRunePerClass(t *testing.T) {
+	for r := rune(0); r <= unicode.MaxRune; r++ {
+		folded := foldRune(r)
+		for _, other := range []rune{unicode.SimpleFold(r), unicode.ToUpper(r), unicode.ToLower(r), unicode.ToTitle(r), folded} {
+			if foldRune(other) != folded {
+				t.Fatalf("foldRune(%U) = %U but foldRune(%U) = %U", r, folded, other, foldRune(other))
+			}
+		}
+	}
+}
+
+// An object of many keys costs a sort, not a comparison of every pair.
+func TestCheckJSONKeysManyKeys(t *testing.T) {
+	var doc bytes.Buffer
+	doc.WriteString(`{`)
+	for i := range 100_000 {
+		fmt.Fprintf(&doc, `"k%d":%d,`, i, i)
+	}
+	distinct := append(bytes.Clone(doc.Bytes()), `"end":0}`...)
+	twice := append(bytes.Clone(doc.Bytes()), `"K99999":0}`...)
+	if err := CheckJSONKeys(distinct, MaxJSONDepth); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckJSONKeys(twice, MaxJSONDepth); !errors.Is(err, ErrDuplicateKey) {
+		t.Fatal(err)
+	}
+}
+
+func FuzzCheckJSONKeys(f *testing.F) {
+	for _, seed := range []string{`{"success":"false","Success":"true"}`, `{"a":{"b":1,"B":2}}`, `[{"a":1},{"A":1}]`,
+		`{"k":1,"` + "\u212a" + `":2}`, `{"\u0000x":1,"\ufffdX":2}`, "{\"a\xff\":1,\"a\xfe\":2}", `{"\ud800":1}`} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		// Syntax is CheckJSON's (a key named twice may be found before an
+		// error further on).
+		err := CheckJSONKeys(doc, 16)
+		_, syntax := CheckJSON(doc, 16)
+		if (syntax != nil && err == nil) || (syntax == nil && err != nil && !errors.Is(err, ErrDuplicateKey)) {
+			t.Fatalf("CheckJSONKeys = %v but CheckJSON = %v on %q", err, syntax, doc)
+		}
+		if err != nil {
+			return
+		}
+		// Accepted: no object has two keys that encoding/json decodes
+		// (unescaped, ill-formed bytes replaced) into strings a
+		// case-insensitive reader takes for the same.
+		for _, keys := range jsonObjectKeys(t, doc) {
+			for i, a := range keys {
+				for _, b := range keys[:i] {
+					if strings.EqualFold(a, b) || strings.ToUpper(a) == strings.ToUpper(b) || strings.ToLower(a) == strings.ToLower(b) {
+						t.Fatalf("accepted %q, whose object has keys %q and %q", doc, b, a)
+					}
+				}
+			}
+		}
+	})
+}
+
+// jsonObjectKeys returns the keys of each object of doc, as encoding/json
+// decodes them.
+func jsonObjectKeys(t *testing.T, doc []byte) [][]string {
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	dec.UseNumber()
+	var objects [][]string
+	var open []int // for each open container, its object's index, -1 for an array
+	expectKey := false
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return objects
+		}
+		if err != nil {
+			t.Fatalf("encoding/json on %q: %v", doc, err)
+		}
+		switch tok {
+		case json.Delim('{'):
+			open = append(open, len(objects))
+			objects = append(objects, nil)
+			expectKey = true
+			continue
+		case json.Delim('['):
+			open = append(open, -1)
+		case json.Delim('}'), json.Delim(']'):
+			open = open[:len(open)-1]
+		default:
+			if key, ok := tok.(string); ok && expectKey {
+				objects[open[len(open)-1]] = append(objects[open[len(open)-1]], key)
+				expectKey = false
+				continue
+			}
+		}
+		expectKey = len(open) > 0 && open[len(open)-1] >= 0
 	}
 }
