@@ -89,10 +89,13 @@ Examples:
 			if err != nil {
 				return err
 			}
+			cmd.SilenceUsage = true // the arguments were fine: the answer was not
+			if err := payhookAnswered(args[0], args[1], resp, body); err != nil {
+				return err
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n%s\n", resp.Proto, resp.Status, strings.TrimSpace(string(body)))
 			if resp.StatusCode < 200 || resp.StatusCode > 299 {
-				cmd.SilenceUsage = true
-				return fmt.Errorf("callback not accepted: %s", resp.Status)
+				return fmt.Errorf("payhook refused the callback: %s: %s", resp.Status, firstBytes(body))
 			}
 			return nil
 		},
@@ -204,6 +207,35 @@ func sendSample(ctx context.Context, providerName, target string, opts sendOptio
 	defer resp.Body.Close()
 	answer, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	return resp, answer, err
+}
+
+// payhookAnswered checks that the answer to a callback sent to target is
+// payhook's, for the provider sent: any other answer (Caddy's empty 200
+// when no route handles the path, the shop's, a proxy's) says nothing of
+// whether payhook would take the callback.
+func payhookAnswered(provider, target string, resp *http.Response, body []byte) error {
+	answeredFor := resp.Header.Get(AnswerHeader)
+	if answeredFor == "" {
+		return fmt.Errorf("no payhook answered at %s: check the path, and that its route has payhook %s; got %s with %s",
+			target, provider, resp.Status, firstBytes(body))
+	}
+	if answeredFor != provider && (resp.StatusCode < 200 || resp.StatusCode > 299) {
+		return fmt.Errorf("payhook refused the callback: %s: %s; the route at %s takes %s callbacks, not %s",
+			resp.Status, firstBytes(body), target, answeredFor, provider)
+	}
+	return nil
+}
+
+// firstBytes shows the start of an answer's body in an error.
+func firstBytes(body []byte) string {
+	text := strings.TrimSpace(string(body))
+	switch {
+	case text == "":
+		return "an empty body"
+	case len(text) > 120:
+		return strconv.Quote(text[:120]) + "…"
+	}
+	return strconv.Quote(text)
 }
 
 // storeAtStandIn stores the sample's resource at the demo's stand-in of the
