@@ -33,7 +33,7 @@ payhook receives payment-provider callbacks in Caddy, verifies them and
 forwards one canonical envelope to the shop.
 
   caddy payhook send <provider> <url>   sends a correctly signed sample callback
-  caddy payhook demo                     runs Caddyfile.example with a demo upstream
+  caddy payhook demo                     runs Caddyfile.example with a demo shop
   caddy payhook inbox                    lists the inbox's events and their delivery state
   caddy payhook replay <event id>        delivers an event from the inbox again
 `,

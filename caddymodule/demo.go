@@ -2,70 +2,136 @@ package caddymodule
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
+	_ "embed"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
+	"text/template"
 
 	"github.com/caddyserver/caddy/v2"
-	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/spf13/cobra"
 )
 
-// demoSecrets are set for the demo when the environment lacks them, so that
-// Caddyfile.example starts on a fresh machine. Never used outside the demo.
+// demoCaddyfile is the demo's Caddyfile, Caddyfile.example with the
+// demo's addresses: the demo runs from anywhere with the binary alone.
+//
+//go:embed Caddyfile.example.tmpl
+var demoCaddyfile string
+
+var demoTemplate = template.Must(template.New("Caddyfile.example").Parse(demoCaddyfile))
+
+// demoAddresses are what the demo's Caddyfile names: where Caddy serves
+// the callbacks (Site, an http:// site address) and its admin API, and the
+// demo's shop and stand-in of the providers' APIs (API, an http:// URL).
+type demoAddresses struct {
+	Site, Admin, Shop, API string
+}
+
+// defaultDemoAddresses are the demo's defaults, Caddyfile.example's own.
+var defaultDemoAddresses = demoAddresses{Site: "http://localhost:8880", Admin: "localhost:2019", Shop: "localhost:8080", API: "http://localhost:8881"}
+
+// demoCaddyfileFor renders the demo's Caddyfile for addresses.
+func demoCaddyfileFor(a demoAddresses) []byte {
+	var out bytes.Buffer
+	if err := demoTemplate.Execute(&out, a); err != nil {
+		panic(err) // a constant template of string fields
+	}
+	return out.Bytes()
+}
+
+// demoSecrets are the demo's values of the placeholders in its Caddyfile,
+// set for the demo's process only, whatever the environment holds: the
+// commands the demo suggests sign with them.
 var demoSecrets = map[string]string{
 	"IXOPAY_SHARED_SECRET": "demo-secret", "PYXIS_CALLBACK_TOKEN": "demo-token", "MOLLIE_API_KEY": "test_demo",
 	"PAYPAL_CLIENT_ID": "demo-client", "PAYPAL_CLIENT_SECRET": "demo-client-secret", "PAYPAL_WEBHOOK_ID": "DEMOWEBHOOK1",
 }
 
+// demoOptions are the flags of `caddy payhook demo`.
+type demoOptions struct {
+	listen, admin, upstream, api string
+	upstreamStatus               int
+}
+
 func demoCommand() *cobra.Command {
-	var configFile, upstreamAddr, apiAddr string
-	var upstreamStatus int
+	var opts demoOptions
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Runs Caddyfile.example with a demo upstream that prints the envelopes it receives",
 		Long: `
-Starts a demo upstream (the "shop") that prints every envelope it receives,
-then runs Caddy with the given Caddyfile (default: Caddyfile.example) in the
-foreground. Send it a callback from another terminal with
-'caddy payhook send'. Stop with Ctrl-C.
+Runs Caddyfile.example (built into this binary) in the foreground, with a
+demo upstream (the "shop") that prints every envelope it receives and a
+stand-in of Mollie's and PayPal's APIs. The routes proxy to the shop and
+fetch from the stand-in wherever the flags put them. Send it a callback
+from another terminal with 'caddy payhook send'. Stop with Ctrl-C.
+
+The demo keeps Caddy's storage (its dedupe records) in a temporary
+directory removed when it stops, and saves no configuration: every demo
+starts afresh, and your Caddy's own data stays untouched.
 `,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDemo(cmd.OutOrStdout(), configFile, upstreamAddr, apiAddr, upstreamStatus)
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runDemo(ctx, cmd.OutOrStdout(), opts)
 		},
 	}
-	cmd.Flags().StringVar(&configFile, "config", "Caddyfile.example", "Caddyfile to run")
-	cmd.Flags().StringVar(&upstreamAddr, "upstream", "localhost:8080", "address of the demo upstream")
-	cmd.Flags().StringVar(&apiAddr, "api", "localhost:8881", "address of the stand-in of the providers' APIs (Mollie, PayPal)")
-	cmd.Flags().IntVar(&upstreamStatus, "upstream-status", http.StatusOK, "status the demo upstream answers (try 500 to see payhook ask the provider to retry)")
+	f := cmd.Flags()
+	f.StringVar(&opts.listen, "listen", "localhost:8880", "host:port Caddy serves the callbacks on")
+	f.StringVar(&opts.admin, "admin", "localhost:2019", "host:port of Caddy's admin API (and its /metrics)")
+	f.StringVar(&opts.upstream, "upstream", "localhost:8080", "host:port of the demo upstream (the shop), which the routes proxy to")
+	f.StringVar(&opts.api, "api", "localhost:8881", "host:port of the stand-in of the providers' APIs (Mollie, PayPal), which the routes fetch from")
+	f.IntVar(&opts.upstreamStatus, "upstream-status", http.StatusOK, "status the demo upstream answers (try 500 to see payhook ask the provider to retry)")
 	return cmd
 }
 
-func runDemo(out io.Writer, configFile, upstreamAddr, apiAddr string, upstreamStatus int) error {
-	for name, value := range demoSecrets {
-		if os.Getenv(name) == "" {
-			_ = os.Setenv(name, value)
-			fmt.Fprintf(out, "demo: %s is not set; using %q for this demo only\n", name, value)
+// runDemo runs the demo until ctx is done.
+func runDemo(ctx context.Context, out io.Writer, opts demoOptions) (err error) {
+	if ctx == nil {
+		ctx = context.Background() // a command run without one
+	}
+	for _, hostport := range []struct{ flag, value string }{{"--listen", opts.listen}, {"--admin", opts.admin}} {
+		if _, _, err := net.SplitHostPort(hostport.value); err != nil {
+			return fmt.Errorf("%s %s: want host:port, such as localhost:8880", hostport.flag, hostport.value)
 		}
 	}
-	ln, err := net.Listen("tcp", upstreamAddr)
+	if opts.upstreamStatus < 100 || opts.upstreamStatus > 599 {
+		return fmt.Errorf("--upstream-status %d: want an HTTP status, 100 to 599", opts.upstreamStatus)
+	}
+	state, err := os.MkdirTemp("", "payhook-demo-")
+	if err != nil {
+		return fmt.Errorf("demo state: %w", err)
+	}
+	defer func() {
+		if rmErr := os.RemoveAll(state); rmErr != nil {
+			fmt.Fprintf(out, "demo: could not remove its state in %s: %v\n", state, rmErr)
+		}
+	}()
+	restore := demoEnvironment(out, state)
+	defer restore()
+
+	ln, err := net.Listen("tcp", opts.upstream)
 	if err != nil {
 		return fmt.Errorf("demo upstream: %w", err)
 	}
-	upstream := &http.Server{Handler: demoUpstream(out, upstreamStatus)}
+	upstream := &http.Server{Handler: demoUpstream(out, opts.upstreamStatus)}
 	go func() { _ = upstream.Serve(ln) }()
 	defer upstream.Close()
-	fmt.Fprintf(out, "demo: upstream (the shop) listening on http://%s, answering %d\n", ln.Addr(), upstreamStatus)
-	apiListener, err := net.Listen("tcp", apiAddr)
+	fmt.Fprintf(out, "demo: upstream (the shop) listening on http://%s, answering %d\n", ln.Addr(), opts.upstreamStatus)
+	apiListener, err := net.Listen("tcp", opts.api)
 	if err != nil {
 		return fmt.Errorf("demo API stand-in: %w", err)
 	}
@@ -74,36 +140,109 @@ func runDemo(out io.Writer, configFile, upstreamAddr, apiAddr string, upstreamSt
 	defer api.Close()
 	fmt.Fprintf(out, "demo: stand-in of the providers' APIs (Mollie, PayPal) listening on http://%s\n", apiListener.Addr())
 
-	config, _, _, err := caddycmd.LoadConfig(configFile, "caddyfile")
+	addresses := demoAddresses{Site: "http://" + opts.listen, Admin: opts.admin, Shop: ln.Addr().String(), API: "http://" + apiListener.Addr().String()}
+	config, err := demoConfig(out, demoCaddyfileFor(addresses), state)
 	if err != nil {
 		return err
 	}
 	if err := caddy.Load(config, true); err != nil {
-		return fmt.Errorf("loading %s: %w", configFile, err)
+		return fmt.Errorf("starting Caddy with the demo's Caddyfile.example: %w", err)
 	}
 	defer func() { _ = caddy.Stop() }()
-	fmt.Fprintf(out, `demo: Caddy is running %s. In another terminal, send a signed sample callback:
 
-    go run ./caddymodule/cmd/caddy payhook send ixopay --secret "${IXOPAY_SHARED_SECRET:-demo-secret}" \
-        --status captured http://localhost:8880/callbacks/ixopay
+	self := demoSelf()
+	fmt.Fprintf(out, `demo: Caddy is running Caddyfile.example on %[1]s, its state in %[2]s
+(removed when the demo stops). In another terminal, send a signed sample callback:
+
+    %[3]s payhook send ixopay --secret demo-secret \
+        --status captured %[1]s/callbacks/ixopay
 
 or a Mollie webhook, whose payment the stand-in of Mollie's API serves:
 
-    go run ./caddymodule/cmd/caddy payhook send mollie --api http://localhost:8881 \
-        --status captured http://localhost:8880/callbacks/mollie
+    %[3]s payhook send mollie --api %[4]s \
+        --status captured %[1]s/callbacks/mollie
 
 or a PayPal webhook, which the stand-in of PayPal's API verifies:
 
-    go run ./caddymodule/cmd/caddy payhook send paypal --secret DEMOWEBHOOK1 \
-        --status captured http://localhost:8880/callbacks/paypal
+    %[3]s payhook send paypal --secret DEMOWEBHOOK1 \
+        --status captured %[1]s/callbacks/paypal
 
 demo: press Ctrl-C to stop
-`, configFile)
+`, addresses.Site, state, self, addresses.API)
 
-	stop := make(chan os.Signal, 1)
-	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
-	<-stop
+	<-ctx.Done()
+	fmt.Fprintln(out, "demo: stopping")
 	return nil
+}
+
+// demoEnvironment sets the demo's secrets, and points Caddy's data and
+// config directories into the demo's state, for what Caddy keeps there
+// whatever its configuration says (its instance id). It returns the
+// function that restores the environment.
+func demoEnvironment(out io.Writer, state string) (restore func()) {
+	values := maps.Clone(demoSecrets)
+	values["XDG_DATA_HOME"] = filepath.Join(state, "data")
+	values["XDG_CONFIG_HOME"] = filepath.Join(state, "config")
+	saved := map[string]*string{}
+	for name, value := range values {
+		if old, ok := os.LookupEnv(name); ok {
+			saved[name] = &old
+		} else {
+			saved[name] = nil
+		}
+		_ = os.Setenv(name, value)
+	}
+	names := slices.Sorted(maps.Keys(demoSecrets))
+	for i, name := range names {
+		names[i] = name + "=" + demoSecrets[name]
+	}
+	fmt.Fprintf(out, "demo: for this demo only, %s\n", strings.Join(names, " "))
+	return func() {
+		for name, old := range saved {
+			if old == nil {
+				_ = os.Unsetenv(name)
+			} else {
+				_ = os.Setenv(name, *old)
+			}
+		}
+	}
+}
+
+// demoConfig adapts the demo's Caddyfile, printing the adapter's warnings,
+// and keeps Caddy's state in the directory state: its storage there, its
+// configuration not saved.
+func demoConfig(out io.Writer, caddyfile []byte, state string) ([]byte, error) {
+	adapted, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt(caddyfile, map[string]any{"filename": "Caddyfile.example"})
+	if err != nil {
+		return nil, fmt.Errorf("the demo's Caddyfile.example: %w", err)
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(out, "demo: warning: %s\n", w.String())
+	}
+	cfg := new(caddy.Config)
+	if err := caddy.StrictUnmarshalJSON(adapted, cfg); err != nil {
+		return nil, err
+	}
+	storage, err := json.Marshal(map[string]string{"module": "file_system", "root": filepath.Join(state, "storage")})
+	if err != nil {
+		return nil, err
+	}
+	cfg.StorageRaw = storage
+	if cfg.Admin == nil {
+		cfg.Admin = new(caddy.AdminConfig)
+	}
+	persist := false
+	cfg.Admin.Config = &caddy.ConfigSettings{Persist: &persist}
+	return json.Marshal(cfg)
+}
+
+// demoSelf is how to run this program in the commands the demo suggests:
+// as it was started, or `go run` from the checkout when it was.
+func demoSelf() string {
+	if strings.Contains(filepath.ToSlash(os.Args[0]), "/go-build") {
+		return "go run ./caddymodule/cmd/caddy"
+	}
+	return os.Args[0]
 }
 
 // demoUpstream prints each envelope it receives and answers status.
