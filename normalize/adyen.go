@@ -3,11 +3,14 @@ package normalize
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unsafe"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/payhook/payhook/verify"
 )
 
 // Adyen's standard webhooks are described in ../shared/providers.md
@@ -38,42 +41,76 @@ func (it *AdyenItem) SignedData() string {
 		it.Value, it.Currency, it.EventCode, it.Success}, ":")
 }
 
-// adyenVerifiedKeys are the keys whose values an item's verification reads,
-// by object: the fields its HMAC covers and the signature.
-var adyenVerifiedKeys = []struct {
-	path string // "" for the item itself
-	keys []string
-}{
-	{"", []string{"pspReference", "originalReference", "merchantAccountCode", "merchantReference", "amount", "eventCode", "success", "additionalData"}},
-	{"amount", []string{"value", "currency"}},
-	{"additionalData", []string{"hmacSignature"}},
+// adyenSignedKeys are the keys of the fields an item's HMAC covers, by
+// object ("" for the item itself), as Adyen spells them.
+var adyenSignedKeys = []adyenObjectKeys{
+	newAdyenObjectKeys("", "pspReference", "originalReference", "merchantAccountCode", "merchantReference", "amount", "eventCode", "success"),
+	newAdyenObjectKeys("amount", "value", "currency"),
 }
 
-// adyenRepeatedKey returns the first verified key the item names twice, as
-// a dotted path, or "".
-func adyenRepeatedKey(item gjson.Result) string {
-	for _, object := range adyenVerifiedKeys {
+// adyenObjectKeys are keys of the object at path, with their folded forms
+// (verify.FoldKey).
+type adyenObjectKeys struct {
+	path         string
+	keys, folded []string
+}
+
+func newAdyenObjectKeys(path string, keys ...string) adyenObjectKeys {
+	object := adyenObjectKeys{path: path, keys: keys}
+	for _, key := range keys {
+		object.folded = append(object.folded, verify.FoldKey(key))
+	}
+	return object
+}
+
+// adyenMisspelledKey returns a key of item that case-insensitive decoders
+// take for a signed field's but that is not spelled as Adyen spells it
+// ("Success", "amount.VALUE"), and the field's key, both as dotted paths;
+// "" when there is none. payhook reads the signed fields spelled as Adyen
+// spells them: an item of Adyen's without an originalReference, with
+// "OriginalReference" added, verifies with the field empty while the
+// shop's decoder would read the one added.
+func adyenMisspelledKey(item gjson.Result) (misspelled, signed string) {
+	for _, object := range adyenSignedKeys {
 		within := item
 		if object.path != "" {
 			within = item.Get(object.path)
 		}
-		if name := duplicateKey(within, object.keys...); name != "" {
-			return strings.TrimPrefix(object.path+"."+name, ".")
+		if !within.IsObject() {
+			continue
+		}
+		within.ForEach(func(key, _ gjson.Result) bool {
+			if i := slices.Index(object.folded, verify.FoldKey(key.Str)); i >= 0 && key.Str != object.keys[i] {
+				misspelled, signed = key.Str, object.keys[i]
+				return false
+			}
+			return true
+		})
+		if misspelled != "" {
+			prefix := strings.TrimPrefix(object.path+".", ".")
+			return prefix + misspelled, prefix + signed
 		}
 	}
-	return ""
+	return "", ""
 }
 
 // AdyenItems reads the items of a notification, bounded (at most
-// MaxBatchEvents), for their signatures to be checked. An item that names
-// a signed field (or its signature) twice is malformed: payhook would
-// verify the first value while the shop's decoder (PHP's, JavaScript's,
-// Go's) reads the last from data.original, and Adyen's own library checks
-// the last. It decodes in.Body
-// once (see Decode): the normalizer's second call reads in.Original.
+// MaxBatchEvents), for their signatures to be checked. Adyen signs eight
+// fields of each item, not the notification's bytes, so whoever holds a
+// genuine notification can add to it: a notification with an object that
+// names a key twice, in the same letter case or not, is malformed (see
+// verify.CheckJSONKeys): payhook verifies the first "success", while the
+// shop's decoder reads the last from data.original (PHP's, JavaScript's),
+// or a "Success" too (Go's, Json.NET's, ASP.NET Core's); Adyen's own
+// library checks the last. A signed field's key spelled in another letter
+// case is malformed too (see adyenMisspelledKey). It decodes in.Body once
+// (see Decode): the normalizer's second call reads in.Original.
 func AdyenItems(in *Input) ([]AdyenItem, gjson.Result, error) {
 	if err := Decode(in); err != nil {
 		return nil, gjson.Result{}, err
+	}
+	if err := verify.CheckJSONKeys(in.Original, verify.MaxJSONDepth); err != nil {
+		return nil, gjson.Result{}, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	doc := gjson.ParseBytes(in.Original)
 	list := doc.Get("notificationItems")
@@ -92,8 +129,8 @@ func AdyenItems(in *Input) ([]AdyenItem, gjson.Result, error) {
 			ferr = fmt.Errorf("%w: item %d has no NotificationRequestItem", ErrMalformed, len(items))
 			return false
 		}
-		if name := adyenRepeatedKey(item); name != "" {
-			ferr = fmt.Errorf("%w: item %d has %s twice", ErrMalformed, len(items), name)
+		if misspelled, signed := adyenMisspelledKey(item); misspelled != "" {
+			ferr = fmt.Errorf("%w: item %d has %q, which case-insensitive decoders read as the signed %s", ErrMalformed, len(items), truncate(misspelled, 64), signed)
 			return false
 		}
 		value := item.Get("amount.value")

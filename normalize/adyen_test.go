@@ -66,45 +66,74 @@ func TestAdyenDocumentationVector(t *testing.T) {
 }
 
 // Quirk: Adyen signs fields, not bytes, so anyone holding a genuine
-// notification can add to it. A signed field named twice would be verified
-// with its first value (gjson's) while the shop's decoder, and Adyen's own
-// library, read the last: such an item is malformed. A repeated unsigned
-// field changes nothing that was verified, and passes.
-func TestAdyenDuplicateSignedFieldIsRefused(t *testing.T) {
+// notification can add to it. A key named twice would be verified with its
+// first value (gjson's) while the shop's decoder, and Adyen's own library,
+// read the last; a key named again in another letter case ("Success") is
+// read by every case-insensitive decoder (Go's structs, Json.NET, ASP.NET
+// Core): such a notification is malformed, wherever the key is.
+func TestAdyenDuplicateKeyIsRefused(t *testing.T) {
 	item := func(fields string) string {
 		return `{"live":"false","notificationItems":[{"NotificationRequestItem":{"amount":{"currency":"EUR","value":500},` +
 			`"eventCode":"AUTHORISATION","merchantAccountCode":"ShopEU","merchantReference":"order-1","pspReference":"QFQTPCQ8HXSKGK82",` +
 			`"reason":"","success":"false"` + fields + `}}]}`
 	}
 	for _, tt := range []struct {
-		name, fields, duplicate string
+		name, body, keys string
 	}{
-		{"success", `,"success":"true"`, "success"},
-		{"amount", `,"amount":{"currency":"EUR","value":50000}`, "amount"},
-		{"merchantReference", `,"merchantReference":"order-2"`, "merchantReference"},
-		{"escaped key", `,"succ\u0065ss":"true"`, "success"},
-		{"pspReference", `,"pspReference":"OTHER"`, "pspReference"},
-		{"originalReference", `,"originalReference":"A","originalReference":"B"`, "originalReference"},
+		{"success", item(`,"success":"true"`), `"success" at byte 240 and "success" at byte 258`},
+		{"Success", item(`,"Success":"true"`), `"success" at byte 240 and "Success" at byte 258`},
+		{"amount.Value", strings.Replace(item(""), `"value":500`, `"value":500,"Value":99900`, 1), `"value" at byte 92 and "Value" at byte 104`},
+		{"the attack", strings.Replace(item(`,"Success":"true"`), `"value":500`, `"value":500,"Value":99900`, 1), `"value" at byte 92 and "Value" at byte 104`},
+		{"AMOUNT", item(`,"AMOUNT":{"currency":"EUR","value":50000}`), `"amount" at byte 65 and "AMOUNT" at byte 258`},
+		{"merchantReference", item(`,"merchantReference":"order-2"`), `"merchantReference" at byte 164 and "merchantReference" at byte 258`},
+		{"escaped key", item(`,"Succ\u0065ss":"true"`), `"success" at byte 240 and "Succ\\u0065ss" at byte 258`},
+		{"long s", item(`,"ſuccess":"true"`), `"success" at byte 240 and "ſuccess" at byte 258`},
+		{"additionalData.hmacSignature", item(`,"additionalData":{"hmacSignature":"a","hmacSignature":"b"}`), `"hmacSignature" at byte 276 and "hmacSignature" at byte 296`},
+		{"additionalData", item(`,"additionalData":{},"AdditionalData":{"hmacSignature":"b"}`), `"additionalData" at byte 258 and "AdditionalData" at byte 278`},
+		{"unsigned", item(`,"reason":"again"`), `"reason" at byte 228 and "reason" at byte 258`},
+		{"unsigned in another case", item(`,"paymentMethod":"visa","PaymentMethod":"mc"`), `"paymentMethod" at byte 258 and "PaymentMethod" at byte 281`},
+		{"wrapper", strings.Replace(item(""), `{"live":"false",`, `{"live":"false","Live":"true",`, 1), `"live" at byte 1 and "Live" at byte 16`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			_, _, err := AdyenItems(&Input{Body: []byte(item(tt.fields))})
-			if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), tt.duplicate+" twice") {
-				t.Errorf("err = %v, want malformed naming %s", err, tt.duplicate)
+			_, _, err := AdyenItems(&Input{Body: []byte(tt.body)})
+			if !errors.Is(err, ErrMalformed) || !errors.Is(err, verify.ErrDuplicateKey) || !strings.HasSuffix(err.Error(), tt.keys) {
+				t.Errorf("err = %v, want malformed naming %s", err, tt.keys)
 			}
 		})
 	}
-	for _, tt := range []struct{ name, body string }{
-		{"amount.value", strings.Replace(item(""), `"value":500`, `"value":500,"value":50000`, 1)},
-		{"additionalData.hmacSignature", item(`,"additionalData":{"hmacSignature":"a","hmacSignature":"b"}`)},
-		{"additionalData", item(`,"additionalData":{"hmacSignature":"a"},"additionalData":{"hmacSignature":"b"}`)},
-	} {
-		if _, _, err := AdyenItems(&Input{Body: []byte(tt.body)}); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), tt.name+" twice") {
-			t.Errorf("%s twice: err = %v", tt.name, err)
-		}
-	}
-	items, _, err := AdyenItems(&Input{Body: []byte(item(`,"reason":"again","paymentMethod":"visa","paymentMethod":"mc"`))})
+	items, _, err := AdyenItems(&Input{Body: []byte(item(`,"paymentMethod":"visa","additionalData":{"authCode":"1","AuthCodeRaw":"2"}`))})
 	if err != nil || items[0].Success != "false" || items[0].Value != "500" {
-		t.Errorf("repeated unsigned fields: %+v, %v", items, err)
+		t.Errorf("distinct keys: %+v, %v", items, err)
+	}
+}
+
+// Quirk: a signed field Adyen left out (an AUTHORISATION has no
+// originalReference) is signed empty. Added in another letter case, it
+// verifies, payhook reading it empty, while a case-insensitive decoder
+// reads the value added: a signed field's key spelled otherwise than
+// Adyen spells it is malformed.
+func TestAdyenSignedFieldInAnotherCaseIsRefused(t *testing.T) {
+	item := func(fields string) string {
+		return `{"live":"false","notificationItems":[{"NotificationRequestItem":{"eventCode":"AUTHORISATION",` +
+			`"merchantAccountCode":"ShopEU","merchantReference":"order-1","pspReference":"QFQTPCQ8HXSKGK82","reason":""` + fields + `}}]}`
+	}
+	for _, tt := range []struct{ name, fields, key string }{
+		{"success", `,"Success":"true"`, "Success"},
+		{"originalReference", `,"amount":{"currency":"EUR","value":500},"success":"false","ORIGINALREFERENCE":"X"`, "ORIGINALREFERENCE"},
+		{"amount", `,"Amount":{"currency":"EUR","value":99900}`, "Amount"},
+		{"amount.value", `,"amount":{"currency":"EUR","Value":99900}`, "amount.Value"},
+		{"long s", `,"` + "\u017f" + `uccess":"true"`, "\u017fuccess"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := AdyenItems(&Input{Body: []byte(item(tt.fields))})
+			if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), strconv.Quote(tt.key)) {
+				t.Errorf("err = %v, want malformed naming %q", err, tt.key)
+			}
+		})
+	}
+	items, _, err := AdyenItems(&Input{Body: []byte(item(`,"amount":{"currency":"EUR","value":500},"success":"false","PaymentMethod":"visa"`))})
+	if err != nil || items[0].OriginalReference != "" || items[0].Success != "false" {
+		t.Errorf("an unsigned key in another case: %+v, %v", items, err)
 	}
 }
 
@@ -188,10 +217,12 @@ func FuzzAdyen(f *testing.F) {
 	f.Add([]byte(`{"live":"true","notificationItems":[{"NotificationRequestItem":{"eventCode":"CANCEL_OR_REFUND","success":"true","additionalData":{"modification.action":"refund"}}}]}`))
 	f.Add([]byte(`{"notificationItems":[{"NotificationRequestItem":{"eventCode":"AUTHORISATION","success":"false","pspReference":"1","success":"true"}}]}`))
 	f.Add([]byte(`{"notificationItems":[{"NotificationRequestItem":{"eventCode":"REFUND","success":"true","amount":{"value":1,"currency":"EUR","value":100}}}]}`))
+	f.Add([]byte(`{"notificationItems":[{"NotificationRequestItem":{"eventCode":"AUTHORISATION","success":"false","amount":{"currency":"EUR","value":500,"Value":99900},"Success":"true"}}]}`))
+	f.Add([]byte(`{"notificationItems":[{"NotificationRequestItem":{"eventCode":"AUTHORISATION","success":"false","SUCC\u0045SS":"true","amount":{"VALUE":1}}}]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		// What payhook verifies is what a shop's decoder reads from the
-		// item it forwards (encoding/json, like PHP's, keeps the last of a
-		// repeated key).
+		// item it forwards, whether it reads keys exactly or in any letter
+		// case.
 		if items, _, err := AdyenItems(&Input{Body: body}); err == nil {
 			for _, it := range items {
 				checkAdyenItemDecodesAsRead(t, it)
@@ -215,41 +246,75 @@ func FuzzAdyen(f *testing.F) {
 }
 
 // checkAdyenItemDecodesAsRead fails when a signed field of the item, as
-// encoding/json decodes the item's bytes, differs from what payhook read.
+// encoding/json decodes the item's bytes, differs from what payhook read:
+// into a map, whose keys are exact (as PHP's json_decode and JSON.parse
+// read them), and into a struct, whose fields take keys in any letter case
+// (as Json.NET, ASP.NET Core and many PHP frameworks' mappers do). Both
+// keep the last of a key named twice.
 func checkAdyenItemDecodesAsRead(t *testing.T, it AdyenItem) {
 	t.Helper()
-	decoder := json.NewDecoder(bytes.NewReader(it.Raw))
-	decoder.UseNumber()
+	decode := func(raw []byte, v any) error {
+		decoder := json.NewDecoder(bytes.NewReader(raw))
+		decoder.UseNumber()
+		return decoder.Decode(v)
+	}
 	var item map[string]any
-	if err := decoder.Decode(&item); err != nil {
+	if err := decode(it.Raw, &item); err != nil {
 		t.Fatalf("item %s: %v", it.Raw, err)
 	}
 	amount, _ := item["amount"].(map[string]any)
+	var typed struct {
+		PSPReference        any             `json:"pspReference"`
+		OriginalReference   any             `json:"originalReference"`
+		MerchantAccountCode any             `json:"merchantAccountCode"`
+		MerchantReference   any             `json:"merchantReference"`
+		EventCode           any             `json:"eventCode"`
+		Success             any             `json:"success"`
+		Amount              json.RawMessage `json:"amount"`
+	}
+	if err := decode(it.Raw, &typed); err != nil {
+		t.Fatalf("item %s: %v", it.Raw, err)
+	}
+	var typedAmount struct {
+		Value    any `json:"value"`
+		Currency any `json:"currency"`
+	}
+	if decode(typed.Amount, &typedAmount) != nil {
+		typedAmount.Value, typedAmount.Currency = nil, nil // not an object: no amount
+	}
 	for _, field := range []struct {
-		name string
-		read string
-		json any
+		name          string
+		read          string
+		exact, folded any
 	}{
-		{"pspReference", it.PSPReference, item["pspReference"]},
-		{"originalReference", it.OriginalReference, item["originalReference"]},
-		{"merchantAccountCode", it.MerchantAccountCode, item["merchantAccountCode"]},
-		{"merchantReference", it.MerchantReference, item["merchantReference"]},
-		{"eventCode", it.EventCode, item["eventCode"]},
-		{"success", it.Success, item["success"]},
-		{"amount.value", it.Value, amount["value"]},
-		{"amount.currency", it.Currency, amount["currency"]},
+		{"pspReference", it.PSPReference, item["pspReference"], typed.PSPReference},
+		{"originalReference", it.OriginalReference, item["originalReference"], typed.OriginalReference},
+		{"merchantAccountCode", it.MerchantAccountCode, item["merchantAccountCode"], typed.MerchantAccountCode},
+		{"merchantReference", it.MerchantReference, item["merchantReference"], typed.MerchantReference},
+		{"eventCode", it.EventCode, item["eventCode"], typed.EventCode},
+		{"success", it.Success, item["success"], typed.Success},
+		{"amount.value", it.Value, amount["value"], typedAmount.Value},
+		{"amount.currency", it.Currency, amount["currency"], typedAmount.Currency},
 	} {
-		var decoded string
-		switch v := field.json.(type) {
-		case string:
-			decoded = v
-		case json.Number:
-			decoded = v.String()
-		case bool:
-			decoded = strconv.FormatBool(v)
-		}
-		if decoded != field.read {
+		if decoded := decodedText(field.exact); decoded != field.read {
 			t.Fatalf("%s: payhook read %q, encoding/json decodes %q from %s", field.name, field.read, decoded, it.Raw)
 		}
+		if decoded := decodedText(field.folded); decoded != field.read {
+			t.Fatalf("%s: payhook read %q, a case-insensitive decoder (encoding/json into a struct) %q from %s", field.name, field.read, decoded, it.Raw)
+		}
 	}
+}
+
+// decodedText is a scalar encoding/json decoded (with UseNumber) as the
+// text payhook reads from it.
+func decodedText(v any) string {
+	switch v := v.(type) {
+	case string:
+		return v
+	case json.Number:
+		return v.String()
+	case bool:
+		return strconv.FormatBool(v)
+	}
+	return ""
 }

@@ -437,6 +437,17 @@ func appendRepairedString(out, raw []byte, key bool) []byte {
 	return append(out, '"')
 }
 
+// FoldKey returns key, an unescaped JSON key, folded as CheckJSONKeys
+// folds keys: two keys that a case-insensitive reader takes for the same
+// fold alike.
+func FoldKey(key string) string {
+	folded := make([]byte, 0, len(key))
+	for _, r := range key { // an ill-formed byte is utf8.RuneError
+		folded = utf8.AppendRune(folded, foldRune(r))
+	}
+	return string(folded)
+}
+
 // objectKeys collects the folded keys of the objects a scan has open. An
 // object's keys are sorted once, when it closes, so that a key named twice
 // is found in O(n log n) however many keys the object has.

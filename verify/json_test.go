@@ -228,6 +228,24 @@ func TestCheckJSONKeys(t *testing.T) {
 	}
 }
 
+func TestFoldKey(t *testing.T) {
+	for _, tt := range []struct {
+		a, b string
+		same bool
+	}{
+		{"success", "Success", true},
+		{"success", "\u017fUCCESS", true},
+		{"key", "\u212aey", true},
+		{"value", "values", false},
+		{"a\xff", "a\xfe", true}, // both U+FFFD
+		{"strasse", "stra\u00dfe", false},
+	} {
+		if got := FoldKey(tt.a) == FoldKey(tt.b); got != tt.same {
+			t.Errorf("FoldKey(%q) == FoldKey(%q): %v, want %v", tt.a, tt.b, got, tt.same)
+		}
+	}
+}
+
 // TestFoldRuneIsOneRunePerClass checks every rune: its fold is the fold of
 // each rune a case-insensitive reader may take for it.
 func TestFoldRuneIsOneRunePerClass(t *testing.T) {
