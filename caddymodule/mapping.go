@@ -1,6 +1,8 @@
 package caddymodule
 
 import (
+	"strings"
+
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/payhook/payhook/normalize"
@@ -11,7 +13,7 @@ import (
 //
 //	map {
 //	    batch              <path>           # the array of events, for batches
-//	    id                 <path>           # the notification's own id
+//	    id                 <path>...        # the notification's own id
 //	    object             payment|subscription|<path>
 //	    objects {                           # with object <path>: its values
 //	        <value> payment|subscription
@@ -19,20 +21,22 @@ import (
 //	    status             <path>...        # joined by a space
 //	    statuses {
 //	        <provider status> <canonical status>
+//	        <provider status> <canonical status> if|unless <path> <value> ...
 //	    }
-//	    amount             <path> minor|decimal
-//	    currency           <path>
+//	    amount             <path>... minor|decimal
+//	    currency           <path>...
 //	    currency_default   <code>
-//	    merchant_reference <path>
-//	    provider_reference <path>
-//	    time               <path>
-//	    test               <path>           # or: live <path>
-//	    failure_code       <path>
-//	    failure_message    <path>
+//	    merchant_reference <path>...
+//	    provider_reference <path>...
+//	    time               <path>...
+//	    test               <path>...        # or: live <path>...
+//	    failure_code       <path>...        # read on failed and refund_failed only
+//	    failure_message    <path>...
 //	}
 //
-// Paths are gjson paths (see normalize.CheckPath); write one with quotes
-// or parentheses in backticks.
+// Several paths are in order of preference: the first that holds a value is
+// read. Paths are gjson paths (see normalize.CheckPath); write one with
+// quotes or parentheses in backticks.
 func unmarshalMapping(d *caddyfile.Dispenser) (*normalize.Mapping, error) {
 	m := new(normalize.Mapping)
 	if d.NextArg() {
@@ -45,7 +49,7 @@ func unmarshalMapping(d *caddyfile.Dispenser) (*normalize.Mapping, error) {
 		case "batch":
 			err = singleArg(d, &m.Batch)
 		case "id":
-			err = singleArg(d, &m.ID)
+			err = pathsArg(d, &m.ID)
 		case "object":
 			err = singleArg(d, &m.Object)
 		case "objects":
@@ -56,29 +60,32 @@ func unmarshalMapping(d *caddyfile.Dispenser) (*normalize.Mapping, error) {
 				err = d.ArgErr()
 			}
 		case "statuses":
-			m.Statuses, err = unmarshalTable(d)
+			m.Statuses, m.StatusRules, err = unmarshalStatuses(d)
 		case "amount":
-			if !d.Args(&m.Amount, &m.AmountUnit) || d.NextArg() {
-				err = d.Err("amount <path> minor|decimal")
+			args := d.RemainingArgs()
+			if len(args) < 2 {
+				err = d.Err("amount <path>... minor|decimal")
+				break
 			}
+			m.Amount, m.AmountUnit = args[:len(args)-1], args[len(args)-1]
 		case "currency":
-			err = singleArg(d, &m.Currency)
+			err = pathsArg(d, &m.Currency)
 		case "currency_default":
 			err = singleArg(d, &m.CurrencyDefault)
 		case "merchant_reference":
-			err = singleArg(d, &m.MerchantReference)
+			err = pathsArg(d, &m.MerchantReference)
 		case "provider_reference":
-			err = singleArg(d, &m.ProviderReference)
+			err = pathsArg(d, &m.ProviderReference)
 		case "time":
-			err = singleArg(d, &m.Time)
+			err = pathsArg(d, &m.Time)
 		case "test":
-			err = singleArg(d, &m.Test)
+			err = pathsArg(d, &m.Test)
 		case "live":
-			err = singleArg(d, &m.Live)
+			err = pathsArg(d, &m.Live)
 		case "failure_code":
-			err = singleArg(d, &m.FailureCode)
+			err = pathsArg(d, &m.FailureCode)
 		case "failure_message":
-			err = singleArg(d, &m.FailureMessage)
+			err = pathsArg(d, &m.FailureMessage)
 		default:
 			return nil, d.Errf("unrecognized map option %q", option)
 		}
@@ -90,6 +97,15 @@ func unmarshalMapping(d *caddyfile.Dispenser) (*normalize.Mapping, error) {
 		return nil, d.Errf("map: %v", err)
 	}
 	return m, nil
+}
+
+// pathsArg reads the paths of the current option, in order of preference.
+func pathsArg(d *caddyfile.Dispenser, target *normalize.Paths) error {
+	*target = d.RemainingArgs()
+	if len(*target) == 0 {
+		return d.ArgErr()
+	}
+	return nil
 }
 
 // unmarshalTable reads a block of "<key> <value>" lines.
@@ -110,6 +126,47 @@ func unmarshalTable(d *caddyfile.Dispenser) (map[string]string, error) {
 		table[key] = value
 	}
 	return table, nil
+}
+
+// unmarshalStatuses reads the statuses block: "<provider status> <canonical
+// status>" lines into the table, and lines with conditions ("if <path>
+// <value>", "unless <path> <value>", as many as needed, all of which must
+// hold) into rules, in their order.
+func unmarshalStatuses(d *caddyfile.Dispenser) (map[string]string, []normalize.StatusRule, error) {
+	if d.NextArg() {
+		return nil, nil, d.ArgErr()
+	}
+	table := map[string]string{}
+	var rules []normalize.StatusRule
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		key := d.Val()
+		args := d.RemainingArgs()
+		if len(args) == 0 || (len(args)-1)%3 != 0 {
+			return nil, nil, d.Errf("%q: want <canonical status> [if|unless <path> <value>]...", key)
+		}
+		if len(args) == 1 {
+			if _, dup := table[key]; dup {
+				return nil, nil, d.Errf("%q is mapped twice", key)
+			}
+			table[key] = args[0]
+			continue
+		}
+		rule := normalize.StatusRule{ProviderStatus: key, Status: args[0]}
+		for i := 1; i < len(args); i += 3 {
+			if args[i] != "if" && args[i] != "unless" {
+				return nil, nil, d.Errf("%q: %q where if or unless belongs", key, args[i])
+			}
+			rule.When = append(rule.When, normalize.Condition{Path: args[i+1], Value: args[i+2], Not: args[i] == "unless"})
+		}
+		conditions := strings.Join(args[1:], "\x00")
+		if seen[key+"\x00"+conditions] {
+			return nil, nil, d.Errf("%q is mapped twice under the same conditions", key)
+		}
+		seen[key+"\x00"+conditions] = true
+		rules = append(rules, rule)
+	}
+	return table, rules, nil
 }
 
 // mapEvents normalizes with the route's mapping, or without one: every

@@ -241,3 +241,54 @@ func TestRecipesWithoutAPublishedVector(t *testing.T) {
 		})
 	}
 }
+
+// A map block's paths in order of preference and its conditional statuses,
+// as the Caddyfile writes them.
+func TestMapBlockPreferencesAndRules(t *testing.T) {
+	d := caddyfile.NewTestDispenser(`map {
+		status event
+		statuses {
+			refund.failed refund_failed
+			refund.processed refunded if payload.payment.entity.refund_status full
+			refund.processed partially_refunded if payload.payment.entity.refund_status partial unless payload.payment.entity.captured false
+		}
+		amount payload.refund.entity.amount payload.payment.entity.amount minor
+		time timestamp created_on
+	}`)
+	d.Next()
+	m, err := unmarshalMapping(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []normalize.StatusRule{
+		{ProviderStatus: "refund.processed", Status: "refunded", When: []normalize.Condition{{Path: "payload.payment.entity.refund_status", Value: "full"}}},
+		{ProviderStatus: "refund.processed", Status: "partially_refunded", When: []normalize.Condition{
+			{Path: "payload.payment.entity.refund_status", Value: "partial"}, {Path: "payload.payment.entity.captured", Value: "false", Not: true}}},
+	}
+	got, _ := json.Marshal(m.StatusRules)
+	if wantJSON, _ := json.Marshal(want); string(got) != string(wantJSON) {
+		t.Errorf("rules %s, want %s", got, wantJSON)
+	}
+	if m.Statuses["refund.failed"] != "refund_failed" || len(m.Statuses) != 1 || m.AmountUnit != "minor" ||
+		strings.Join(m.Amount, " ") != "payload.refund.entity.amount payload.payment.entity.amount" || strings.Join(m.Time, " ") != "timestamp created_on" {
+		t.Errorf("mapping %+v", m)
+	}
+	for _, tt := range []struct{ block, want string }{
+		{"statuses {\n a refunded when b c\n}", "where if or unless belongs"},
+		{"statuses {\n a refunded if b\n}", "want <canonical status>"},
+		{"statuses {\n a refunded if b c\n a refunded if b c\n}", "mapped twice under the same conditions"},
+		{"statuses {\n a refunded\n a captured\n}", "mapped twice"},
+		{"statuses {\n a refunded if b c\n}", "statuses needs status"},
+		{"status s\nstatuses {\n a settled if b c\n}", "not a canonical status"},
+		{"amount a", "amount <path>... minor|decimal"},
+		{"amount a b", `amount unit "b"`},
+		{"time", "wrong argument count"},
+		{"time a b..c", "time #2"},
+	} {
+		d := caddyfile.NewTestDispenser("map {\n" + tt.block + "\n}")
+		d.Next()
+		if _, err := unmarshalMapping(d); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: %v, want an error with %q", tt.block, err, tt.want)
+		}
+	}
+}

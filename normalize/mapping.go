@@ -1,6 +1,7 @@
 package normalize
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -19,47 +20,99 @@ import (
 // form-encoded body is decoded with PHP's rules first. Batch names the
 // array of a callback that carries several events (GoCardless's
 // {"events": […]}); every other path is then read in each item.
+//
+// A field may name several paths, in order of preference: the first that
+// holds a value is read (a refund's own amount before its payment's, a
+// provider's current time field before its older one).
 type Mapping struct {
 	// Batch is the path of the array of events, for providers that send
 	// several in one callback; empty for one event per callback.
 	Batch string `json:"batch,omitempty"`
 	// ID is the path of the notification's own id.
-	ID string `json:"id,omitempty"`
+	ID Paths `json:"id,omitempty"`
 	// Object is "payment" (default) or "subscription", or the path of a
 	// value that Objects maps to one of them.
 	Object string `json:"object,omitempty"`
 	// Objects maps the values at Object to "payment" or "subscription".
 	Objects map[string]string `json:"objects,omitempty"`
 	// Status lists the paths whose values, joined by a space, are the
-	// provider's status ("resource_type action" gives "payments confirmed").
+	// provider's status ("resource_type action" gives "payments confirmed");
+	// a path without a value adds no word.
 	Status []string `json:"status,omitempty"`
+	// StatusRules map a provider status to a canonical one when other
+	// fields of the payload say so (a refund's payment refunded in full or
+	// in part); the first rule whose conditions all hold wins, before
+	// Statuses.
+	StatusRules []StatusRule `json:"status_rules,omitempty"`
 	// Statuses maps the provider's status to a canonical one; a value it
-	// does not know is forwarded as unknown, with a warning.
+	// does not know (and no rule maps) is forwarded as unknown, with a
+	// warning.
 	Statuses map[string]string `json:"statuses,omitempty"`
 	// Amount is the path of the amount, in AmountUnit: "minor" (an
 	// integer of the currency's minor unit, 999 for 9.99 EUR) or
 	// "decimal" ("9.99").
-	Amount     string `json:"amount,omitempty"`
+	Amount     Paths  `json:"amount,omitempty"`
 	AmountUnit string `json:"amount_unit,omitempty"`
 	// Currency is the path of the ISO 4217 currency; CurrencyDefault is
 	// the currency when the payload names none.
-	Currency        string `json:"currency,omitempty"`
+	Currency        Paths  `json:"currency,omitempty"`
 	CurrencyDefault string `json:"currency_default,omitempty"`
 	// MerchantReference and ProviderReference are the paths of the shop's
 	// and the provider's references.
-	MerchantReference string `json:"merchant_reference,omitempty"`
-	ProviderReference string `json:"provider_reference,omitempty"`
-	// Time is the path of the event's time: RFC 3339, or Unix seconds (or
-	// milliseconds, for numbers past 10^11).
-	Time string `json:"time,omitempty"`
+	MerchantReference Paths `json:"merchant_reference,omitempty"`
+	ProviderReference Paths `json:"provider_reference,omitempty"`
+	// Time is the path of the event's time (see ParseEventTime). A value
+	// that is not a time rejects the callback, rather than passing the
+	// receive time off as the provider's.
+	Time Paths `json:"time,omitempty"`
 	// Test is the path of a test flag (true, "test", "sandbox" are test;
 	// false, "live", "production" are live); Live the path of its opposite
 	// (Stripe's livemode).
-	Test string `json:"test,omitempty"`
-	Live string `json:"live,omitempty"`
-	// FailureCode and FailureMessage are the paths of a failure's reason.
-	FailureCode    string `json:"failure_code,omitempty"`
-	FailureMessage string `json:"failure_message,omitempty"`
+	Test Paths `json:"test,omitempty"`
+	Live Paths `json:"live,omitempty"`
+	// FailureCode and FailureMessage are the paths of a failure's reason,
+	// read only when the canonical status is failed or refund_failed: a
+	// successful event's response code ("10000 Approved") is no failure.
+	FailureCode    Paths `json:"failure_code,omitempty"`
+	FailureMessage Paths `json:"failure_message,omitempty"`
+}
+
+// Paths are gjson paths in order of preference: the first that holds a
+// value (not missing, null or "") is read. In JSON a single path may be
+// written as a string.
+type Paths []string
+
+// UnmarshalJSON reads a list of paths, or one path as a string.
+func (p *Paths) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*p = Paths{one}
+		return nil
+	}
+	var list []string
+	if err := json.Unmarshal(b, &list); err != nil {
+		return fmt.Errorf("want a path or a list of paths: %w", err)
+	}
+	*p = list
+	return nil
+}
+
+// StatusRule maps ProviderStatus (the joined words of Mapping.Status) to the
+// canonical Status when every condition in When holds.
+type StatusRule struct {
+	ProviderStatus string      `json:"provider_status"`
+	Status         string      `json:"status"`
+	When           []Condition `json:"when"`
+}
+
+// Condition holds when the value at Path is Value (with Not, when it is
+// another value). A path without a value satisfies no condition, Not or
+// not: a payload that does not tell falls through to the table, or to
+// unknown.
+type Condition struct {
+	Path  string `json:"path"`
+	Value string `json:"value"`
+	Not   bool   `json:"not,omitempty"`
 }
 
 // MaxBatchEvents bounds the events of one callback.
@@ -68,26 +121,47 @@ const MaxBatchEvents = 1000
 // Check reports a mistake in the mapping: a path that cannot parse, a
 // status or object outside the vocabulary, an amount without its unit.
 func (m *Mapping) Check() error {
-	paths := map[string]string{
-		"batch": m.Batch, "id": m.ID, "amount": m.Amount, "currency": m.Currency,
-		"merchant_reference": m.MerchantReference, "provider_reference": m.ProviderReference,
-		"time": m.Time, "test": m.Test, "live": m.Live, "failure_code": m.FailureCode, "failure_message": m.FailureMessage,
+	type field struct {
+		name  string
+		paths []string
 	}
-	for i, p := range m.Status {
-		paths[fmt.Sprintf("status #%d", i+1)] = p
+	fields := []field{
+		{"batch", []string{m.Batch}}, {"id", m.ID}, {"status", m.Status}, {"amount", m.Amount}, {"currency", m.Currency},
+		{"merchant_reference", m.MerchantReference}, {"provider_reference", m.ProviderReference}, {"time", m.Time},
+		{"test", m.Test}, {"live", m.Live}, {"failure_code", m.FailureCode}, {"failure_message", m.FailureMessage},
 	}
 	if m.Object != "" && m.Object != string(ObjectPayment) && m.Object != string(ObjectSubscription) {
-		paths["object"] = m.Object
+		fields = append(fields, field{"object", []string{m.Object}})
 		if len(m.Objects) == 0 {
 			return fmt.Errorf("object %q is a path, so objects must map its values to payment or subscription", m.Object)
 		}
 	}
-	for name, p := range paths {
-		if p == "" {
-			continue
+	for i, rule := range m.StatusRules {
+		name := fmt.Sprintf("statuses: %q if", rule.ProviderStatus)
+		if rule.ProviderStatus == "" || len(rule.When) == 0 {
+			return fmt.Errorf("status rule #%d needs a provider status and at least one condition", i+1)
 		}
-		if err := CheckPath(p); err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+		if !slices.Contains(Statuses(), Status(rule.Status)) {
+			return fmt.Errorf("statuses: %q maps to %q, which is not a canonical status (%s)", rule.ProviderStatus, rule.Status, statusNames())
+		}
+		for _, c := range rule.When {
+			fields = append(fields, field{name, []string{c.Path}})
+			if c.Value == "" {
+				return fmt.Errorf("%s %s: a condition needs a value", name, c.Path)
+			}
+		}
+	}
+	for _, f := range fields {
+		for i, p := range f.paths {
+			if p == "" && (f.name == "batch" || len(f.paths) == 1) {
+				continue
+			}
+			if err := CheckPath(p); err != nil {
+				if len(f.paths) > 1 {
+					return fmt.Errorf("%s #%d: %w", f.name, i+1, err)
+				}
+				return fmt.Errorf("%s: %w", f.name, err)
+			}
 		}
 	}
 	for value, object := range m.Objects {
@@ -100,12 +174,12 @@ func (m *Mapping) Check() error {
 			return fmt.Errorf("statuses: %q maps to %q, which is not a canonical status (%s)", value, status, statusNames())
 		}
 	}
-	if len(m.Statuses) > 0 && len(m.Status) == 0 {
+	if (len(m.Statuses) > 0 || len(m.StatusRules) > 0) && len(m.Status) == 0 {
 		return errors.New("statuses needs status: the path of the provider's status")
 	}
 	switch m.AmountUnit {
 	case "":
-		if m.Amount != "" {
+		if len(m.Amount) > 0 {
 			return errors.New("amount needs its unit: minor (integer minor units) or decimal (\"9.99\")")
 		}
 	case "minor", "decimal":
@@ -272,15 +346,16 @@ func (m *Mapping) event(in *Input, doc gjson.Result, raw []byte, notificationID 
 		Provider:          in.Provider,
 		Object:            ObjectPayment,
 		Status:            StatusUnknown,
-		MerchantReference: m.text(doc, m.MerchantReference),
-		ProviderReference: m.text(doc, m.ProviderReference),
+		MerchantReference: m.first(doc, m.MerchantReference),
+		ProviderReference: m.first(doc, m.ProviderReference),
 		Original:          raw,
-		Time:              mappedTime(m.text(doc, m.Time)),
 	}
-	if m.ID != "" {
-		if id := m.text(doc, m.ID); id != "" {
-			notificationID = id
-		}
+	var err error
+	if ev.Time, err = m.time(doc); err != nil {
+		return nil, err
+	}
+	if id := m.first(doc, m.ID); id != "" {
+		notificationID = id
 	}
 	ev.NotificationID = notificationID
 	if notificationID == "" {
@@ -303,29 +378,33 @@ func (m *Mapping) event(in *Input, doc gjson.Result, raw []byte, notificationID 
 			}
 		}
 		ev.ProviderStatus = strings.Join(words, " ")
-		if status, ok := m.Statuses[ev.ProviderStatus]; ok {
+		if status, ok := m.status(doc, ev.ProviderStatus); ok {
 			ev.Status = Status(status)
 		} else {
 			ev.Unmapped = mapped
 		}
 	}
-	switch test := strings.ToLower(m.text(doc, m.Test)); test {
+	switch test := strings.ToLower(m.first(doc, m.Test)); test {
 	case "true", "1", "test", "sandbox":
 		ev.Test = boolPtr(true)
 	case "false", "0", "live", "production":
 		ev.Test = boolPtr(false)
 	}
-	switch live := strings.ToLower(m.text(doc, m.Live)); live {
+	switch live := strings.ToLower(m.first(doc, m.Live)); live {
 	case "true", "1", "live":
 		ev.Test = boolPtr(false)
 	case "false", "0", "test":
 		ev.Test = boolPtr(true)
 	}
-	if code, message := m.text(doc, m.FailureCode), m.text(doc, m.FailureMessage); code != "" || message != "" {
-		ev.Failure = &Failure{Code: code, Message: message}
+	// The contract: a failure only on a failing status, never the response
+	// code or reason a provider also puts on its successful events.
+	if ev.Status == StatusFailed || ev.Status == StatusRefundFailed {
+		if code, message := m.first(doc, m.FailureCode), m.first(doc, m.FailureMessage); code != "" || message != "" {
+			ev.Failure = &Failure{Code: code, Message: message}
+		}
 	}
-	if m.Amount != "" {
-		currency := m.text(doc, m.Currency)
+	if len(m.Amount) > 0 {
+		currency := m.first(doc, m.Currency)
 		if currency == "" {
 			currency = m.CurrencyDefault
 		}
@@ -333,12 +412,35 @@ func (m *Mapping) event(in *Input, doc gjson.Result, raw []byte, notificationID 
 		if m.AmountUnit == "decimal" {
 			parse = ParseDecimalAmount
 		}
-		var err error
-		if ev.Amount, err = amountOf(m.text(doc, m.Amount), currency, parse); err != nil {
+		if ev.Amount, err = amountOf(m.first(doc, m.Amount), currency, parse); err != nil {
 			return nil, err
 		}
 	}
 	return ev, nil
+}
+
+// status maps the provider's status: the first rule for it whose
+// conditions all hold, else the table.
+func (m *Mapping) status(doc gjson.Result, providerStatus string) (string, bool) {
+	for _, rule := range m.StatusRules {
+		if rule.ProviderStatus == providerStatus && m.holds(doc, rule.When) {
+			return rule.Status, true
+		}
+	}
+	status, ok := m.Statuses[providerStatus]
+	return status, ok
+}
+
+// holds reports whether every condition holds; a field without a value
+// satisfies none.
+func (m *Mapping) holds(doc gjson.Result, conditions []Condition) bool {
+	for _, c := range conditions {
+		value := m.text(doc, c.Path)
+		if value == "" || (value == c.Value) == c.Not {
+			return false
+		}
+	}
+	return true
 }
 
 func (m *Mapping) text(doc gjson.Result, path string) string {
@@ -348,19 +450,36 @@ func (m *Mapping) text(doc gjson.Result, path string) string {
 	return text(doc.Get(path))
 }
 
-// mappedTime reads RFC 3339, or Unix seconds (milliseconds past 10^11).
-func mappedTime(s string) time.Time {
-	if s == "" || len(s) > 40 {
-		return time.Time{}
-	}
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t
-	}
-	if n, err := strconv.ParseInt(s, 10, 64); err == nil && n > 0 {
-		if n > 1e11 {
-			return time.UnixMilli(n)
+// first returns the value of the first of paths that has one.
+func (m *Mapping) first(doc gjson.Result, paths Paths) string {
+	for _, p := range paths {
+		if v := m.text(doc, p); v != "" {
+			return v
 		}
-		return time.Unix(n, 0)
 	}
-	return time.Time{}
+	return ""
+}
+
+// time reads the event's time at the first of the time paths that holds a
+// value; none: the zero time, and the envelope carries the receive time. A
+// value that is not a time is an error: the map names the wrong field, or
+// the provider changed its format, and the receive time passed off as the
+// provider's would hide it.
+func (m *Mapping) time(doc gjson.Result) (time.Time, error) {
+	for _, p := range m.Time {
+		if p == "" {
+			continue
+		}
+		r := doc.Get(p)
+		if !r.Exists() || r.Type == gjson.Null || (r.Type == gjson.String && r.Str == "") {
+			continue
+		}
+		if r.Type == gjson.String || r.Type == gjson.Number {
+			if t, ok := ParseEventTime(text(r)); ok {
+				return t, nil
+			}
+		}
+		return time.Time{}, fmt.Errorf("%w: the time at %s is neither RFC 3339 nor Unix time", ErrMalformed, p)
+	}
+	return time.Time{}, nil
 }
