@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -30,9 +31,10 @@ var (
 	// ErrAPIResponse means the provider's API answered something that is
 	// not the document it documents.
 	ErrAPIResponse = errors.New("provider's API answered unexpectedly")
-	// ErrAPIThrottled means payhook asked the provider's API as often as it
-	// may this second: a flood of callbacks (forged ones, most likely) is
-	// not turned into a flood of API requests. The provider retries later.
+	// ErrAPIThrottled means payhook sent the provider's API as many
+	// requests as it may this second: a flood of callbacks (forged ones,
+	// most likely) is not turned into a flood of API requests. The provider
+	// retries later.
 	ErrAPIThrottled = errors.New("too many callbacks to verify right now")
 	// ErrRecentlyUnknown means the provider's API called the resource
 	// unknown a moment ago. The callback is answered as one to retry later,
@@ -45,7 +47,7 @@ var (
 const (
 	DefaultFetchTimeout   = 5 * time.Second
 	DefaultFetchMaxBody   = 1 << 20
-	DefaultLookupRate     = 50 // lookups per second
+	DefaultAPIRate        = 50 // requests per second
 	defaultMaxConnsPerAPI = 16
 	// UnknownFor is how long a resource the API called unknown is answered
 	// ErrRecentlyUnknown without asking again: short against providers'
@@ -61,8 +63,9 @@ type FetchLimits struct {
 	Timeout time.Duration
 	// MaxBody bounds each answer, in bytes; 0 means DefaultFetchMaxBody.
 	MaxBody int64
-	// Rate bounds the lookups started per second (see Lookup), with bursts
-	// of twice as many; 0 means DefaultLookupRate.
+	// Rate bounds the requests sent to the API per second, with bursts of
+	// twice as many: every request counts, a lookup's fallbacks and second
+	// documents, a retry, an access token's. 0 means DefaultAPIRate.
 	Rate int
 }
 
@@ -73,7 +76,8 @@ type FetchLimits struct {
 type Fetcher struct {
 	client  *http.Client
 	maxBody int64
-	limiter *rate.Limiter
+	limiter *rate.Limiter    // one token per request
+	now     func() time.Time // time.Now; a test's clock
 
 	mu      sync.Mutex
 	unknown map[string]time.Time // resources the API just called unknown, until when
@@ -89,7 +93,7 @@ func NewFetcher(limits FetchLimits) *Fetcher {
 		maxBody = DefaultFetchMaxBody
 	}
 	if perSecond <= 0 {
-		perSecond = DefaultLookupRate
+		perSecond = DefaultAPIRate
 	}
 	transport := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
@@ -112,6 +116,7 @@ func NewFetcher(limits FetchLimits) *Fetcher {
 		},
 		maxBody: maxBody,
 		limiter: rate.NewLimiter(rate.Limit(perSecond), 2*perSecond),
+		now:     time.Now,
 		unknown: make(map[string]time.Time),
 	}
 }
@@ -122,8 +127,14 @@ func NewFetcher(limits FetchLimits) *Fetcher {
 // without a request, and past the rate limit a lookup is ErrAPIThrottled.
 // Both mean "retry later", so a forger can neither make payhook flood the
 // API nor get a genuine callback refused.
+//
+// A lookup pays for its first request as it starts, so that one the rate
+// leaves no request for is refused before anything is done; each further
+// request lookup sends through the Fetcher with the context it is given (a
+// fallback, a second document) pays for itself, and is ErrAPIThrottled
+// past the rate.
 func (f *Fetcher) Lookup(ctx context.Context, key string, lookup func(context.Context) (Result, error)) (Result, error) {
-	now := time.Now()
+	now := f.now()
 	f.mu.Lock()
 	until, known := f.unknown[key]
 	if known && now.After(until) {
@@ -137,7 +148,7 @@ func (f *Fetcher) Lookup(ctx context.Context, key string, lookup func(context.Co
 	if !f.limiter.AllowN(now, 1) {
 		return Result{}, ErrAPIThrottled
 	}
-	res, err := lookup(ctx)
+	res, err := lookup(context.WithValue(ctx, paidRequestKey{}, &paidRequest{fetcher: f}))
 	if errors.Is(err, ErrUnknownResource) {
 		f.rememberUnknown(key, now.Add(UnknownFor))
 	}
@@ -151,7 +162,7 @@ func (f *Fetcher) rememberUnknown(key string, until time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if len(f.unknown) >= unknownCacheSize {
-		now := time.Now()
+		now := f.now()
 		for k, t := range f.unknown {
 			if now.After(t) {
 				delete(f.unknown, k)
@@ -162,6 +173,25 @@ func (f *Fetcher) rememberUnknown(key string, until time.Time) {
 		}
 	}
 	f.unknown[key] = until
+}
+
+// paidRequestKey is the context key of a lookup's paidRequest.
+type paidRequestKey struct{}
+
+// paidRequest is the request a lookup paid for as it started: the first
+// request its fetcher sends with its context takes it.
+type paidRequest struct {
+	fetcher *Fetcher
+	taken   atomic.Bool
+}
+
+// allowRequest takes the budget of one request: the lookup's paid one if
+// ctx carries it untaken, else one of the rate's.
+func (f *Fetcher) allowRequest(ctx context.Context) bool {
+	if paid, ok := ctx.Value(paidRequestKey{}).(*paidRequest); ok && paid.fetcher == f && paid.taken.CompareAndSwap(false, true) {
+		return true
+	}
+	return f.limiter.AllowN(f.now(), 1)
 }
 
 // Close closes the Fetcher's idle connections.
@@ -179,7 +209,8 @@ type FetchResponse struct {
 // other than those below are returned for the caller to read; 404 and 410
 // wrap ErrUnknownResource; 401 and 403 wrap ErrAPIRefused; 408, 429, 5xx,
 // timeouts and network errors wrap ErrAPIUnavailable; a body over the limit
-// wraps ErrAPIResponse. Errors never include the header's values.
+// wraps ErrAPIResponse. Past the rate, nothing is sent and the error is
+// ErrAPIThrottled (see Lookup). Errors never include the header's values.
 func (f *Fetcher) Get(ctx context.Context, url string, header http.Header) (*FetchResponse, error) {
 	return f.Do(ctx, http.MethodGet, url, header, nil)
 }
@@ -194,6 +225,9 @@ func (f *Fetcher) Do(ctx context.Context, method, url string, header http.Header
 	req, err := http.NewRequestWithContext(ctx, method, url, reader)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrAPIResponse, err)
+	}
+	if !f.allowRequest(ctx) {
+		return nil, ErrAPIThrottled
 	}
 	for name, values := range header {
 		req.Header[name] = values

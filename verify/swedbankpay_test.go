@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -296,4 +297,65 @@ func FuzzSwedbankPayTransactionDocument(f *testing.F) {
 			t.Fatalf("joined document %s", doc)
 		}
 	})
+}
+
+// Issue 24: api_rate bounds the requests sent to the API, not the lookups.
+// A forged payment order costs three requests with the merchant's token
+// (the API answers 400, and each expansion falls back to a lesser one):
+// 600 forged callbacks once cost 1,800 requests. The stand-in's count must
+// stay within the rate's burst plus the rate times the time elapsed (a
+// clock the test moves: 600 callbacks in 6 s), every lookup past it
+// answered ErrAPIThrottled (retry later), before its first request or
+// midway.
+func TestSwedbankPayForgedLookupsAreBoundedInRequests(t *testing.T) {
+	api := newFakePayrexx(t, func(string) (int, string) {
+		return 400, `{"type":"https://api.payex.com/psp/errordetail/inputerror","title":"Error in input data","status":400}`
+	})
+	const perSecond = 50
+	f, clock := newClockedFetcher(perSecond)
+	v := &SwedbankPay{APIBase: api.URL, Token: []byte("bearer-secret"), Fetcher: f}
+	lookup := func(path string) error {
+		cb := &Callback{Claim: Claim{Kind: "paymentorder", ID: path}}
+		_, err := f.Lookup(context.Background(), "paymentorder "+path, func(ctx context.Context) (Result, error) { return v.Verify(ctx, cb) })
+		return err
+	}
+	start := clock.Now()
+	var unknown, throttled int
+	var midway string // a lookup throttled after its first request
+	for i := range 600 {
+		path := fmt.Sprintf("/psp/paymentorders/forged-%d", i)
+		before := requestCount(api)
+		switch err := lookup(path); {
+		case errors.Is(err, ErrUnknownResource):
+			unknown++
+		case errors.Is(err, ErrAPIThrottled):
+			throttled++
+			if requestCount(api) > before && midway == "" {
+				midway = path
+			}
+		default:
+			t.Fatalf("lookup %d: %v, want ErrUnknownResource or ErrAPIThrottled", i, err)
+		}
+		clock.Advance(10 * time.Millisecond)
+	}
+	elapsed := clock.Now().Sub(start)
+	bound := 2*perSecond + int(perSecond*elapsed.Seconds())
+	requests := requestCount(api)
+	t.Logf("600 forged lookups in %s: %d requests (bound %d), %d answered unknown, %d throttled", elapsed, requests, bound, unknown, throttled)
+	if requests > bound {
+		t.Errorf("600 forged lookups in %s sent %d requests, over the rate's %d", elapsed, requests, bound)
+	}
+	if unknown == 0 || requests < 3*unknown {
+		t.Errorf("%d lookups answered unknown with %d requests: each should have cost three", unknown, requests)
+	}
+	// Throttled midway, a lookup is not taken for one of an unknown
+	// resource: once the rate allows, the API is asked again.
+	if midway == "" {
+		t.Fatal("no lookup was throttled midway")
+	}
+	clock.Advance(time.Minute)
+	before := requestCount(api)
+	if err := lookup(midway); !errors.Is(err, ErrUnknownResource) || requestCount(api) != before+3 {
+		t.Errorf("the lookup throttled midway, asked again: %v after %d requests, want ErrUnknownResource after 3", err, requestCount(api)-before)
+	}
 }
