@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"strings"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -54,8 +55,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if err != nil {
 		return d.Err(err.Error())
 	}
-	if d.NextArg() {
-		return d.ArgErr()
+	if extra := d.RemainingArgs(); len(extra) > 0 {
+		return d.Errf("payhook takes one provider name, then its options in a block; got %s after %s", argumentCount(extra), name.Text)
 	}
 	var providerTokens []caddyfile.Token
 	for d.NextBlock(0) {
@@ -105,8 +106,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.ForwardHeaders = append(h.ForwardHeaders, names...)
 		case "inbox":
-			if d.NextArg() {
-				return d.ArgErr()
+			if extra := d.RemainingArgs(); len(extra) > 0 {
+				return d.Errf("inbox takes no arguments, only a block of options; got %s", argumentCount(extra))
 			}
 			h.Inbox = new(Inbox)
 			for nesting := d.Nesting(); d.NextBlock(nesting); {
@@ -139,6 +140,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 	} else if err := unmarshaler.UnmarshalCaddyfile(providerBlock(name, providerTokens)); err != nil {
 		return err
+	}
+	// What the provider can check without provisioning (a required option
+	// missing) is reported here, at the directive's line.
+	if v, ok := provider.(caddy.Validator); ok {
+		if err := v.Validate(); err != nil {
+			at := caddyfile.NewDispenser([]caddyfile.Token{name})
+			at.Next()
+			return at.Errf("payhook %s: %v", name.Text, err)
+		}
 	}
 	h.ProviderRaw = caddyconfig.JSONModuleObject(provider, "name", name.Text, nil)
 	return nil

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddytest"
 )
 
@@ -54,12 +55,35 @@ func TestConfigurationMistakesFailValidation(t *testing.T) {
 		{"adyen username without password", "payhook adyen {\n\t\thmac_key 44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056\n\t\tusername shop\n\t}", "username and password go together"},
 		{"sign_upstream not a Standard Webhooks secret", "payhook ixopay {\n\t\tsecret {env.PAYHOOK_TEST_SECRET}\n\t\tsign_upstream {env.PAYHOOK_TEST_SECRET}\n\t}", "sign_upstream #1"},
 		{"standard_webhooks secret not whsec", "payhook standard_webhooks {\n\t\tsecret {env.PAYHOOK_TEST_SECRET}\n\t}", "whsec_"},
+		{"a duration in words", "payhook ixopay {\n\t\tsecret {env.PAYHOOK_TEST_SECRET}\n\t\tmax_skew 5 minutes\n\t}", "max_skew takes one duration such as 5m; got 2 arguments: 5 minutes"},
+		{"an inbox duration in words", "payhook ixopay {\n\t\tsecret {env.PAYHOOK_TEST_SECRET}\n\t\tinbox {\n\t\t\tretry_for 7 days\n\t\t}\n\t}", "inbox retry_for takes one duration such as 5m; got 2 arguments: 7 days"},
+		{"a number in words", "payhook mollie {\n\t\tapi_key test_x\n\t\tapi_rate 50 per second\n\t}", "api_rate takes one positive whole number; got 3 arguments: 50 per second"},
+		{"two values for a secret", "payhook ixopay {\n\t\tsecret {env.PAYHOOK_TEST_SECRET} {env.PAYHOOK_TEST_SECRET}\n\t}", "secret takes one value; got 2 arguments, at Caddyfile:7"},
+		{"a secret without its value", "payhook ixopay {\n\t\tsecret\n\t}", "secret takes one value; got none"},
+		{"a second provider name", "payhook ixopay stripe {\n\t\tsecret {env.PAYHOOK_TEST_SECRET}\n\t}", "payhook takes one provider name, then its options in a block; got 1 argument after ixopay"},
+		{"every unset placeholder of a value", "payhook ixopay {\n\t\tsecret {env.PAYHOOK_TEST_UNSET}:{file./nonexistent/payhook-secret}\n\t}",
+			"secret #1: {env.PAYHOOK_TEST_UNSET} is empty: is the environment variable set?; {file./nonexistent/payhook-secret} is empty: is the file there, readable and not empty?"},
 		{"pyxis outcome neither success nor fail", "payhook pyxis {\n\t\turl_token {env.PAYHOOK_TEST_SECRET}\n\t\toutcome paid\n\t}", `outcome \"paid\": want success or fail`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			caddytest.AssertLoadError(t, site(tt.payhook), "caddyfile", tt.want)
 		})
+	}
+}
+
+// What a provider checks without provisioning (a required option missing)
+// is reported when the Caddyfile is adapted, at the directive's line.
+func TestCaddyfileNamesTheLineOfAMissingOption(t *testing.T) {
+	for _, tt := range []struct{ payhook, want string }{
+		{"payhook ixopay {\n\t\tmax_body 1MiB\n\t}", "payhook ixopay: at least one secret is required (secret {env.IXOPAY_SHARED_SECRET}), at Caddyfile:3"},
+		{"payhook paypal {\n\t\tclient_id a\n\t\tclient_secret b\n\t}", "payhook paypal: webhook_id is required (webhook_id {env.PAYPAL_WEBHOOK_ID}), at Caddyfile:3"},
+	} {
+		caddyfile := "http://localhost:9080 {\n\trespond /x 200\n\t" + tt.payhook + "\n}\n"
+		_, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile), map[string]any{"filename": "Caddyfile"})
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("adapting %q: %v, want an error with %q", tt.payhook, err, tt.want)
+		}
 	}
 }
 

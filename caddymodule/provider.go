@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -145,8 +146,8 @@ func UnrecognizedOption(d *caddyfile.Dispenser, provider string, takes ...string
 
 // Secret expands the {env.*} and {file.*} placeholders of a configuration
 // value that holds a secret, once, at provisioning. A placeholder that is
-// unknown or expands to nothing is an error naming the placeholder, never
-// the value: an unset variable must not turn into an empty secret that
+// unknown or expands to nothing is an error naming the placeholder (each
+// one of the value that expands to nothing), never the value: an unset variable must not turn into an empty secret that
 // anyone can sign with. A secret written literally is accepted with a
 // warning, since it then shows in config files and the admin API.
 func Secret(logger *zap.Logger, option, value string) ([]byte, error) {
@@ -197,14 +198,38 @@ func Setting(option, value string) (string, error) {
 }
 
 func expand(option, value string) (string, error) {
+	if unset := unsetPlaceholders(value); len(unset) > 0 {
+		return "", fmt.Errorf("%s: %s", option, strings.Join(unset, "; "))
+	}
 	expanded, err := caddy.NewReplacer().ReplaceOrErr(value, true, true)
 	if err != nil {
-		return "", fmt.Errorf("%s: %w (is the environment variable set, or the file readable?)", option, err)
+		return "", fmt.Errorf("%s: %w", option, err)
 	}
 	if expanded == "" {
 		return "", fmt.Errorf("%s is empty", option)
 	}
 	return expanded, nil
+}
+
+// configPlaceholder finds the {env.*} and {file.*} placeholders of a
+// configuration value.
+var configPlaceholder = regexp.MustCompile(`\{(?:env|file)\.[^{}]+\}`)
+
+// unsetPlaceholders describes each {env.*} and {file.*} placeholder of
+// value that expands to nothing, in order.
+func unsetPlaceholders(value string) []string {
+	var unset []string
+	for _, placeholder := range configPlaceholder.FindAllString(value, -1) {
+		if expanded, err := caddy.NewReplacer().ReplaceOrErr(placeholder, true, true); err == nil && expanded != "" {
+			continue
+		}
+		if strings.HasPrefix(placeholder, "{env.") {
+			unset = append(unset, placeholder+" is empty: is the environment variable set?")
+		} else {
+			unset = append(unset, placeholder+" is empty: is the file there, readable and not empty?")
+		}
+	}
+	return unset
 }
 
 // ackText returns an Acknowledge that answers 200 with a text/plain body,
@@ -350,22 +375,52 @@ func appendArg(d *caddyfile.Dispenser, list *[]string) error {
 }
 
 // singleArg reads the one argument of the current option into target.
+// The error counts the arguments without showing them: they may be
+// secrets.
 func singleArg(d *caddyfile.Dispenser, target *string) error {
-	if !d.AllArgs(target) {
-		return d.ArgErr()
+	option := d.Val()
+	args := d.RemainingArgs()
+	if len(args) != 1 {
+		return d.Errf("%s takes one value; got %s", option, argumentCount(args))
 	}
+	*target = args[0]
 	return nil
+}
+
+// oneArg reads the one argument of the current option, which takes what
+// ("one duration such as 5m"), and shows what it got instead.
+func oneArg(d *caddyfile.Dispenser, option, what string) (string, error) {
+	args := d.RemainingArgs()
+	if len(args) != 1 {
+		got := argumentCount(args)
+		if len(args) > 1 {
+			got += ": " + strings.Join(args, " ")
+		}
+		return "", d.Errf("%s takes %s; got %s", option, what, got)
+	}
+	return args[0], nil
+}
+
+// argumentCount says how many arguments an option got.
+func argumentCount(args []string) string {
+	switch len(args) {
+	case 0:
+		return "none"
+	case 1:
+		return "1 argument"
+	}
+	return strconv.Itoa(len(args)) + " arguments"
 }
 
 // durationArg reads the one duration argument of the current option.
 func durationArg(d *caddyfile.Dispenser, option string) (caddy.Duration, error) {
-	var value string
-	if err := singleArg(d, &value); err != nil {
+	value, err := oneArg(d, option, "one duration such as 5m")
+	if err != nil {
 		return 0, err
 	}
 	dur, err := caddy.ParseDuration(value)
 	if err != nil {
-		return 0, d.Errf("%s: %v", option, err)
+		return 0, d.Errf("%s takes one duration such as 5m, 90s or 1d; got %q", option, value)
 	}
 	if dur <= 0 {
 		return 0, d.Errf("%s must be positive", option)
@@ -376,8 +431,8 @@ func durationArg(d *caddyfile.Dispenser, option string) (caddy.Duration, error) 
 // positiveIntArg reads the one argument of the current option as a
 // positive whole number.
 func positiveIntArg(d *caddyfile.Dispenser, option string) (int, error) {
-	var value string
-	if err := singleArg(d, &value); err != nil {
+	value, err := oneArg(d, option, "one positive whole number")
+	if err != nil {
 		return 0, err
 	}
 	n, err := strconv.Atoi(value)
