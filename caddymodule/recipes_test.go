@@ -20,6 +20,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/payhook/payhook/normalize"
+	"github.com/payhook/payhook/normalize/envelopetest"
 	"github.com/payhook/payhook/verify"
 )
 
@@ -289,6 +290,117 @@ func TestMapBlockPreferencesAndRules(t *testing.T) {
 		d.Next()
 		if _, err := unmarshalMapping(d); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%q: %v, want an error with %q", tt.block, err, tt.want)
+		}
+	}
+}
+
+// recipeExample is one provider event and what the provider's recipe must
+// make of it.
+type recipeExample struct {
+	file           string // under testdata/recipes/<recipe>/, or ../verify/testdata/vectors/… for a vector
+	status         normalize.Status
+	providerStatus string
+	amount         int64 // with currency; "" currency: no amount
+	currency       string
+	merchantRef    string
+	providerRef    string
+	failure        *normalize.Failure // nil: data.failure is null
+	time           string             // the envelope's time; "": none in the payload, the receive time
+	test           *bool
+}
+
+// recipeExamples are the providers' published success, failure, refund
+// and dispute examples (testdata/recipes/SOURCES.md) by recipe.
+var recipeExamples = map[string][]recipeExample{
+	"vipps": {
+		{file: "created.json", status: normalize.StatusPending, providerStatus: "CREATED true", amount: 49900, currency: "NOK",
+			merchantRef: "acme-shop-123-order123abc", providerRef: "83b3fdb0-9547-4ec5-bdb7-5600ce70e792", time: "2023-03-27T10:51:44Z"},
+		{file: "authorized.json", status: normalize.StatusAuthorized, providerStatus: "AUTHORIZED true", amount: 49900, currency: "NOK",
+			merchantRef: "acme-shop-123-order123abc", providerRef: "1304787731", time: "2023-03-27T10:51:59Z"},
+		{file: "captured.json", status: normalize.StatusCaptured, providerStatus: "CAPTURED true", amount: 10000, currency: "NOK",
+			merchantRef: "acme-shop-123-order123abc", providerRef: "2018200034", time: "2023-03-27T10:52:07Z"},
+		// success false: the capture failed.
+		{file: "captured-failed.json", status: normalize.StatusFailed, providerStatus: "CAPTURED false", amount: 10000, currency: "NOK",
+			merchantRef: "acme-shop-123-order123abc", providerRef: "2018200035", time: "2023-03-27T10:52:09Z"},
+		{file: "refunded.json", status: normalize.StatusUnknown, providerStatus: "REFUNDED true", amount: 750, currency: "NOK",
+			merchantRef: "acme-shop-123-order123abc", providerRef: "2020200034", time: "2023-03-27T10:53:01Z"},
+		{file: "refunded-failed.json", status: normalize.StatusRefundFailed, providerStatus: "REFUNDED false", amount: 750, currency: "NOK",
+			merchantRef: "acme-shop-123-order123abc", providerRef: "2020200035", time: "2023-03-27T10:53:05Z"},
+		{file: "cancelled.json", status: normalize.StatusCancelled, providerStatus: "CANCELLED true", amount: 39150, currency: "NOK",
+			merchantRef: "acme-shop-123-order123abc", providerRef: "2019200034", time: "2023-03-27T10:52:30Z"},
+		// A failed cancellation leaves the payment as it was.
+		{file: "cancelled-failed.json", status: normalize.StatusUnknown, providerStatus: "CANCELLED false", amount: 39150, currency: "NOK",
+			merchantRef: "acme-shop-123-order123abc", providerRef: "2019200035", time: "2023-03-27T10:52:31Z"},
+	},
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// Every recipe maps its provider's published success, failure, refund and
+// dispute examples: the status (a failed operation is never its success, a
+// refund full or partial only where the provider says which), the amount in
+// minor units (a refund's own), the currency, both references, data.failure
+// only on a failing status, and the provider's own time.
+func TestRecipesMapThePublishedExamples(t *testing.T) {
+	recipes := readmeRecipes(t)
+	for recipe, examples := range recipeExamples {
+		p := recipeProvider(t, recipes[recipe], "a0b1c2d3e4f5") // hex, for datatrans
+		for _, ex := range examples {
+			t.Run(recipe+"/"+ex.file, func(t *testing.T) {
+				path := "testdata/recipes/" + recipe + "/" + ex.file
+				if strings.HasPrefix(ex.file, "../") {
+					path = ex.file
+				}
+				body, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				events, err := p.Normalize(&normalize.Input{Provider: p.Name(), ContentType: "application/json", Body: body}, verify.Result{}, nil)
+				if err != nil || len(events) != 1 {
+					t.Fatalf("Normalize = %d events, %v", len(events), err)
+				}
+				ev := events[0]
+				if ev.Status != ex.status || ev.ProviderStatus != ex.providerStatus || ev.Unmapped != (ex.status == normalize.StatusUnknown) {
+					t.Errorf("status %s (%q, unmapped %v), want %s (%q)", ev.Status, ev.ProviderStatus, ev.Unmapped, ex.status, ex.providerStatus)
+				}
+				switch {
+				case ex.currency == "" && ev.Amount != nil:
+					t.Errorf("amount %+v, want none", ev.Amount)
+				case ex.currency != "" && (ev.Amount == nil || ev.Amount.MinorUnits != ex.amount || ev.Amount.Currency != ex.currency):
+					t.Errorf("amount %+v, want %d %s", ev.Amount, ex.amount, ex.currency)
+				}
+				if ev.MerchantReference != ex.merchantRef || ev.ProviderReference != ex.providerRef {
+					t.Errorf("references %q %q, want %q %q", ev.MerchantReference, ev.ProviderReference, ex.merchantRef, ex.providerRef)
+				}
+				if (ev.Failure == nil) != (ex.failure == nil) || (ev.Failure != nil && *ev.Failure != *ex.failure) {
+					t.Errorf("failure %+v, want %+v", ev.Failure, ex.failure)
+				}
+				if (ev.Test == nil) != (ex.test == nil) || (ev.Test != nil && *ev.Test != *ex.test) {
+					t.Errorf("test %v, want %v", ev.Test, ex.test)
+				}
+				received := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+				envelope := normalize.Encode(ev, verify.Result{Method: "hmac-sha256"}, received)
+				envelopetest.Check(t, envelope)
+				var doc struct {
+					Time string `json:"time"`
+					Data struct {
+						Failure json.RawMessage `json:"failure"`
+					} `json:"data"`
+				}
+				if err := json.Unmarshal(envelope, &doc); err != nil {
+					t.Fatal(err)
+				}
+				wantTime := ex.time
+				if wantTime == "" {
+					wantTime = "2030-01-01T00:00:00Z"
+				}
+				if doc.Time != wantTime {
+					t.Errorf("time %s, want %s", doc.Time, wantTime)
+				}
+				if ex.failure == nil && string(doc.Data.Failure) != "null" {
+					t.Errorf("data.failure %s, want null", doc.Data.Failure)
+				}
+			})
 		}
 	}
 }
