@@ -312,6 +312,25 @@ type recipeExample struct {
 // recipeExamples are the providers' published success, failure, refund
 // and dispute examples (testdata/recipes/SOURCES.md) by recipe.
 var recipeExamples = map[string][]recipeExample{
+	"razorpay": {
+		{file: "payment-captured.json", status: normalize.StatusCaptured, providerStatus: "payment.captured", amount: 4000, currency: "INR",
+			merchantRef: "order_HeGCnjDGqpe5oW", providerRef: "pay_HeGCvvjQIAjsvZ", time: "2021-07-28T06:59:20Z"},
+		{file: "payment-failed.json", status: normalize.StatusFailed, providerStatus: "payment.failed", amount: 4000, currency: "INR",
+			merchantRef: "order_HeGCnjDGqpe5oW", providerRef: "pay_HeGD1z2pQ0WxYk", time: "2021-07-28T07:00:00Z",
+			failure: &normalize.Failure{Code: "BAD_REQUEST_ERROR", Message: "Payment failed due to insufficient balance"}},
+		{file: "refund-created.json", status: normalize.StatusRefundPending, providerStatus: "refund.created", amount: 1000, currency: "INR",
+			merchantRef: "order_HeGCnjDGqpe5oW", providerRef: "rfnd_Heax5rxucwf2aS", time: "2021-07-29T03:16:50Z"},
+		// 10.00 refunded of a 40.00 payment: the refund's amount, and partial.
+		{file: "refund-processed-partial.json", status: normalize.StatusPartiallyRefunded, providerStatus: "refund.processed", amount: 1000, currency: "INR",
+			merchantRef: "order_HeGCnjDGqpe5oW", providerRef: "rfnd_Heax5rxucwf2aS", time: "2021-07-29T03:17:30Z"},
+		// The last 30.00: the payment is now refunded in full.
+		{file: "refund-processed-full.json", status: normalize.StatusRefunded, providerStatus: "refund.processed", amount: 3000, currency: "INR",
+			merchantRef: "order_HeGCnjDGqpe5oW", providerRef: "rfnd_HeayE3LQ2uTgHf", time: "2021-07-30T03:16:40Z"},
+		{file: "refund-failed.json", status: normalize.StatusRefundFailed, providerStatus: "refund.failed", amount: 1000, currency: "INR",
+			merchantRef: "order_HeGCnjDGqpe5oW", providerRef: "rfnd_Heb0QJ7yC1nT4E", time: "2021-07-29T03:23:20Z"},
+		{file: "payment-dispute-created.json", status: normalize.StatusChargeback, providerStatus: "payment.dispute.created", amount: 4000, currency: "INR",
+			merchantRef: "order_HeGCnjDGqpe5oW", providerRef: "disp_Esz7KAitoYM7PJ", time: "2021-07-31T02:53:21Z"},
+	},
 	"vipps": {
 		{file: "created.json", status: normalize.StatusPending, providerStatus: "CREATED true", amount: 49900, currency: "NOK",
 			merchantRef: "acme-shop-123-order123abc", providerRef: "83b3fdb0-9547-4ec5-bdb7-5600ce70e792", time: "2023-03-27T10:51:44Z"},
