@@ -331,6 +331,25 @@ var recipeExamples = map[string][]recipeExample{
 		{file: "payment-dispute-created.json", status: normalize.StatusChargeback, providerStatus: "payment.dispute.created", amount: 4000, currency: "INR",
 			merchantRef: "order_HeGCnjDGqpe5oW", providerRef: "disp_Esz7KAitoYM7PJ", time: "2021-07-31T02:53:21Z"},
 	},
+	"checkout": {
+		// Current events: timestamp, not created_on; "10000 Approved" is no failure.
+		{file: "payment-captured.json", status: normalize.StatusCaptured, providerStatus: "payment_captured", amount: 4000, currency: "EUR",
+			merchantRef: "ORD-5023-4E89", providerRef: "pay_vti5layihapu5bhbn5tjtk6eem", time: "2023-05-24T09:12:32Z"},
+		{file: "payment-declined.json", status: normalize.StatusFailed, providerStatus: "payment_declined", amount: 4000, currency: "EUR",
+			merchantRef: "ORD-5024-1A22", providerRef: "pay_xg2jlkz7vvtefc7kcaymkmrxwa", time: "2023-05-24T10:00:01Z",
+			failure: &normalize.Failure{Code: "20051", Message: "Insufficient Funds"}},
+		{file: "payment-refunded-partial.json", status: normalize.StatusPartiallyRefunded, providerStatus: "payment_refunded", amount: 1000, currency: "EUR",
+			merchantRef: "ORD-5023-4E89", providerRef: "pay_vti5layihapu5bhbn5tjtk6eem", time: "2023-05-24T09:20:11Z"},
+		{file: "payment-refunded-full.json", status: normalize.StatusRefunded, providerStatus: "payment_refunded", amount: 3000, currency: "EUR",
+			merchantRef: "ORD-5023-4E89", providerRef: "pay_vti5layihapu5bhbn5tjtk6eem", time: "2023-05-24T09:28:33Z"},
+		// The older format, without balances: full or partial not known.
+		{file: "payment-refunded-without-balances.json", status: normalize.StatusUnknown, providerStatus: "payment_refunded", amount: 200, currency: "GBP",
+			merchantRef: "ORD-5023-4E89", providerRef: "pay_pswr5qaqzzferh2puzfyrefzuy", time: "2020-02-03T11:35:03Z"},
+		{file: "dispute-evidence-required.json", status: normalize.StatusChargeback, providerStatus: "dispute_evidence_required", amount: 8150, currency: "GBP",
+			merchantRef: "ORD-5025-9C10", providerRef: "dsp_9rjdlsd4epepfjyyf9vl", time: "2022-12-15T15:20:32Z"},
+		{file: "dispute-won.json", status: normalize.StatusChargebackReversed, providerStatus: "dispute_won", amount: 8150, currency: "GBP",
+			merchantRef: "ORD-5025-9C10", providerRef: "dsp_9rjdlsd4epepfjyyf9vl", time: "2023-01-20T09:00:00Z"},
+	},
 	"vipps": {
 		{file: "created.json", status: normalize.StatusPending, providerStatus: "CREATED true", amount: 49900, currency: "NOK",
 			merchantRef: "acme-shop-123-order123abc", providerRef: "83b3fdb0-9547-4ec5-bdb7-5600ce70e792", time: "2023-03-27T10:51:44Z"},
