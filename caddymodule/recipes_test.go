@@ -312,6 +312,26 @@ type recipeExample struct {
 // recipeExamples are the providers' published success, failure, refund
 // and dispute examples (testdata/recipes/SOURCES.md) by recipe.
 var recipeExamples = map[string][]recipeExample{
+	"gocardless": {
+		{file: "payments-confirmed.json", status: normalize.StatusCaptured, providerStatus: "payments confirmed",
+			providerRef: "PM00026SZVSP7F", time: "2026-11-20T10:01:36Z"},
+		{file: "subscriptions-created.json", status: normalize.StatusActive, providerStatus: "subscriptions created",
+			providerRef: "SB0000RN7XW4Z1", time: "2026-11-20T10:02:11Z"},
+		{file: "../verify/testdata/vectors/gocardless-webhook-request.json", status: normalize.StatusFailed, providerStatus: "payments failed",
+			providerRef: "index_ID_123", time: "2017-03-20T17:57:02Z", failure: &normalize.Failure{Code: "test_failure",
+				Message: "GoCardless has marked this payment as failed in sandbox to enable testing of payment failure webhooks."}},
+		{file: "payments-charged-back.json", status: normalize.StatusChargeback, providerStatus: "payments charged_back",
+			providerRef: "PM00026SZVSP7F", time: "2026-12-01T09:00:00Z"},
+		{file: "payments-chargeback-cancelled.json", status: normalize.StatusChargebackReversed, providerStatus: "payments chargeback_cancelled",
+			providerRef: "PM00026SZVSP7F", time: "2026-12-03T09:00:00Z"},
+		{file: "refunds-created.json", status: normalize.StatusRefundPending, providerStatus: "refunds created",
+			providerRef: "RF00003C5Q3WAB", time: "2026-11-25T12:00:00Z"},
+		// No amount in GoCardless's events: full or partial is not known.
+		{file: "refunds-paid.json", status: normalize.StatusUnknown, providerStatus: "refunds paid",
+			providerRef: "RF00003C5Q3WAB", time: "2026-11-26T12:00:00Z"},
+		{file: "refunds-failed.json", status: normalize.StatusRefundFailed, providerStatus: "refunds failed",
+			providerRef: "RF00003C5Q3WAC", time: "2026-11-26T12:00:00Z", failure: &normalize.Failure{Code: "refund_failed", Message: "The refund did not reach your customer."}},
+	},
 	"razorpay": {
 		{file: "payment-captured.json", status: normalize.StatusCaptured, providerStatus: "payment.captured", amount: 4000, currency: "INR",
 			merchantRef: "order_HeGCnjDGqpe5oW", providerRef: "pay_HeGCvvjQIAjsvZ", time: "2021-07-28T06:59:20Z"},
