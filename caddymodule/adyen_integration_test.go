@@ -185,6 +185,69 @@ func TestAdyenSignedFieldTwiceThroughCaddy(t *testing.T) {
 	}
 }
 
+// The attack of issue 24: a genuine failed AUTHORISATION, signed by
+// Adyen's own library, with "Success":"true" and amount."Value":99900
+// added. Adyen's library still verifies it (it reads keys exactly), and a
+// case-insensitive decoder (Go's structs, as Json.NET and ASP.NET Core)
+// reads a success of 999.00 from the item payhook would forward as
+// data.original. payhook refuses it as malformed and forwards nothing; so
+// too a signed field Adyen left out (an authorisation's originalReference)
+// added in another letter case. The genuine notification passes.
+func TestAdyenSignedFieldInAnotherCaseThroughCaddy(t *testing.T) {
+	dir := npmPackage(t, adyenPackage)
+	t.Setenv("PAYHOOK_TEST_ADYEN_KEY", adyenKey)
+	t.Setenv("PAYHOOK_TEST_ADYEN_KEY_NEXT", adyenKeyNext)
+	e := startCaddy(t, adyenSite(""))
+	const refused = `{"live":"false","notificationItems":[{"NotificationRequestItem":{"amount":{"currency":"EUR","value":10100},` +
+		`"eventCode":"AUTHORISATION","eventDate":"2026-11-20T10:34:47+01:00","merchantAccountCode":"ShopEU","merchantReference":"order-80",` +
+		`"paymentMethod":"visa","pspReference":"QFQTPCQ8HXSKGK84","reason":"Refused","success":"false"}}]}`
+	signed := strings.TrimSpace(runNode(t, dir, signWithAdyenLibrary, adyenKey, refused))
+	tamper := func(edits ...string) string {
+		t.Helper()
+		tampered := strings.NewReplacer(edits...).Replace(signed)
+		if tampered == signed {
+			t.Fatalf("unexpected shape of the signed notification: %s", signed)
+		}
+		return tampered
+	}
+	attack := tamper(`"value":10100`, `"value":10100,"Value":99900`, `"success":"false"`, `"success":"false","Success":"true"`)
+	originalReference := tamper(`"pspReference":`, `"OriginalReference":"QFQTPCQ8HXSKGK00","pspReference":`)
+	for _, tt := range []struct{ name, body string }{{"Success and amount.Value", attack}, {"OriginalReference", originalReference}} {
+		t.Run(tt.name, func(t *testing.T) {
+			e.t = t
+			e.upstream.reset()
+			if got := strings.TrimSpace(runNode(t, dir, validateWithAdyenLibrary, adyenKey, tt.body)); got != "true" {
+				t.Fatalf("Adyen's library on the tampered notification: %s, want it to verify", got)
+			}
+			resp, answer := e.post("/hooks/adyen", "application/json", tt.body, nil)
+			expectAnswer(t, resp, answer, http.StatusBadRequest, "")
+			e.expectNothingForwarded()
+			e.expectReason("payload_malformed")
+		})
+	}
+	// What the shop would have read, had payhook forwarded the item.
+	var item struct {
+		Success string
+		Amount  struct{ Value int64 }
+	}
+	if err := json.Unmarshal([]byte(gjson.Get(attack, "notificationItems.0.NotificationRequestItem").Raw), &item); err != nil {
+		t.Fatal(err)
+	}
+	if item.Success != "true" || item.Amount.Value != 99900 {
+		t.Errorf("a case-insensitive decoder reads success %q and value %d from the tampered item, want the attack's", item.Success, item.Amount.Value)
+	}
+
+	e.t = t
+	e.upstream.reset()
+	resp, answer := e.post("/hooks/adyen", "application/json", signed, nil)
+	expectAnswer(t, resp, answer, http.StatusOK, "[accepted]")
+	received := e.upstream.received()
+	if len(received) != 1 || gjson.GetBytes(received[0].Body, "type").String() != "payhook.payment.failed" ||
+		gjson.GetBytes(received[0].Body, "data.amount.value").Int() != 10100 {
+		t.Errorf("the genuine notification: the shop received %d events: %v", len(received), received)
+	}
+}
+
 // Adyen does not sign additionalData: a genuine CANCEL_OR_REFUND whose
 // modification.action is turned from cancel into refund still verifies,
 // by Adyen's own library too. payhook takes it for what it is, a copy of

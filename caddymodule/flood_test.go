@@ -307,3 +307,38 @@ func liveHeap(t *testing.T, admin string) int64 {
 	t.Fatalf("no go_memstats_heap_alloc_bytes in %s/metrics", admin)
 	return 0
 }
+
+// Issue 24: api_rate bounds the requests sent to the provider's API, as
+// the README says, not the lookups. A forged Swedbank Pay payment order
+// costs three requests with the merchant's token (the API answers 400 and
+// each expansion falls back to a lesser one). 600 forged callbacks through
+// Caddy: the stand-in API's count must stay within the burst (twice
+// api_rate) plus api_rate times the time they took, however long that was;
+// each callback is answered 401 (unknown) or 503 (retry later).
+func TestForgedSwedbankPayFloodIsBoundedInAPIRequests(t *testing.T) {
+	const apiRate = 10
+	e, api := startSwedbank(t, "", fmt.Sprintf("api_rate %d", apiRate))
+	const forged = 600
+	paths := make([]string, forged)
+	for i := range paths {
+		paths[i] = fmt.Sprintf("/psp/paymentorders/forged-%04d", i)
+		api.set(paths[i], http.StatusBadRequest, `{"type":"https://api.payex.com/psp/errordetail/inputerror","title":"Error in input data","status":400}`)
+	}
+	answers := map[int]int{}
+	start := time.Now()
+	for _, path := range paths {
+		resp, _ := e.post("/callbacks/swedbankpay", "application/json", fmt.Sprintf(`{"paymentOrder":{"id":%q,"instrument":"paymentorders"}}`, path), nil)
+		answers[resp.StatusCode]++
+	}
+	elapsed := time.Since(start)
+	e.expectNothingForwarded()
+	requests := len(api.asked())
+	bound := 2*apiRate + int(apiRate*elapsed.Seconds()) + 1
+	t.Logf("%d forged callbacks in %s: %d API requests (bound %d), answers %v", forged, elapsed.Round(time.Millisecond), requests, bound, answers)
+	if requests > bound {
+		t.Errorf("%d forged callbacks in %s made %d API requests, over api_rate's %d", forged, elapsed.Round(time.Millisecond), requests, bound)
+	}
+	if answers[http.StatusUnauthorized]+answers[http.StatusServiceUnavailable] != forged || answers[http.StatusUnauthorized] == 0 {
+		t.Errorf("answers %v, want %d of 401 and 503, some 401", answers, forged)
+	}
+}
