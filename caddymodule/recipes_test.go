@@ -350,6 +350,22 @@ var recipeExamples = map[string][]recipeExample{
 		{file: "subscription-past-due.json", status: normalize.StatusOverdue, providerStatus: "subscription.past_due",
 			providerRef: "sub_01hv8x29kz0t586xy6zn1a62ny", time: "2024-05-12T10:18:50Z"},
 	},
+	"square": {
+		{file: "payment-updated-completed.json", status: normalize.StatusCaptured, providerStatus: "payment COMPLETED", amount: 100, currency: "USD",
+			merchantRef: "order-1042", providerRef: "hYy9pRFVxpDsO1FB05SunFWUe9JZY", time: "2020-11-22T21:16:51Z"},
+		{file: "payment-updated-failed.json", status: normalize.StatusFailed, providerStatus: "payment FAILED", amount: 100, currency: "USD",
+			merchantRef: "order-1043", providerRef: "bP9mAsEMYPUGjjGNaNO5ZDVyLhSZY", time: "2020-11-22T21:20:03Z",
+			failure: &normalize.Failure{Code: "GENERIC_DECLINE", Message: "Authorization error: 'GENERIC_DECLINE'"}},
+		// The refund alone: its own amount, full or partial not known.
+		{file: "refund-updated-completed.json", status: normalize.StatusUnknown, providerStatus: "refund COMPLETED", amount: 50, currency: "USD",
+			providerRef: "hYy9pRFVxpDsO1FB05SunFWUe9JZY_KlWP8IC1557ddwc9QWTKrCVU6m0JXDz15R2Qym5eQfR", time: "2020-11-23T09:00:05Z"},
+		{file: "refund-updated-failed.json", status: normalize.StatusRefundFailed, providerStatus: "refund FAILED", amount: 50, currency: "USD",
+			providerRef: "hYy9pRFVxpDsO1FB05SunFWUe9JZY_KlWP8IC1557ddwc9QWTKrCVU6m0JXDz15R2Qym5eQfR", time: "2020-11-23T09:00:06Z"},
+		{file: "dispute-created.json", status: normalize.StatusChargeback, providerStatus: "dispute EVIDENCE_REQUIRED", amount: 100, currency: "USD",
+			providerRef: "XDgyFu7yo1E2S5lQGGpYn", time: "2020-11-24T18:26:18Z"},
+		{file: "dispute-state-changed-won.json", status: normalize.StatusChargebackReversed, providerStatus: "dispute WON", amount: 100, currency: "USD",
+			providerRef: "XDgyFu7yo1E2S5lQGGpYn", time: "2020-12-20T10:00:00Z"},
+	},
 	"razorpay": {
 		{file: "payment-captured.json", status: normalize.StatusCaptured, providerStatus: "payment.captured", amount: 4000, currency: "INR",
 			merchantRef: "order_HeGCnjDGqpe5oW", providerRef: "pay_HeGCvvjQIAjsvZ", time: "2021-07-28T06:59:20Z"},
