@@ -2,7 +2,6 @@ package normalize
 
 import (
 	"fmt"
-	"slices"
 	"time"
 	"unsafe"
 
@@ -35,28 +34,6 @@ func parseJSONObject(body []byte) (doc gjson.Result, raw []byte, err error) {
 		return gjson.Result{}, nil, fmt.Errorf("%w: not a JSON object", ErrMalformed)
 	}
 	return doc, raw, nil
-}
-
-// duplicateKey returns the first of names (at most 64) that the JSON object
-// obj has more than once, or "" (also when obj is not an object). Readers
-// disagree on a repeated key: gjson, and so payhook's field reads, take the
-// first, PHP's json_decode, JavaScript's JSON.parse and Go's encoding/json
-// the last. Keys are compared unescaped, as those readers compare them.
-func duplicateKey(obj gjson.Result, names ...string) (duplicate string) {
-	var seen uint64 // bit i: names[i] was seen
-	obj.ForEach(func(key, _ gjson.Result) bool {
-		i := slices.Index(names, key.Str)
-		if i < 0 {
-			return true
-		}
-		if seen&(1<<i) != 0 {
-			duplicate = names[i]
-			return false
-		}
-		seen |= 1 << i
-		return true
-	})
-	return duplicate
 }
 
 // text returns a scalar field as text whatever JSON type the provider chose
