@@ -417,6 +417,26 @@ var recipeExamples = map[string][]recipeExample{
 		{file: "chargeback-received.json", status: normalize.StatusChargeback, providerStatus: "chargeback.received", amount: 1000, currency: "EUR",
 			providerRef: "chb_n9z0tp", time: "2026-12-01T12:00:00Z"},
 	},
+	"worldline": {
+		// Worldline's own signed sample: an offset without a colon.
+		{file: "../verify/testdata/vectors/worldline-payment-paid.json", status: normalize.StatusCaptured, providerStatus: "payment.paid", amount: 1000, currency: "EUR",
+			providerRef: "00000200000143570012", time: "2017-02-02T10:24:14Z"},
+		{file: "payment-captured.json", status: normalize.StatusCaptured, providerStatus: "payment.captured", amount: 2980, currency: "EUR",
+			merchantRef: "order-1042", providerRef: "000000200000143570012", time: "2026-11-20T10:34:47Z"},
+		{file: "payment-rejected.json", status: normalize.StatusFailed, providerStatus: "payment.rejected", amount: 2980, currency: "EUR",
+			merchantRef: "order-1043", providerRef: "000000200000143570013", time: "2026-11-20T10:40:02Z",
+			failure: &normalize.Failure{Code: "30511001", Message: "DECLINED"}},
+		{file: "payment-chargebacked.json", status: normalize.StatusChargeback, providerStatus: "payment.chargebacked", amount: 2980, currency: "EUR",
+			merchantRef: "order-1042", providerRef: "000000200000143570012", time: "2026-12-01T08:00:00Z"},
+		// The payment's amount, not the refund's, and no word of full or partial.
+		{file: "payment-refunded.json", status: normalize.StatusUnknown, providerStatus: "payment.refunded", amount: 2980, currency: "EUR",
+			merchantRef: "order-1042", providerRef: "000000200000143570012", time: "2026-11-22T09:00:00Z"},
+		{file: "refund-refunded.json", status: normalize.StatusUnknown, providerStatus: "refund.refunded", amount: 500, currency: "EUR",
+			merchantRef: "order-1042-r1", providerRef: "00000020000014357001300001", time: "2026-11-22T09:00:01Z"},
+		{file: "refund-rejected.json", status: normalize.StatusRefundFailed, providerStatus: "refund.rejected", amount: 500, currency: "EUR",
+			merchantRef: "order-1042-r1", providerRef: "00000020000014357001300002", time: "2026-11-22T09:05:00Z",
+			failure: &normalize.Failure{Code: "400490", Message: "REFUND_REJECTED"}},
+	},
 	"vipps": {
 		{file: "created.json", status: normalize.StatusPending, providerStatus: "CREATED true", amount: 49900, currency: "NOK",
 			merchantRef: "acme-shop-123-order123abc", providerRef: "83b3fdb0-9547-4ec5-bdb7-5600ce70e792", time: "2023-03-27T10:51:44Z"},
