@@ -437,6 +437,19 @@ var recipeExamples = map[string][]recipeExample{
 			merchantRef: "order-1042-r1", providerRef: "00000020000014357001300002", time: "2026-11-22T09:05:00Z",
 			failure: &normalize.Failure{Code: "400490", Message: "REFUND_REJECTED"}},
 	},
+	"datatrans": {
+		{file: "payment-authorized.json", status: normalize.StatusAuthorized, providerStatus: "payment authorized", amount: 1000, currency: "CHF",
+			merchantRef: "order-1042", providerRef: "260112092834012345", test: ptr(true)},
+		{file: "payment-settled.json", status: normalize.StatusCaptured, providerStatus: "payment settled", amount: 1000, currency: "CHF",
+			merchantRef: "order-1042", providerRef: "260112092834012345", test: ptr(true)},
+		{file: "payment-failed.json", status: normalize.StatusFailed, providerStatus: "payment failed",
+			merchantRef: "order-1043", providerRef: "260112093011012346", test: ptr(true), failure: &normalize.Failure{Code: "DECLINED", Message: "declined"}},
+		// A refund is a credit transaction: settled is not captured.
+		{file: "credit-settled.json", status: normalize.StatusUnknown, providerStatus: "credit settled", amount: 500, currency: "CHF",
+			merchantRef: "order-1042", providerRef: "260114101500012347", test: ptr(true)},
+		{file: "card-check-authorized.json", status: normalize.StatusVerified, providerStatus: "card_check authorized", amount: 0, currency: "CHF",
+			merchantRef: "order-1044", providerRef: "260112094500012348", test: ptr(true)},
+	},
 	"vipps": {
 		{file: "created.json", status: normalize.StatusPending, providerStatus: "CREATED true", amount: 49900, currency: "NOK",
 			merchantRef: "acme-shop-123-order123abc", providerRef: "83b3fdb0-9547-4ec5-bdb7-5600ce70e792", time: "2023-03-27T10:51:44Z"},
