@@ -541,4 +541,9 @@ func TestRecipesMapThePublishedExamples(t *testing.T) {
 			})
 		}
 	}
+	for recipe := range recipes {
+		if _, ok := recipeExamples[recipe]; !ok {
+			t.Errorf("recipe %q has no examples", recipe)
+		}
+	}
 }
