@@ -145,10 +145,10 @@ func (m *Mapping) Check() error {
 			return fmt.Errorf("statuses: %q maps to %q, which is not a canonical status (%s)", rule.ProviderStatus, rule.Status, statusNames())
 		}
 		for _, c := range rule.When {
-			fields = append(fields, field{name, []string{c.Path}})
-			if c.Value == "" {
-				return fmt.Errorf("%s %s: a condition needs a value", name, c.Path)
+			if c.Path == "" || c.Value == "" {
+				return fmt.Errorf("%s %s: a condition needs a path and a value", name, c.Path)
 			}
+			fields = append(fields, field{name, []string{c.Path}})
 		}
 	}
 	for _, f := range fields {
