@@ -199,6 +199,9 @@ func Setting(option, value string) (string, error) {
 
 func expand(option, value string) (string, error) {
 	if unset := unsetPlaceholders(value); len(unset) > 0 {
+		for i, placeholder := range unset {
+			unset[i] = placeholder + " is empty: " + unsetHint(placeholder)
+		}
 		return "", fmt.Errorf("%s: %s", option, strings.Join(unset, "; "))
 	}
 	expanded, err := caddy.NewReplacer().ReplaceOrErr(value, true, true)
@@ -215,21 +218,24 @@ func expand(option, value string) (string, error) {
 // configuration value.
 var configPlaceholder = regexp.MustCompile(`\{(?:env|file)\.[^{}]+\}`)
 
-// unsetPlaceholders describes each {env.*} and {file.*} placeholder of
-// value that expands to nothing, in order.
+// unsetPlaceholders returns the {env.*} and {file.*} placeholders of value
+// that expand to nothing, in order.
 func unsetPlaceholders(value string) []string {
 	var unset []string
 	for _, placeholder := range configPlaceholder.FindAllString(value, -1) {
-		if expanded, err := caddy.NewReplacer().ReplaceOrErr(placeholder, true, true); err == nil && expanded != "" {
-			continue
-		}
-		if strings.HasPrefix(placeholder, "{env.") {
-			unset = append(unset, placeholder+" is empty: is the environment variable set?")
-		} else {
-			unset = append(unset, placeholder+" is empty: is the file there, readable and not empty?")
+		if expanded, err := caddy.NewReplacer().ReplaceOrErr(placeholder, true, true); err != nil || expanded == "" {
+			unset = append(unset, placeholder)
 		}
 	}
 	return unset
+}
+
+// unsetHint says what to check of a placeholder that expands to nothing.
+func unsetHint(placeholder string) string {
+	if strings.HasPrefix(placeholder, "{env.") {
+		return "is the environment variable set?"
+	}
+	return "is the file there, readable and not empty?"
 }
 
 // ackText returns an Acknowledge that answers 200 with a text/plain body,
