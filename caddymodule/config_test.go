@@ -55,6 +55,8 @@ func TestConfigurationMistakesFailValidation(t *testing.T) {
 		{"adyen username without password", "payhook adyen {\n\t\thmac_key 44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056\n\t\tusername shop\n\t}", "username and password go together"},
 		{"sign_upstream not a Standard Webhooks secret", "payhook ixopay {\n\t\tsecret {env.PAYHOOK_TEST_SECRET}\n\t\tsign_upstream {env.PAYHOOK_TEST_SECRET}\n\t}", "sign_upstream #1"},
 		{"standard_webhooks secret not whsec", "payhook standard_webhooks {\n\t\tsecret {env.PAYHOOK_TEST_SECRET}\n\t}", "whsec_"},
+		{"stripe secret not whsec", "payhook stripe {\n\t\tsecret {env.PAYHOOK_TEST_SECRET}\n\t}", "provision http.payhook.providers.stripe: secret #1: not a Stripe webhook signing secret"},
+		{"stripe secret written literally, not whsec", "payhook stripe {\n\t\tsecret sk_test_123\n\t}", "payhook stripe: secret #1: not a Stripe webhook signing secret"},
 		{"a duration in words", "payhook ixopay {\n\t\tsecret {env.PAYHOOK_TEST_SECRET}\n\t\tmax_skew 5 minutes\n\t}", "max_skew takes one duration such as 5m; got 2 arguments: 5 minutes"},
 		{"an inbox duration in words", "payhook ixopay {\n\t\tsecret {env.PAYHOOK_TEST_SECRET}\n\t\tinbox {\n\t\t\tretry_for 7 days\n\t\t}\n\t}", "inbox retry_for takes one duration such as 5m; got 2 arguments: 7 days"},
 		{"a number in words", "payhook mollie {\n\t\tapi_key test_x\n\t\tapi_rate 50 per second\n\t}", "api_rate takes one positive whole number; got 3 arguments: 50 per second"},

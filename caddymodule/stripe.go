@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -94,6 +95,14 @@ func (p *Stripe) Validate() error {
 	if p.MaxSkew < 0 {
 		return fmt.Errorf("max_skew must be positive, got %s", time.Duration(p.MaxSkew))
 	}
+	for i, secret := range p.Secrets {
+		if strings.Contains(secret, "{") {
+			continue // a placeholder, checked once expanded
+		}
+		if _, err := stripeSigningSecret(secret); err != nil {
+			return fmt.Errorf("secret #%d: %w", i+1, err)
+		}
+	}
 	return nil
 }
 
@@ -108,8 +117,19 @@ func (p *Stripe) Provision(ctx caddy.Context) error {
 	}
 	p.verifier = stripeScheme(skew)
 	var err error
-	p.verifier.Secrets, err = Secrets(ctx.Logger(), "secret", p.Secrets)
+	p.verifier.Secrets, err = DecodedSecrets(ctx.Logger(), "secret", p.Secrets, stripeSigningSecret)
 	return err
+}
+
+// stripeSigningSecret accepts an endpoint's signing secret, keyed as
+// written: Stripe shows it as whsec_… A value of another form (an API key
+// pasted by mistake) could never verify a signature, so every callback
+// would be refused.
+func stripeSigningSecret(secret string) ([]byte, error) {
+	if !strings.HasPrefix(secret, "whsec_") {
+		return nil, errors.New("not a Stripe webhook signing secret: want the endpoint's signing secret, whsec_… (Dashboard: Developers, Webhooks, the endpoint, Signing secret)")
+	}
+	return []byte(secret), nil
 }
 
 // Name is "stripe".
