@@ -146,7 +146,7 @@ func runDemo(ctx context.Context, out io.Writer, opts demoOptions) (err error) {
 		return err
 	}
 	if err := caddy.Load(config, true); err != nil {
-		return fmt.Errorf("starting Caddy with the demo's Caddyfile.example: %w", err)
+		return fmt.Errorf("starting Caddy with the demo's Caddyfile.example (--listen and --admin choose its addresses): %w", err)
 	}
 	defer func() { _ = caddy.Stop() }()
 
