@@ -99,11 +99,7 @@ func signEnvelope(r *http.Request, keys [][]byte, id string, envelope []byte, no
 // shop never sees the secret, nor do access logs written after payhook.
 func stripURLToken(r *http.Request) {
 	r.URL.RawQuery = verify.StripURLToken(r.URL.RawQuery)
-	path, _, _ := strings.Cut(r.RequestURI, "?")
-	r.RequestURI = path
-	if r.URL.RawQuery != "" {
-		r.RequestURI += "?" + r.URL.RawQuery
-	}
+	r.RequestURI = withoutURLToken(r.RequestURI)
 }
 
 // upstreamRecorder stands in for the provider's connection while the next

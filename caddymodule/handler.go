@@ -443,7 +443,7 @@ func (h *Handler) enqueue(w http.ResponseWriter, r *http.Request, rec *record, e
 		}
 		err := h.enqueueClaimed(r.Context(), &inboxRecord{
 			ID: id, Provider: h.name, Type: event.Type(), Queue: queueOf(event), ReceivedAt: rec.start,
-			RemoteAddr: r.RemoteAddr, TLS: tlsOf(r.TLS), Method: r.Method, Host: r.Host, URI: r.RequestURI, Header: r.Header.Clone(),
+			RemoteAddr: r.RemoteAddr, TLS: tlsOf(r.TLS), Method: r.Method, Host: r.Host, URI: sentURI(r), Header: r.Header.Clone(),
 			Envelope: normalize.Encode(event, result, rec.start),
 		}, i, release)
 		if err != nil {

@@ -49,9 +49,10 @@ func (h *Handler) read(w http.ResponseWriter, r *http.Request, rec *record) (cb 
 		return nil, nil, nil, err
 	}
 	cb = &rec.callback
+	_, uri, _ := sentRequest(r)
 	*cb = verify.Callback{
 		Method:     r.Method,
-		RequestURI: r.RequestURI,
+		RequestURI: uri,
 		Scheme:     "http",
 		Host:       r.Host,
 		Header:     r.Header,
@@ -60,9 +61,9 @@ func (h *Handler) read(w http.ResponseWriter, r *http.Request, rec *record) (cb 
 	if r.TLS != nil {
 		cb.Scheme = "https"
 	}
-	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		cb.Placeholders = repl
-	}
+	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	rec.placeholders = sentPlaceholders{repl: repl, r: r}
+	cb.Placeholders = &rec.placeholders
 	rec.input = normalize.Input{Provider: h.name, ContentType: mt, Body: body}
 	return cb, &rec.input, pooled, nil
 }

@@ -38,8 +38,9 @@ type record struct {
 	upstreamStatus int
 
 	// The request as the provider sees it, in the record's allocation.
-	callback verify.Callback
-	input    normalize.Input
+	callback     verify.Callback
+	input        normalize.Input
+	placeholders sentPlaceholders
 }
 
 // finish writes the callback's one log line and updates the metrics. The
