@@ -37,20 +37,34 @@ var buildCaddy = sync.OnceValues(func() (string, error) {
 // caddyProcess is Caddy with payhook running as its own process.
 type caddyProcess struct {
 	cmd  *exec.Cmd
-	port int
+	addr string // host:port it listens on
 	log  string
 }
 
-// startCaddyProcess runs a Caddy on httpPort (admin on adminPort) that
-// routes IXOPAY callbacks to upstream, with storage in storageDir.
-func startCaddyProcess(t *testing.T, storageDir string, httpPort, adminPort int, upstreamURL string) *caddyProcess {
+// clusterPort is the HTTP port of every instance of the cluster tests. The
+// instances of a cluster run one configuration, and a route's scope
+// derives from it, ports included: on one machine, each instance listens
+// on the same port at a loopback address of its own (instancePort picks
+// it), as instances on machines of their own would.
+const clusterPort = 9180
+
+// instanceAddr is the loopback address of the instance the tests number
+// instance (9181, 9182, …: one per instance, reused by its restart).
+func instanceAddr(instance int) string {
+	return fmt.Sprintf("127.0.0.%d:%d", instance%250, clusterPort)
+}
+
+// startCaddyProcess runs instance (admin on adminPort) of a cluster whose
+// instances route IXOPAY callbacks to upstream, with storage in
+// storageDir.
+func startCaddyProcess(t *testing.T, storageDir string, instance, adminPort int, upstreamURL string) *caddyProcess {
 	t.Helper()
-	return startCaddyProcessWith(t, storageDir, httpPort, adminPort, upstreamURL, "")
+	return startCaddyProcessWith(t, storageDir, instance, adminPort, upstreamURL, "")
 }
 
 // startCaddyProcessWith is startCaddyProcess with more options in the
 // payhook block.
-func startCaddyProcessWith(t *testing.T, storageDir string, httpPort, adminPort int, upstreamURL, options string) *caddyProcess {
+func startCaddyProcessWith(t *testing.T, storageDir string, instance, adminPort int, upstreamURL, options string) *caddyProcess {
 	t.Helper()
 	storage := "file_system " + storageDir
 	if redisAddr, ok := strings.CutPrefix(storageDir, "redis:"); ok {
@@ -58,9 +72,12 @@ func startCaddyProcessWith(t *testing.T, storageDir string, httpPort, adminPort 
 	}
 	dir := t.TempDir()
 	logFile := filepath.Join(dir, "caddy.log")
+	addr := instanceAddr(instance)
+	host, _, _ := net.SplitHostPort(addr)
 	config := fmt.Sprintf(`{
 	admin localhost:%d
 	http_port %d
+	default_bind %s
 	storage %s
 	skip_install_trust
 	log {
@@ -77,13 +94,13 @@ http://localhost:%d {
 		reverse_proxy %s
 	}
 }
-`, adminPort, httpPort, storage, logFile, httpPort, options, strings.TrimPrefix(upstreamURL, "http://"))
-	return runCaddyProcess(t, dir, config, httpPort, logFile, "PAYHOOK_TEST_SECRET="+testSecret)
+`, adminPort, clusterPort, host, storage, logFile, clusterPort, options, strings.TrimPrefix(upstreamURL, "http://"))
+	return runCaddyProcess(t, dir, config, addr, logFile, "PAYHOOK_TEST_SECRET="+testSecret)
 }
 
 // runCaddyProcess runs Caddy with the Caddyfile config (kept in dir) and the
-// extra environment, and waits until it listens on httpPort.
-func runCaddyProcess(t *testing.T, dir, config string, httpPort int, logFile string, environment ...string) *caddyProcess {
+// extra environment, and waits until it listens on addr.
+func runCaddyProcess(t *testing.T, dir, config, addr, logFile string, environment ...string) *caddyProcess {
 	t.Helper()
 	bin, err := buildCaddy()
 	if err != nil {
@@ -106,17 +123,17 @@ func runCaddyProcess(t *testing.T, dir, config string, httpPort int, logFile str
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &caddyProcess{cmd: cmd, port: httpPort, log: logFile}
+	p := &caddyProcess{cmd: cmd, addr: addr, log: logFile}
 	t.Cleanup(p.stop)
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		if c, err := net.Dial("tcp", fmt.Sprintf("localhost:%d", httpPort)); err == nil {
+		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
 			return p
 		}
 		if time.Now().After(deadline) {
 			raw, _ := os.ReadFile(logFile)
-			t.Fatalf("Caddy on port %d did not start:\n%s", httpPort, raw)
+			t.Fatalf("Caddy on %s did not start:\n%s", addr, raw)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -150,7 +167,8 @@ func (p *caddyProcess) stop() {
 // send signs and posts an IXOPAY callback to this Caddy.
 func (p *caddyProcess) send(t *testing.T, body string) (int, string) {
 	c := ixopayCallback(body)
-	req, _ := http.NewRequest(http.MethodPost, fmt.Sprintf("http://localhost:%d%s", p.port, c.uri), strings.NewReader(body))
+	req, _ := http.NewRequest(http.MethodPost, "http://"+p.addr+c.uri, strings.NewReader(body))
+	req.Host = fmt.Sprintf("localhost:%d", clusterPort)
 	req.Header.Set("Content-Type", c.contentType)
 	req.Header.Set("Date", c.date)
 	req.Header.Set("X-Signature", verify.SignIXOPAY([]byte(testSecret), verify.IXOPAYSHA512, verify.IXOPAYMessage{
@@ -158,7 +176,7 @@ func (p *caddyProcess) send(t *testing.T, body string) (int, string) {
 	}))
 	resp, err := (&http.Client{Timeout: 20 * time.Second}).Do(req)
 	if err != nil {
-		t.Errorf("port %d: %v", p.port, err)
+		t.Errorf("%s: %v", p.addr, err)
 		return 0, ""
 	}
 	defer resp.Body.Close()

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/http"
 	"path"
 	"strings"
 	"sync"
@@ -338,24 +337,14 @@ func (c *expiringSet) contains(id string, now time.Time) bool {
 }
 
 // dedupeKey is the key of event id in this route's dedupe scope: the
-// lowercase hex of the first 16 bytes of SHA-256 over the scope, the host
-// the callback was sent to (unless dedupe_scope is set) and the id.
-func (h *Handler) dedupeKey(r *http.Request, id string) string {
-	host := ""
-	if h.DedupeScope == "" {
-		host = requestHost(r)
-	}
-	return h.recordKey(host, id)
-}
-
-// recordKey is the key of id in this route's scope and, when host is not
-// empty, the host's.
-func (h *Handler) recordKey(host, id string) string {
+// lowercase hex of the first 16 bytes of SHA-256 over the scope and the id.
+func (h *Handler) dedupeKey(id string) string {
 	sum := sha256.New()
-	sum.Write([]byte(h.scope))
-	sum.Write([]byte{0})
-	sum.Write([]byte(host))
-	sum.Write([]byte{0})
+	sum.Write([]byte(h.scope().dedupe))
+	// Two zero bytes: the place where versions before route scopes put
+	// the callback's host, empty with dedupe_scope, whose records an
+	// upgrade therefore keeps.
+	sum.Write([]byte{0, 0})
 	sum.Write([]byte(id))
 	var out [sha256.Size]byte
 	return hex.EncodeToString(sum.Sum(out[:0])[:16])

@@ -86,7 +86,7 @@ func TestHostileFloodThroughACaddyProcess(t *testing.T) {
 	logFile := filepath.Join(dir, "caddy.log")
 	const httpPort, adminPort = 9185, 2995
 	p := runCaddyProcess(t, dir, floodSite(httpPort, adminPort, logFile, api.URL, strings.TrimPrefix(shop.URL, "http://")),
-		httpPort, logFile, "PAYHOOK_TEST_PAYREXX_KEY="+payrexxAPIKey)
+		fmt.Sprintf("localhost:%d", httpPort), logFile, "PAYHOOK_TEST_PAYREXX_KEY="+payrexxAPIKey)
 	base := fmt.Sprintf("http://localhost:%d", httpPort)
 
 	// Warm up (the first requests set up pools and the API client).
@@ -227,7 +227,7 @@ func TestStalledSendersHoldLittle(t *testing.T) {
 	logFile := filepath.Join(dir, "caddy.log")
 	const httpPort, adminPort = 9189, 2989
 	runCaddyProcess(t, dir, floodSite(httpPort, adminPort, logFile, api.URL, strings.TrimPrefix(shop.URL, "http://")),
-		httpPort, logFile, "PAYHOOK_TEST_PAYREXX_KEY="+payrexxAPIKey)
+		fmt.Sprintf("localhost:%d", httpPort), logFile, "PAYHOOK_TEST_PAYREXX_KEY="+payrexxAPIKey)
 	admin := fmt.Sprintf("http://localhost:%d", adminPort)
 
 	stall := func(n int) []net.Conn {

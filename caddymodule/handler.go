@@ -14,11 +14,12 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 
 	"github.com/payhook/payhook/normalize"
@@ -70,10 +71,13 @@ type Handler struct {
 	Dedupe string `json:"dedupe,omitempty"`
 
 	// DedupeScope names the set of delivery records this route shares.
-	// Default: the provider's name and account (a Payrexx instance, an API
-	// environment) and the host the callback was sent to, so that two
-	// sites, or two accounts, never suppress each other's events. Routes
-	// that set the same scope share their records on purpose.
+	// Default: the route's own, derived from its place in the
+	// configuration (the addresses its server listens on and the matchers
+	// that lead to it: site, port, path, …), its provider and the
+	// provider's account (a Payrexx instance, an API environment), so that
+	// two routes never suppress each other's events. Routes that set the
+	// same scope share their records on purpose. An inbox is always the
+	// route's own, whatever this says.
 	DedupeScope string `json:"dedupe_scope,omitempty"`
 
 	// ForwardHeaders names request headers of the provider's that reach the
@@ -106,7 +110,9 @@ type Handler struct {
 	upstreamKeys  [][]byte        // decoded SignUpstream secrets
 	dedupe        *deduper
 	inbox         *inbox
-	scope         string // the dedupe scope, less the host when DedupeScope is unset
+	storage       certmagic.Storage           // where dedupe and the inbox keep their records: Caddy's, unless a test sets it
+	server        *caddyhttp.Server           // the server whose routes hold this handler, if any
+	routePlace    *atomic.Pointer[routeScope] // derived once the routes are provisioned: scope()
 	logger        *zap.Logger
 	rejectLog     *logLimiter
 	metrics       *metrics
@@ -182,30 +188,24 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.forwarded = h.metrics.series(h.name, outcomeForwarded, "")
 	h.rejected = h.metrics.rejectedSeries(h.name)
-	h.scope = h.DedupeScope
-	if h.scope == "" {
-		h.scope = "provider\x00" + h.name
-		if s, ok := p.(DedupeScoper); ok {
-			h.scope += "\x00" + s.DedupeScope()
-		}
-	}
+	h.server, _ = ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
+	h.routePlace = new(atomic.Pointer[routeScope])
 	window, _ := dedupeWindow(h.Dedupe) // checked by Validate
 	if r, ok := p.(Retrier); ok && h.Dedupe == "" {
 		window = max(window, r.RetryPeriod()+24*time.Hour)
 	}
 	if window > 0 {
-		h.dedupe = newDeduper(ctx.Storage(), window, h.logger)
+		h.dedupe = newDeduper(h.recordStorage(ctx), window, h.logger)
 		go h.dedupe.janitor()
 	}
 	if h.Inbox != nil {
-		server, ok := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
-		if !ok {
+		if h.server == nil {
 			return errors.New("inbox: payhook must run in an HTTP server's route")
 		}
 		if err := registerInboxMetrics(ctx.GetMetricsRegistry()); err != nil {
 			return err
 		}
-		h.inbox = newInbox(h, ctx.Storage(), h.scope, *h.Inbox, server)
+		h.inbox = newInbox(h, h.recordStorage(ctx), *h.Inbox, h.server)
 		registerInbox(h.inbox)
 		go h.inbox.run()
 	}
@@ -233,6 +233,15 @@ func (h *Handler) Validate() error {
 		}
 	}
 	return nil
+}
+
+// recordStorage is where dedupe and the inbox keep their records: Caddy's
+// configured storage, unless a test set one.
+func (h *Handler) recordStorage(ctx caddy.Context) certmagic.Storage {
+	if h.storage == nil {
+		h.storage = ctx.Storage()
+	}
+	return h.storage
 }
 
 // dedupeWindow reads the dedupe option: 0 means off.
@@ -349,16 +358,15 @@ var errTransmissionReused = errors.New("transmission already verified with anoth
 // verified under a transmission is the only one it may carry, whatever
 // became of its delivery. The same body again (a retry of the
 // transmission) passes; another is errTransmissionReused. Both records
-// live in the dedupe storage, for its window, in the route's scope but not
-// its host's: a transmission belongs to the provider's webhook, whatever
-// Host header comes with it. Without dedupe nothing is recorded.
+// live in the route's dedupe records, for their window. Without dedupe
+// nothing is recorded.
 func (h *Handler) bindTransmission(r *http.Request, transmission string, body []byte) error {
 	if h.dedupe == nil || transmission == "" {
 		return nil
 	}
 	key := "transmission\x00" + transmission
 	digest := sha256.Sum256(body)
-	seenBody, releaseBody, err := h.dedupe.claim(r.Context(), h.recordKey("", key+"\x00"+hex.EncodeToString(digest[:])))
+	seenBody, releaseBody, err := h.dedupe.claim(r.Context(), h.dedupeKey(key+"\x00"+hex.EncodeToString(digest[:])))
 	if err != nil {
 		return err
 	}
@@ -367,7 +375,7 @@ func (h *Handler) bindTransmission(r *http.Request, transmission string, body []
 	}
 	bound := false
 	defer func() { releaseBody(bound) }()
-	seen, releaseTransmission, err := h.dedupe.claim(r.Context(), h.recordKey("", key))
+	seen, releaseTransmission, err := h.dedupe.claim(r.Context(), h.dedupeKey(key))
 	if err != nil {
 		return err
 	}
@@ -462,7 +470,7 @@ func (h *Handler) enqueue(w http.ResponseWriter, r *http.Request, rec *record, e
 // redeliver forwards an event from the inbox to the handlers after
 // payhook, and answers the inbox what they did.
 func (h *Handler) redeliver(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, d *inboxDelivery) {
-	if h.inbox == nil || h.inbox.scope != d.scope {
+	if h.inbox == nil || h.inbox != d.inbox {
 		writePlain(w, http.StatusMisdirectedRequest, "not this inbox's route")
 		return
 	}
@@ -485,7 +493,7 @@ func (h *Handler) claimEvent(w http.ResponseWriter, r *http.Request, rec *record
 	if h.dedupe == nil {
 		return func(bool) {}, false, true
 	}
-	duplicate, release, err := h.dedupe.claim(r.Context(), h.dedupeKey(r, id))
+	duplicate, release, err := h.dedupe.claim(r.Context(), h.dedupeKey(id))
 	if err != nil {
 		h.reject(w, rec, err)
 		return nil, false, false
@@ -618,16 +626,6 @@ func clientIP(r *http.Request) string {
 		return ip
 	}
 	return r.RemoteAddr
-}
-
-// requestHost is the host a callback was sent to, lower case, without a
-// port: part of the default dedupe scope.
-func requestHost(r *http.Request) string {
-	host := r.Host
-	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
-		host = host[:i]
-	}
-	return strings.ToLower(host)
 }
 
 // Header values of payhook's own answers, shared: net/http only reads them.

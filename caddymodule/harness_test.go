@@ -257,10 +257,17 @@ func startCaddyOn(t *testing.T, storage, globals, siteBody string) *env {
 // {port} is the test's HTTP port.
 func startCaddyAt(t *testing.T, storage, globals, siteAddress, siteBody string) *env {
 	t.Helper()
+	return startCaddySites(t, storage, globals, siteAddress+" {\n\t"+siteBody+"\n}\n", newUpstream(t))
+}
+
+// startCaddySites loads a Caddyfile of the given site blocks, where {port}
+// is the test's HTTP port and {upstream} the upstream's address.
+func startCaddySites(t *testing.T, storage, globals, sites string, up *upstream) *env {
+	t.Helper()
 	t.Setenv("PAYHOOK_TEST_SECRET", testSecret)
 	t.Setenv("PAYHOOK_TEST_PREVIOUS_SECRET", testPreviousSecret)
 	port := httpPortFor(t)
-	e := &env{t: t, base: fmt.Sprintf("http://localhost:%d", port), upstream: newUpstream(t), logFile: filepath.Join(t.TempDir(), "caddy.log"), storage: storage}
+	e := &env{t: t, base: fmt.Sprintf("http://localhost:%d", port), upstream: up, logFile: filepath.Join(t.TempDir(), "caddy.log"), storage: storage}
 	config := fmt.Sprintf(`{
 	admin localhost:2999
 	http_port %d
@@ -277,10 +284,8 @@ func startCaddyAt(t *testing.T, storage, globals, siteAddress, siteBody string) 
 	%s
 }
 
-%s {
-	%s
-}
-`, port, e.storage, e.logFile, globals, strings.ReplaceAll(siteAddress, "{port}", strconv.Itoa(port)), strings.ReplaceAll(siteBody, "{upstream}", strings.TrimPrefix(e.upstream.URL, "http://")))
+%s
+`, port, e.storage, e.logFile, globals, strings.ReplaceAll(strings.ReplaceAll(sites, "{port}", strconv.Itoa(port)), "{upstream}", strings.TrimPrefix(e.upstream.URL, "http://")))
 	loaded := false
 	defer func() {
 		// caddytest skips, rather than fails, when it cannot start Caddy.

@@ -68,39 +68,6 @@ func TestForwardedHeadersAreAnAllowlist(t *testing.T) {
 	}
 }
 
-// Two sites, each with a Payrexx route: Payrexx transaction ids are only
-// unique per instance, and a merchant may register both sites' URLs as
-// webhooks of one instance. By default one site's delivery must not
-// suppress the other's; routes that set the same dedupe_scope share their
-// records on purpose.
-func TestDedupeScopeKeepsSitesApart(t *testing.T) {
-	for _, tt := range []struct {
-		name  string
-		scope string
-		want  int
-	}{
-		{"default scope", "", 2},
-		{"shared scope", "dedupe_scope shop-payments", 1},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Setenv("PAYHOOK_TEST_PAYREXX_KEY", payrexxAPIKey)
-			api := newFakeAPI(t)
-			api.set(payrexxTransactionPath, 200, apiSuccess(payrexxConfirmedDoc))
-			// The route answers under two names: two sites of one shop.
-			e := startCaddyAt(t, t.TempDir(), "", "http://localhost:{port}, http://127.0.0.1:{port}", payrexxSite("payrexx", api, tt.scope))
-			for _, host := range []string{"localhost", "127.0.0.1"} {
-				req := e.postRequest("/callbacks/payrexx", formType, payrexxForm, nil)
-				req.Host = host
-				resp, body := e.do(req)
-				expectAnswer(t, resp, body, http.StatusOK, "OK")
-			}
-			if got := len(e.upstream.received()); got != tt.want {
-				t.Errorf("the shop received %d envelopes, want %d", got, tt.want)
-			}
-		})
-	}
-}
-
 // A flood of forged callbacks writes a bounded number of log lines, while
 // the metrics count every one; a long URL or header never lands whole in a
 // line.

@@ -155,7 +155,6 @@ const (
 // on the storage delivers: a queue's head is claimed with the storage's
 // lock, so each event reaches the shop once between them.
 type inbox struct {
-	scope     string // the directory of this route's scope
 	storage   certmagic.Storage
 	handler   *Handler
 	logger    *zap.Logger
@@ -226,7 +225,7 @@ func (ib *inbox) setKeys(q *inboxQueue, keys []string) {
 	q.keys = keys
 }
 
-func newInbox(h *Handler, storage certmagic.Storage, scope string, cfg Inbox, server *caddyhttp.Server) *inbox {
+func newInbox(h *Handler, storage certmagic.Storage, cfg Inbox, server *caddyhttp.Server) *inbox {
 	retryFor, maxEvents := time.Duration(cfg.RetryFor), cfg.MaxEvents
 	if retryFor <= 0 {
 		retryFor = DefaultInboxRetryFor
@@ -234,18 +233,20 @@ func newInbox(h *Handler, storage certmagic.Storage, scope string, cfg Inbox, se
 	if maxEvents <= 0 {
 		maxEvents = DefaultInboxMaxEvents
 	}
-	sum := sha256.Sum256([]byte(scope))
 	ctx, cancel := context.WithCancel(context.Background())
 	return &inbox{
-		scope: hex.EncodeToString(sum[:8]), storage: storage, handler: h, logger: h.logger.Named("inbox"),
+		storage: storage, handler: h, logger: h.logger.Named("inbox"),
 		retryFor: retryFor, maxEvents: maxEvents, server: server, now: time.Now,
 		ctx: ctx, cancel: cancel, wake: make(chan struct{}, 1), done: make(chan struct{}),
 		queues: map[string]*inboxQueue{},
 	}
 }
 
+// key names the inbox in the storage: its route's place (route.go).
+func (ib *inbox) key() string { return ib.handler.scope().inbox }
+
 func (ib *inbox) dir(parts ...string) string {
-	return path.Join(append([]string{inboxPrefix, ib.scope}, parts...)...)
+	return path.Join(append([]string{inboxPrefix, ib.key()}, parts...)...)
 }
 
 // queueOf is the queue of an event: its payment (provider and reference),
@@ -307,13 +308,14 @@ func (ib *inbox) poke() {
 func (ib *inbox) run() {
 	defer close(ib.done)
 	// The server's handler chain is ready once its configuration runs.
-	for !ib.serverRunning() {
+	for !serverRunning(ib.server) {
 		select {
 		case <-ib.ctx.Done():
 			return
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+	ib.adoptLegacy()
 	ticker := time.NewTicker(200 * time.Millisecond)
 	defer ticker.Stop()
 	janitor := time.NewTicker(time.Hour)
@@ -335,10 +337,10 @@ func (ib *inbox) run() {
 	}
 }
 
-// serverRunning tells whether the inbox's server belongs to the running
-// configuration (Caddy makes it active once every app has started; one
-// being validated, or replaced, never is).
-func (ib *inbox) serverRunning() bool {
+// serverRunning tells whether server belongs to the running configuration
+// (Caddy makes it active once every app has started; one being validated,
+// or replaced, never is).
+func serverRunning(server *caddyhttp.Server) bool {
 	app, err := caddy.ActiveContext().AppIfConfigured("http")
 	if err != nil {
 		return false
@@ -348,7 +350,7 @@ func (ib *inbox) serverRunning() bool {
 		return false
 	}
 	for _, s := range http.Servers {
-		if s == ib.server {
+		if s == server {
 			return true
 		}
 	}
@@ -544,7 +546,7 @@ func (ib *inbox) deliverHead(queue, key string) {
 // never gives up (the file storage's, when the process died between
 // creating its lock file and writing it); it never takes a live one.
 func (ib *inbox) claim(queue string) (release func(), ok bool) {
-	lock := "payhook-inbox-" + ib.scope + "-" + queue
+	lock := "payhook-inbox-" + ib.key() + "-" + queue
 	if claimed, _ := tryLock(ib.ctx, ib.storage, lock); !claimed {
 		if ib.contended(queue, false) <= inboxStaleClaim {
 			return nil, false
@@ -680,13 +682,14 @@ func backoff(n int, limit time.Duration) time.Duration {
 }
 
 // inboxDelivery marks a request the inbox makes through the server: the
-// payhook handler of the inbox's scope forwards the stored envelope in its
-// place. Only this process can put it in a request's context.
+// payhook handler that owns the inbox forwards the stored envelope in its
+// place; any other refuses it. Only this process can put it in a
+// request's context.
 type inboxDelivery struct {
-	scope  string
+	inbox  *inbox
 	record *inboxRecord
 	result upstreamResult
-	taken  bool // a payhook handler of the scope took it
+	taken  bool // the inbox's own handler took it
 }
 
 type inboxDeliveryKey struct{}
@@ -699,7 +702,7 @@ func (ib *inbox) send(rec *inboxRecord) (up upstreamResult) {
 	if err != nil {
 		return upstreamResult{err: fmt.Errorf("stored request URI: %w", err)}
 	}
-	d := &inboxDelivery{scope: ib.scope, record: rec}
+	d := &inboxDelivery{inbox: ib, record: rec}
 	ctx, cancel := context.WithTimeout(context.WithValue(ib.ctx, inboxDeliveryKey{}, d), 2*time.Minute)
 	defer cancel()
 	req := (&http.Request{
@@ -743,7 +746,7 @@ func tryLock(ctx context.Context, storage certmagic.Storage, name string) (bool,
 func (ib *inbox) observe() {
 	ib.mu.Lock()
 	defer ib.mu.Unlock()
-	inboxMetrics.pending.WithLabelValues(ib.handler.name, ib.scope).Set(float64(ib.pending))
+	inboxMetrics.pending.WithLabelValues(ib.handler.name, ib.key()).Set(float64(ib.pending))
 	oldest := time.Duration(0)
 	now := ib.now()
 	for _, q := range ib.queues {
@@ -754,7 +757,7 @@ func (ib *inbox) observe() {
 			oldest = now.Sub(at)
 		}
 	}
-	inboxMetrics.oldest.WithLabelValues(ib.handler.name, ib.scope).Set(oldest.Seconds())
+	inboxMetrics.oldest.WithLabelValues(ib.handler.name, ib.key()).Set(oldest.Seconds())
 }
 
 // isSeq tells a pending event's name (seqOf) from anything else in its

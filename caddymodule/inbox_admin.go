@@ -47,13 +47,13 @@ func runningInboxes() []*inbox {
 	defer inboxes.Unlock()
 	byScope := map[string]*inbox{}
 	for ib := range inboxes.set {
-		byScope[ib.scope] = ib
+		byScope[ib.key()] = ib
 	}
 	list := make([]*inbox, 0, len(byScope))
 	for _, ib := range byScope {
 		list = append(list, ib)
 	}
-	slices.SortFunc(list, func(a, b *inbox) int { return strings.Compare(a.scope, b.scope) })
+	slices.SortFunc(list, func(a, b *inbox) int { return strings.Compare(a.key(), b.key()) })
 	return list
 }
 
@@ -94,7 +94,7 @@ func (ib *inbox) list(ctx context.Context, state string, limit int) ([]inboxSumm
 				break
 			}
 			if rec, err := ib.load(ctx, key); err == nil {
-				out = append(out, summarize(ib.scope, rec))
+				out = append(out, summarize(ib.key(), rec))
 			}
 		}
 	}
@@ -122,7 +122,7 @@ func (ib *inbox) list(ctx context.Context, state string, limit int) ([]inboxSumm
 				break
 			}
 			if rec, err := ib.load(ctx, k.key); err == nil {
-				out = append(out, summarize(ib.scope, rec))
+				out = append(out, summarize(ib.key(), rec))
 			}
 		}
 	}
@@ -287,7 +287,7 @@ func handleInboxEvent(w http.ResponseWriter, r *http.Request) error {
 			if err != nil {
 				return apiError(http.StatusInternalServerError, "reading the event: %v", err)
 			}
-			return writeJSON(w, eventView(ib.scope, rec))
+			return writeJSON(w, eventView(ib.key(), rec))
 		case action == "replay" && r.Method == http.MethodPost:
 			rec, err := ib.replay(r.Context(), id)
 			if errors.Is(err, fs.ErrNotExist) {
@@ -296,7 +296,7 @@ func handleInboxEvent(w http.ResponseWriter, r *http.Request) error {
 			if err != nil {
 				return apiError(http.StatusServiceUnavailable, "replaying: %v", err)
 			}
-			return writeJSON(w, summarize(ib.scope, rec))
+			return writeJSON(w, summarize(ib.key(), rec))
 		case action != "" && action != "replay":
 			return apiError(http.StatusNotFound, "unknown action %q", action)
 		default:
