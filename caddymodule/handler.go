@@ -194,6 +194,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if r, ok := p.(Retrier); ok && h.Dedupe == "" {
 		window = max(window, r.RetryPeriod()+24*time.Hour)
 	}
+	if weak, ok := p.(WeaklySigned); ok && window < weak.TransmissionWindow() {
+		return weakDedupeError(h.name, h.Dedupe, weak.TransmissionWindow())
+	}
 	if window > 0 {
 		h.dedupe = newDeduper(h.recordStorage(ctx), window, h.logger)
 		go h.dedupe.janitor()
@@ -233,6 +236,18 @@ func (h *Handler) Validate() error {
 		}
 	}
 	return nil
+}
+
+// weakDedupeError refuses a dedupe window shorter than the time a weakly
+// signed provider's transmission is accepted: past the window, a crafted
+// body could be delivered under a genuine transmission still accepted.
+func weakDedupeError(provider, dedupe string, transmissionWindow time.Duration) error {
+	if dedupe == "off" {
+		return fmt.Errorf("%s: dedupe off is refused: payhook binds each transmission to its first body in the dedupe records, and %s's signature binds the body too weakly to go without (set dedupe to at least max_skew, %s)",
+			provider, provider, transmissionWindow)
+	}
+	return fmt.Errorf("%s: dedupe %s is shorter than max_skew %s: payhook remembers which body a transmission carried for the dedupe window, and a transmission is accepted for max_skew; set dedupe to at least max_skew",
+		provider, dedupe, transmissionWindow)
 }
 
 // recordStorage is where dedupe and the inbox keep their records: Caddy's
@@ -323,19 +338,25 @@ func (h *Handler) allow(clientIP string) error {
 }
 
 // verify checks the URL token (when configured: cheap, before anything is
-// parsed), then has the provider establish the callback's authenticity,
-// and binds a weakly signed transmission to its body.
+// parsed), binds a weakly signed transmission to its body, then has the
+// provider establish the callback's authenticity.
 func (h *Handler) verify(r *http.Request, cb *verify.Callback, in *normalize.Input) (verify.Result, error) {
 	if h.urlToken != nil {
 		if err := h.urlToken.Check(cb); err != nil {
 			return verify.Result{}, err
 		}
 	}
+	if weak, ok := h.provider.(WeaklySigned); ok {
+		transmission, err := weak.Transmission(cb)
+		if err != nil {
+			return verify.Result{}, err
+		}
+		if err := h.bindTransmission(r, transmission, cb.Body); err != nil {
+			return verify.Result{}, err
+		}
+	}
 	result, err := h.provider.Verify(r.Context(), cb, in)
 	if err != nil {
-		return verify.Result{}, err
-	}
-	if err := h.bindTransmission(r, result.Transmission, cb.Body); err != nil {
 		return verify.Result{}, err
 	}
 	if h.urlToken != nil && !h.tokenIsMethod {
@@ -350,19 +371,19 @@ func (h *Handler) verify(r *http.Request, cb *verify.Callback, in *normalize.Inp
 // errTransmissionReused means a transmission that came with another body
 // before came again with this one: a body made to match a weak signature,
 // refused like a wrong signature.
-var errTransmissionReused = errors.New("transmission already verified with another body")
+var errTransmissionReused = errors.New("transmission already received with another body")
 
 // bindTransmission records which body a transmission carried, for schemes
-// whose signature binds the body only weakly (PayPal's covers its CRC32,
-// which anyone can match with a body of their own): the first body
-// verified under a transmission is the only one it may carry, whatever
-// became of its delivery. The same body again (a retry of the
+// whose signature binds the body only weakly (WeaklySigned): the first
+// body received under a transmission is the only one it may carry,
+// whatever became of its verification (PayPal's API down, its rate limit
+// spent) or of its delivery. The same body again (a retry of the
 // transmission) passes; another is errTransmissionReused. Both records
-// live in the route's dedupe records, for their window. Without dedupe
-// nothing is recorded.
+// live in the route's dedupe records, for the dedupe window, which
+// Provision makes at least the transmission window.
 func (h *Handler) bindTransmission(r *http.Request, transmission string, body []byte) error {
-	if h.dedupe == nil || transmission == "" {
-		return nil
+	if h.dedupe == nil {
+		return nil // only a test provisions such a route without dedupe
 	}
 	key := "transmission\x00" + transmission
 	digest := sha256.Sum256(body)

@@ -161,6 +161,27 @@ func (*PayPal) Name() string { return "paypal" }
 // ContentTypes: PayPal posts JSON.
 func (*PayPal) ContentTypes() []string { return jsonOnly }
 
+// Transmission checks the headers and the transmission time (cheap, no
+// network) and returns the transmission's id. PayPal signs the body's
+// CRC32, not a digest: whoever holds a genuine transmission can build
+// another body that PayPal's API verifies under it, so the handler binds
+// each transmission to the first body it receives under it, before Verify
+// asks the API anything.
+func (p *PayPal) Transmission(cb *verify.Callback) (string, error) {
+	t, err := verify.ReadPayPalTransmission(cb.Header)
+	if err != nil {
+		return "", err
+	}
+	if err := p.verifier.CheckTime(t, time.Now()); err != nil {
+		return "", err
+	}
+	return t.ID, nil
+}
+
+// TransmissionWindow is max_skew: how long after it was sent PayPal's
+// transmission is accepted.
+func (p *PayPal) TransmissionWindow() time.Duration { return p.verifier.MaxSkew }
+
 // Verify checks the headers and the transmission time (cheap), reads the
 // body (bounded), then asks PayPal's API.
 func (p *PayPal) Verify(ctx context.Context, cb *verify.Callback, in *normalize.Input) (verify.Result, error) {
@@ -174,14 +195,9 @@ func (p *PayPal) Verify(ctx context.Context, cb *verify.Callback, in *normalize.
 	if _, err := normalize.PayPalEvent(in); err != nil {
 		return verify.Result{}, err
 	}
-	res, err := p.fetcher.Lookup(ctx, t.ID, func(ctx context.Context) (verify.Result, error) {
+	return p.fetcher.Lookup(ctx, t.ID, func(ctx context.Context) (verify.Result, error) {
 		return p.verifier.Verify(ctx, t, cb.Body)
 	})
-	// PayPal signs the body's CRC32, not a digest: whoever holds a genuine
-	// transmission can build another body that verifies under it. The
-	// handler binds each transmission to its first body (with dedupe on).
-	res.Transmission = t.ID
-	return res, err
 }
 
 // Normalize builds the event from the verified body.
@@ -228,6 +244,7 @@ func demoPayPalSignature(id, at, webhookID string, body []byte) string {
 // Interface guards.
 var (
 	_ Provider              = (*PayPal)(nil)
+	_ WeaklySigned          = (*PayPal)(nil)
 	_ SampleSender          = (*PayPal)(nil)
 	_ DedupeScoper          = (*PayPal)(nil)
 	_ caddy.Provisioner     = (*PayPal)(nil)

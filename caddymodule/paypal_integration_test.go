@@ -228,7 +228,7 @@ func TestPayPalThroughCaddy(t *testing.T) {
 
 // A burst of webhooks on a fresh start costs one token request.
 func TestPayPalTokenIsSharedByABurst(t *testing.T) {
-	e, api := startPayPal(t, "dedupe off")
+	e, api := startPayPal(t, "")
 	var wg sync.WaitGroup
 	statuses := make([]int, 16)
 	for i := range statuses {
@@ -263,7 +263,12 @@ func TestPayPalTokenIsSharedByABurst(t *testing.T) {
 func TestPayPalRejections(t *testing.T) {
 	e, api := startPayPal(t, "max_skew 10m")
 	body := payPalCapture("WH-REJECT-1", "27M47624FP291604U", "49.90")
-	good := func() http.Header { return api.sign(t, "reject-tx", time.Now(), payPalWebhookID, []byte(body)) }
+	// Each case is a transmission of its own: one carries one body.
+	transmissions := 0
+	good := func() http.Header {
+		transmissions++
+		return api.sign(t, fmt.Sprintf("reject-tx-%d", transmissions), time.Now(), payPalWebhookID, []byte(body))
+	}
 	with := func(name, value string) http.Header {
 		h := good()
 		if value == "" {
@@ -350,8 +355,13 @@ func TestPayPalTransmissionCarriesOneBody(t *testing.T) {
 		if _, doc := e.onlyDelivery(); doc.Data.Amount.MinorUnits != 100 {
 			t.Errorf("the shop received %+v, want the genuine capture only", doc.Data.Amount)
 		}
-		if _, verifies := api.counts(); verifies != 2 {
-			t.Errorf("%d verify requests, want 2: the crafted body must pass PayPal's check, or the test proves nothing", verifies)
+		// PayPal's API would verify the crafted body (its CRC32 is the
+		// genuine one's), but it is not asked: the transmission has a body.
+		if crc32.ChecksumIEEE(crafted) != crc32.ChecksumIEEE(genuine) {
+			t.Fatalf("the crafted body's CRC32 differs: PayPal would refuse it, and the test proves nothing")
+		}
+		if _, verifies := api.counts(); verifies != 1 {
+			t.Errorf("%d verify requests, want 1: the crafted body must be refused before PayPal's API is asked", verifies)
 		}
 	})
 
@@ -399,18 +409,98 @@ func TestPayPalTransmissionCarriesOneBody(t *testing.T) {
 		}
 	})
 
-	// Without dedupe nothing records a transmission: the crafted event
-	// passes PayPal's verification and reaches the shop (the README says so).
-	t.Run("dedupe off", func(t *testing.T) {
-		e, api := startPayPal(t, "dedupe off")
+	// The first body is bound before PayPal's API is asked: when the API
+	// answers 5xx to the genuine body, the crafted one is still refused,
+	// and PayPal's retry of the genuine body goes through.
+	t.Run("after PayPal's API failed once", func(t *testing.T) {
+		e, api := startPayPal(t, "")
 		header := headers(api)
+		api.set(func(f *fakePayPal) { f.verifyStatus = http.StatusInternalServerError })
+		resp, answer := e.post("/callbacks/paypal", "application/json", string(genuine), header)
+		if resp.StatusCode < 500 {
+			t.Fatalf("with PayPal's API failing the genuine body was answered %d %q, want 5xx", resp.StatusCode, answer)
+		}
+		api.set(func(f *fakePayPal) { f.verifyStatus = 0 })
+		post(t, e, crafted, header, http.StatusUnauthorized)
+		e.expectReason("transmission_reused")
+		e.expectNothingForwarded()
 		post(t, e, genuine, header, http.StatusOK)
-		e.upstream.reset()
-		post(t, e, crafted, header, http.StatusOK)
-		if _, doc := e.onlyDelivery(); doc.Data.Amount.MinorUnits != 499000 {
-			t.Errorf("without dedupe, the crafted event: %+v", doc.Data.Amount)
+		if _, doc := e.onlyDelivery(); doc.Data.Amount.MinorUnits != 100 {
+			t.Errorf("the shop received %+v, want the genuine capture", doc.Data.Amount)
 		}
 	})
+
+	// Someone floods the route until api_rate is spent, so that PayPal's
+	// genuine delivery is answered 503 before the API is asked; the
+	// crafted body under the genuine headers is refused all the same.
+	t.Run("while api_rate is spent", func(t *testing.T) {
+		e, api := startPayPal(t, "api_rate 1")
+		for attempt := 1; ; attempt++ {
+			// Forged transmissions of the flood, until the rate answers 503.
+			for flood := 0; ; flood++ {
+				forged := api.sign(t, fmt.Sprintf("2b6f1c40-c8a2-11f0-9d2e-f100d%07d", attempt*1000+flood), time.Now(), "WH-OTHER", genuine)
+				resp, _ := e.post("/callbacks/paypal", "application/json", string(genuine), forged)
+				if resp.StatusCode == http.StatusServiceUnavailable {
+					break
+				}
+				if flood > 20 {
+					t.Fatalf("api_rate 1 never answered 503 to the flood")
+				}
+			}
+			header := headers(api)
+			resp, _ := e.post("/callbacks/paypal", "application/json", string(genuine), header)
+			if resp.StatusCode != http.StatusServiceUnavailable {
+				// The rate refilled meanwhile (a slow machine): again.
+				if attempt == 5 {
+					t.Fatalf("the genuine delivery was never answered 503 while the flood went on")
+				}
+				e.upstream.reset()
+				continue
+			}
+			_, verifiesBefore := api.counts()
+			time.Sleep(2100 * time.Millisecond) // the rate refills
+			post(t, e, crafted, header, http.StatusUnauthorized)
+			e.expectReason("transmission_reused")
+			if _, verifies := api.counts(); verifies != verifiesBefore {
+				t.Errorf("the crafted body cost %d requests to PayPal's API, want none", verifies-verifiesBefore)
+			}
+			e.expectNothingForwarded()
+			post(t, e, genuine, header, http.StatusOK)
+			if _, doc := e.onlyDelivery(); doc.Data.Amount.MinorUnits != 100 {
+				t.Errorf("the shop received %+v, want the genuine capture", doc.Data.Amount)
+			}
+			return
+		}
+	})
+}
+
+// A PayPal route needs its dedupe records for at least as long as a
+// transmission is accepted: they hold the binding of each transmission to
+// its body. A shorter window, or none, is refused at configuration time.
+func TestPayPalDedupeShorterThanMaxSkewIsRefused(t *testing.T) {
+	t.Setenv("PAYHOOK_TEST_PAYPAL_ID", payPalClientID)
+	t.Setenv("PAYHOOK_TEST_PAYPAL_SECRET", payPalSecret)
+	api := newFakePayPal(t)
+	for _, tt := range []struct {
+		options string
+		refused string
+	}{
+		{"dedupe off", "dedupe off is refused"},
+		{"dedupe 1d", "shorter than max_skew"},
+		{"dedupe 2h\n\t\t\tmax_skew 3h", "shorter than max_skew"},
+		{"dedupe 3h\n\t\t\tmax_skew 3h", ""},
+		{"", ""},
+	} {
+		t.Run(tt.options, func(t *testing.T) {
+			err := provisionSite(t, payPalSite(api, tt.options))
+			switch {
+			case tt.refused == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case tt.refused != "" && (err == nil || !strings.Contains(err.Error(), tt.refused)):
+				t.Errorf("got %v, want an error saying %q", err, tt.refused)
+			}
+		})
+	}
 }
 
 // Without max_skew, a transmission older than 4 days (PayPal retries for 3)
@@ -502,7 +592,7 @@ func TestPayPalRefusedCredentials(t *testing.T) {
 // Every PayPal golden event, signed afresh, reaches the shop as its golden
 // envelope.
 func TestPayPalGoldenThroughCaddy(t *testing.T) {
-	e, api := startPayPal(t, "dedupe off")
+	e, api := startPayPal(t, "")
 	replayGolden(t, e, "paypal", nil, func(req *http.Request, body []byte) (*http.Response, string) {
 		header := api.sign(t, req.Header.Get("Paypal-Transmission-Id"), time.Now(), payPalWebhookID, body)
 		return e.post("/callbacks/paypal", "application/json", string(body), header)

@@ -95,6 +95,24 @@ type DedupeScoper interface {
 	DedupeScope() string
 }
 
+// WeaklySigned is implemented by providers whose signature binds the body
+// only weakly (PayPal's covers the body's CRC32, which anyone can match
+// with a body of their own). The handler binds each transmission to the
+// first body it receives under it, once Transmission's checks pass and
+// before Verify asks the provider's API anything (or waits for its rate
+// limit): no other body is ever delivered under that transmission,
+// whatever became of the first one's verification or delivery. Such a
+// route needs dedupe, for at least TransmissionWindow: the binding lives
+// in the dedupe records.
+type WeaklySigned interface {
+	// Transmission runs the checks that need no network (the headers, the
+	// time window) and returns the id of the callback's transmission.
+	Transmission(cb *verify.Callback) (string, error)
+	// TransmissionWindow is how long after it was sent a transmission is
+	// accepted.
+	TransmissionWindow() time.Duration
+}
+
 // Retrier is implemented by providers that retry a callback for longer
 // than DefaultDedupeWindow (Adyen: 30 days). Without a dedupe option, the
 // route's window then covers the retries and a day more: an event

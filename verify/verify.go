@@ -97,12 +97,6 @@ type Result struct {
 	// NotificationID is the notification's own id when the verification
 	// authenticated it with the rest (a Standard Webhooks webhook-id).
 	NotificationID string `json:"-"`
-	// Transmission identifies the delivery a signature covers, for schemes
-	// whose signature binds the body only weakly (PayPal's covers the body's
-	// CRC32, which anyone can match with a body of their own): with dedupe
-	// on, payhook binds a transmission to the first body verified under it,
-	// so that a genuine transmission cannot carry a second, crafted body.
-	Transmission string `json:"-"`
 }
 
 // Verifier establishes the authenticity of one provider's callbacks.
