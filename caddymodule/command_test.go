@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 )
 
 // runSend runs `caddy payhook send` with args and returns what it printed
@@ -77,12 +76,6 @@ func TestSendFailsWhenNoPayhookAnswers(t *testing.T) {
 // payhook acknowledged; a refusal fails with payhook's reason.
 func TestSendReportsPayhooksAnswer(t *testing.T) {
 	e := startCaddy(t, defaultSite)
-	if resp, _, err := sendSample(t.Context(), "ixopay", e.base+"/callbacks/ixopay", sendOptions{
-		secret: testSecret, status: "captured", amount: "1", currency: "EUR", timeout: 5 * time.Second,
-	}); err != nil || resp.Header.Get(AnswerHeader) == "" {
-		t.Skip("handler.go does not mark its answers yet (answerMark.set in ServeHTTP)")
-	}
-	e.upstream.reset()
 	out, err := runSend(t, "ixopay", "--secret", testSecret, e.base+"/callbacks/ixopay")
 	if err != nil || out != "HTTP/1.1 200 OK\nOK\n" {
 		t.Errorf("send: error %v, printed %q", err, out)

@@ -63,23 +63,10 @@ func TestUnsetPlaceholdersOfEveryRoute(t *testing.T) {
 	}
 }
 
-// skipUntilHandlerWired skips a test of provisionError's messages while
-// Handler.Provision does not call it.
-func skipUntilHandlerWired(t *testing.T) {
-	t.Helper()
-	t.Setenv("PAYHOOK_TEST_UNSET", "")
-	err := caddy.Validate(mustUnmarshalConfig(t, []byte(`{"apps":{"http":{"servers":{"s":{"listen":[":9080"],"routes":[{"handle":[
-		{"handler":"payhook","provider":{"name":"ixopay","secrets":["{env.PAYHOOK_TEST_UNSET}"]}}]}]}}}}}`)))
-	if err == nil || !strings.Contains(err.Error(), "payhook ixopay, route every request on :9080: ") {
-		t.Skip("handler.go does not call provisionError yet")
-	}
-}
-
 // One `caddy validate` of Caddyfile.example with nothing set reports all
 // six placeholders, where it took six runs, and names the route that
 // failed.
 func TestValidateReportsEveryUnsetPlaceholder(t *testing.T) {
-	skipUntilHandlerWired(t)
 	err := caddy.Validate(mustUnmarshalConfig(t, unsetExample(t)))
 	for _, want := range append([]string{
 		`payhook ixopay, route localhost /callbacks/ixopay* on :8880: loading the provider:`,
@@ -95,7 +82,6 @@ func TestValidateReportsEveryUnsetPlaceholder(t *testing.T) {
 // route, in the Caddyfile's terms (the site's host, the route's path), and
 // the option.
 func TestProvisioningErrorsNameTheRoute(t *testing.T) {
-	skipUntilHandlerWired(t)
 	t.Setenv("PAYHOOK_TEST_SECRET", testSecret)
 	caddyfile := `{
 	admin off

@@ -100,6 +100,7 @@ type Handler struct {
 	Inbox *Inbox `json:"inbox,omitempty"`
 
 	provider      Provider
+	answerMark    answerMark // AnswerHeader's value on every answer
 	name          string
 	nameVar       any // name, boxed once for caddyhttp.SetVar
 	contentTypes  []string
@@ -133,7 +134,10 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 var genericOptions = []string{"max_body", "url_token", "allow_ips", "dedupe", "dedupe_scope", "forward_headers", "sign_upstream", "inbox"}
 
 // Provision loads the provider's module and prepares the generic checks.
-func (h *Handler) Provision(ctx caddy.Context) error {
+// Its errors name the provider and the route, and every unset placeholder
+// of the configuration (provisionError).
+func (h *Handler) Provision(ctx caddy.Context) (err error) {
+	defer func() { err = provisionError(ctx, h, err) }()
 	h.logger = ctx.Logger()
 	if err := h.Validate(); err != nil {
 		return err
@@ -155,6 +159,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("module %T is not a payhook provider", mod)
 	}
 	h.provider, h.name, h.contentTypes = p, p.Name(), p.ContentTypes()
+	h.answerMark = newAnswerMark(p)
 	h.nameVar = h.name
 	if h.MaxBody == 0 {
 		h.MaxBody = DefaultMaxBody
@@ -296,6 +301,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		h.redeliver(w, r, next, d)
 		return nil
 	}
+	h.answerMark.set(w.Header())
 	rec := &record{provider: h.name, start: time.Now(), clientIP: clientIP(r)}
 	// Deferred first, so it runs last: the body goes back to its pool only
 	// after the log line, whose strings may share its memory.

@@ -52,6 +52,9 @@ const (
 
 var fuzzStandardWebhooksSecret = "whsec_" + base64.StdEncoding.EncodeToString([]byte(fuzzSecret))
 
+// fuzzStripeSecret is an endpoint's signing secret, as Stripe shows one.
+const fuzzStripeSecret = "whsec_" + fuzzSecret
+
 // fuzzRoutes configures one route per provider; the fetch-verified ones ask
 // the stand-in of their API at apiBase.
 func fuzzRoutes(tb testing.TB, apiBase string) []*fuzzRoute {
@@ -68,7 +71,7 @@ func fuzzRoutes(tb testing.TB, apiBase string) []*fuzzRoute {
 	// Secrets come from placeholders, as in production (the recipes name
 	// their own).
 	for name, value := range map[string]string{
-		"PAYHOOK_FUZZ_SECRET": fuzzSecret, "PAYHOOK_FUZZ_ADYEN_KEY": fuzzAdyenKey, "PAYHOOK_FUZZ_SW_SECRET": fuzzStandardWebhooksSecret,
+		"PAYHOOK_FUZZ_SECRET": fuzzSecret, "PAYHOOK_FUZZ_STRIPE_SECRET": fuzzStripeSecret, "PAYHOOK_FUZZ_ADYEN_KEY": fuzzAdyenKey, "PAYHOOK_FUZZ_SW_SECRET": fuzzStandardWebhooksSecret,
 		"PAYHOOK_FUZZ_MOLLIE_KEY": "test_fuzz", "GOCARDLESS_WEBHOOK_SECRET": fuzzSecret, "RAZORPAY_WEBHOOK_SECRET": fuzzSecret,
 	} {
 		tb.Setenv(name, value)
@@ -77,7 +80,9 @@ func fuzzRoutes(tb testing.TB, apiBase string) []*fuzzRoute {
 	api := "\tapi_base " + apiBase + "\n\tapi_rate 1000000\n"
 	routes := []*fuzzRoute{
 		{caddyfile: "payhook ixopay {\n\tsecret " + secret + "\n}", sign: sample(new(IXOPAY))},
-		{caddyfile: "payhook stripe {\n\tsecret " + secret + "\n}", sign: sample(new(Stripe))},
+		{caddyfile: "payhook stripe {\n\tsecret {env.PAYHOOK_FUZZ_STRIPE_SECRET}\n}", sign: func(r *http.Request, body []byte) error {
+			return new(Stripe).SignSample(r, body, []byte(fuzzStripeSecret))
+		}},
 		{caddyfile: "payhook adyen {\n\thmac_key {env.PAYHOOK_FUZZ_ADYEN_KEY}\n}", sign: func(r *http.Request, body []byte) error {
 			return new(Adyen).SignSample(r, body, []byte(fuzzAdyenKey))
 		}},
