@@ -50,15 +50,13 @@ func text(r gjson.Result) string {
 	}
 }
 
-// rfc3339 reads a provider's RFC 3339 time; anything else (too long to be
-// one, or not one) is no time, and the envelope carries the receive time.
+// rfc3339 reads a built-in provider's event time as ParseEventTime does
+// (RFC 3339, and the offsets without a colon some providers write); anything
+// else is no time, and the envelope carries the receive time.
 func rfc3339(s string) time.Time {
 	if s == "" || len(s) > 40 {
 		return time.Time{}
 	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return time.Time{}
-	}
+	t, _ := ParseEventTime(s)
 	return t
 }

@@ -31,7 +31,7 @@ func BenchmarkFetch(b *testing.B) {
 		}
 	})
 	b.Run("payrexx", func(b *testing.B) {
-		v := &Payrexx{APIBase: api.URL, Instance: "myshop", APIKey: []byte("key"), Fetcher: NewFetcher(FetchLimits{Timeout: time.Second})}
+		v := &Payrexx{APIBase: api.URL, Instance: "myshop", APIKey: []byte("key"), Fetcher: NewFetcher(FetchLimits{Timeout: time.Second, Rate: 1 << 20})}
 		cb := &Callback{Claim: Claim{Kind: "Transaction", ID: "4711", Status: "confirmed"}}
 		ctx := context.Background()
 		b.ReportAllocs()
