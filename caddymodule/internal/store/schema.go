@@ -1,0 +1,149 @@
+package store
+
+import (
+	"context"
+	"fmt"
+)
+
+// The schema, as numbered migrations per engine: a database records the
+// number it reached in payhook_schema, and a newer payhook applies the rest
+// when it opens the database. A migration is never edited once released.
+//
+// Times are Unix milliseconds. payhook_claims holds one row per event being
+// delivered (state 1, until: the end of its lease) or delivered (state 2,
+// until: the end of the dedupe window); payhook_bindings one per weakly
+// signed transmission; payhook_journal one per event of a callback (or per
+// callback refused before any event), payhook_attempts one per delivery
+// attempt.
+var (
+	sqliteMigrations = []string{`
+		CREATE TABLE payhook_claims (
+			key TEXT PRIMARY KEY,
+			state INTEGER NOT NULL,
+			owner TEXT NOT NULL,
+			until INTEGER NOT NULL
+		) WITHOUT ROWID;
+		CREATE INDEX payhook_claims_until ON payhook_claims (until);
+		CREATE TABLE payhook_bindings (
+			key TEXT PRIMARY KEY,
+			digest BLOB NOT NULL,
+			until INTEGER NOT NULL
+		) WITHOUT ROWID;
+		CREATE INDEX payhook_bindings_until ON payhook_bindings (until);
+		CREATE TABLE payhook_journal (
+			seq INTEGER PRIMARY KEY AUTOINCREMENT,
+			at INTEGER NOT NULL,
+			route TEXT NOT NULL,
+			provider TEXT NOT NULL,
+			outcome TEXT NOT NULL,
+			reason TEXT NOT NULL,
+			event_id TEXT NOT NULL,
+			event_type TEXT NOT NULL,
+			status TEXT NOT NULL,
+			amount INTEGER,
+			currency TEXT NOT NULL,
+			merchant_ref TEXT NOT NULL,
+			provider_ref TEXT NOT NULL,
+			verified_by TEXT NOT NULL,
+			client_ip TEXT NOT NULL
+		);
+		CREATE INDEX payhook_journal_at ON payhook_journal (at);
+		CREATE INDEX payhook_journal_merchant_ref ON payhook_journal (merchant_ref) WHERE merchant_ref <> '';
+		CREATE INDEX payhook_journal_provider_ref ON payhook_journal (provider_ref) WHERE provider_ref <> '';
+		CREATE INDEX payhook_journal_event_id ON payhook_journal (event_id) WHERE event_id <> '';
+		CREATE TABLE payhook_attempts (
+			seq INTEGER PRIMARY KEY AUTOINCREMENT,
+			route TEXT NOT NULL,
+			event_id TEXT NOT NULL,
+			at INTEGER NOT NULL,
+			status INTEGER NOT NULL,
+			latency_us INTEGER NOT NULL,
+			error TEXT NOT NULL
+		);
+		CREATE INDEX payhook_attempts_event ON payhook_attempts (event_id, route);
+		CREATE INDEX payhook_attempts_at ON payhook_attempts (at);`,
+	}
+
+	postgresMigrations = []string{`
+		CREATE TABLE payhook_claims (
+			key TEXT PRIMARY KEY,
+			state SMALLINT NOT NULL,
+			owner TEXT NOT NULL,
+			until BIGINT NOT NULL
+		);
+		CREATE INDEX payhook_claims_until ON payhook_claims (until);
+		CREATE TABLE payhook_bindings (
+			key TEXT PRIMARY KEY,
+			digest BYTEA NOT NULL,
+			until BIGINT NOT NULL
+		);
+		CREATE INDEX payhook_bindings_until ON payhook_bindings (until);
+		CREATE TABLE payhook_journal (
+			seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+			at BIGINT NOT NULL,
+			route TEXT NOT NULL,
+			provider TEXT NOT NULL,
+			outcome TEXT NOT NULL,
+			reason TEXT NOT NULL,
+			event_id TEXT NOT NULL,
+			event_type TEXT NOT NULL,
+			status TEXT NOT NULL,
+			amount BIGINT,
+			currency TEXT NOT NULL,
+			merchant_ref TEXT NOT NULL,
+			provider_ref TEXT NOT NULL,
+			verified_by TEXT NOT NULL,
+			client_ip TEXT NOT NULL
+		);
+		CREATE INDEX payhook_journal_at ON payhook_journal (at);
+		CREATE INDEX payhook_journal_merchant_ref ON payhook_journal (merchant_ref) WHERE merchant_ref <> '';
+		CREATE INDEX payhook_journal_provider_ref ON payhook_journal (provider_ref) WHERE provider_ref <> '';
+		CREATE INDEX payhook_journal_event_id ON payhook_journal (event_id) WHERE event_id <> '';
+		CREATE TABLE payhook_attempts (
+			seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+			route TEXT NOT NULL,
+			event_id TEXT NOT NULL,
+			at BIGINT NOT NULL,
+			status INTEGER NOT NULL,
+			latency_us BIGINT NOT NULL,
+			error TEXT NOT NULL
+		);
+		CREATE INDEX payhook_attempts_event ON payhook_attempts (event_id, route);
+		CREATE INDEX payhook_attempts_at ON payhook_attempts (at);`,
+	}
+)
+
+// migrate brings the database's schema to the newest, in one transaction:
+// lock (whatever the engine needs so that two processes opening one
+// database at once migrate it once), read the version, apply the rest.
+func (s *Store) migrate(ctx context.Context, lock string) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return unavailable("migrating the schema", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if lock != "" {
+		if _, err := tx.ExecContext(ctx, lock); err != nil {
+			return unavailable("locking the schema", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS payhook_schema (version INTEGER NOT NULL)`); err != nil {
+		return unavailable("migrating the schema", err)
+	}
+	version := 0
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM payhook_schema`).Scan(&version); err != nil {
+		return unavailable("reading the schema version", err)
+	}
+	if version > len(s.dialect.migrations) {
+		return fmt.Errorf("the database's schema is version %d, newer than this payhook knows (%d): run the newer payhook, or a database of its own", version, len(s.dialect.migrations))
+	}
+	for i := version; i < len(s.dialect.migrations); i++ {
+		if _, err := tx.ExecContext(ctx, s.dialect.migrations[i]); err != nil {
+			return fmt.Errorf("migrating the schema to version %d: %w", i+1, err)
+		}
+		if _, err := tx.ExecContext(ctx, s.dialect.q(`INSERT INTO payhook_schema (version) VALUES (?)`), i+1); err != nil {
+			return unavailable("migrating the schema", err)
+		}
+	}
+	return unavailable("migrating the schema", tx.Commit())
+}
