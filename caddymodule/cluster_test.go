@@ -1,7 +1,6 @@
 package caddymodule
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -15,8 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
+	"github.com/payhook/payhook/caddymodule/internal/pgtest"
 	"github.com/payhook/payhook/verify"
 )
 
@@ -62,6 +60,33 @@ func startCaddyProcess(t *testing.T, storageDir string, instance, adminPort int,
 	return startCaddyProcessWith(t, storageDir, instance, adminPort, upstreamURL, "")
 }
 
+// clusterStores is the payhook store of each test's cluster, by test: its
+// instances share one database.
+var clusterStores sync.Map
+
+// clusterStore names the payhook store the instances of t's cluster share:
+// SQLite in storageDir, or in a directory of the test's own when the
+// storage is on Redis; the test sets PostgreSQL with useClusterStore.
+func clusterStore(t *testing.T, storageDir string) string {
+	if line, ok := clusterStores.Load(t.Name()); ok {
+		return line.(string)
+	}
+	dir := storageDir
+	if strings.HasPrefix(storageDir, "redis:") {
+		dir = t.TempDir()
+	}
+	line := "sqlite " + filepath.Join(dir, "payhook.db")
+	clusterStores.Store(t.Name(), line)
+	t.Cleanup(func() { clusterStores.Delete(t.Name()) })
+	return line
+}
+
+// useClusterStore makes the instances of t's cluster share the store line.
+func useClusterStore(t *testing.T, line string) {
+	clusterStores.Store(t.Name(), line)
+	t.Cleanup(func() { clusterStores.Delete(t.Name()) })
+}
+
 // startCaddyProcessWith is startCaddyProcess with more options in the
 // payhook block.
 func startCaddyProcessWith(t *testing.T, storageDir string, instance, adminPort int, upstreamURL, options string) *caddyProcess {
@@ -70,6 +95,7 @@ func startCaddyProcessWith(t *testing.T, storageDir string, instance, adminPort 
 	if redisAddr, ok := strings.CutPrefix(storageDir, "redis:"); ok {
 		storage = "payhook_test_redis " + redisAddr
 	}
+	storeLine := clusterStore(t, storageDir)
 	dir := t.TempDir()
 	logFile := filepath.Join(dir, "caddy.log")
 	addr := instanceAddr(instance)
@@ -79,6 +105,9 @@ func startCaddyProcessWith(t *testing.T, storageDir string, instance, adminPort 
 	http_port %d
 	default_bind %s
 	storage %s
+	payhook {
+		store %s
+	}
 	skip_install_trust
 	log {
 		output file %s
@@ -94,7 +123,7 @@ http://localhost:%d {
 		reverse_proxy %s
 	}
 }
-`, adminPort, clusterPort, host, storage, logFile, clusterPort, options, strings.TrimPrefix(upstreamURL, "http://"))
+`, adminPort, clusterPort, host, storage, storeLine, logFile, clusterPort, options, strings.TrimPrefix(upstreamURL, "http://"))
 	return runCaddyProcess(t, dir, config, addr, logFile, "PAYHOOK_TEST_SECRET="+testSecret)
 }
 
@@ -195,18 +224,11 @@ func TestTwoInstancesShareDedupe(t *testing.T) {
 	}
 }
 
-// The same on a real Redis.
-func TestTwoInstancesShareDedupeOnRedis(t *testing.T) {
-	addr := startRedis(t)
-	twoInstancesShareDedupe(t, "redis:"+addr)
-	client := redis.NewClient(&redis.Options{Addr: addr})
-	defer client.Close()
-	if locks, _ := client.Keys(context.Background(), "certmagic-lock/payhook*").Result(); len(locks) != 0 {
-		t.Errorf("locks left behind: %v", locks)
-	}
-	if records, _ := client.Keys(context.Background(), "certmagic/payhook/dedupe/events/*").Result(); len(records) != 1 {
-		t.Errorf("delivery records on Redis: %v, want the one event's", records)
-	}
+// The same with the instances on one PostgreSQL database, as a cluster of
+// machines runs.
+func TestTwoInstancesShareDedupeOnPostgres(t *testing.T) {
+	useClusterStore(t, "postgres "+pgtest.Start(t))
+	twoInstancesShareDedupe(t, t.TempDir())
 }
 
 func twoInstancesShareDedupe(t *testing.T, storage string) {

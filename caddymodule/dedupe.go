@@ -5,18 +5,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"path"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
+
+	"github.com/payhook/payhook/caddymodule/internal/store"
 )
 
 // Defaults of deduplication.
@@ -25,40 +21,37 @@ const (
 	// claimWait bounds how long a copy of an event waits for another copy's
 	// delivery before answering 503 (the provider retries later).
 	claimWait = 10 * time.Second
+	// claimLease is how long a claim holds an event without news of its
+	// holder: a holder that dies (kill -9, a lost machine) leaves its
+	// events to others once its leases run out. A holder renews its lease
+	// at half of it while it delivers.
+	claimLease = 2 * time.Minute
 	// dedupeCacheSize bounds the in-memory cache of delivered events.
 	dedupeCacheSize = 10000
-	janitorInterval = time.Hour
-	dedupePrefix    = "payhook/dedupe"
 )
 
 // errClaimUnavailable means the event could be neither found nor claimed in
-// time (storage failing, or another copy still delivering): 503, retry.
+// time (the store failing, or another copy still delivering): 503, retry.
 var errClaimUnavailable = errors.New("delivery record unavailable")
 
 // deduper makes each distinct event reach the shop once. Delivered events
-// are recorded in Caddy's configured storage (the file system by default,
-// or Redis, Postgres, Consul, … in a cluster), so the record survives
-// restarts and is shared by every Caddy instance using that storage. A
-// delivery in progress is claimed with the storage's lock; copies of the
-// event wait for its outcome. A small in-memory cache keeps hot repeats off
-// the storage.
-//
-// Storage layout: events/<id[:2]>/<id> holds a record {delivered_at,
-// expires_at}; expiry/<YYYY-MM-DD>/<id> indexes it by the day it expires, so
-// that the janitor deletes whole expired days without looking at the rest.
+// are recorded in payhook's store (internal/store: SQLite by default, or
+// PostgreSQL shared by every instance of a cluster), so the record survives
+// restarts. A delivery in progress is the store's claim, with a lease;
+// copies of the event wait for its outcome: in this process on the claim's
+// flight, in another by asking the store again. A small in-memory cache
+// keeps hot repeats off the store.
 type deduper struct {
-	storage certmagic.Storage
-	window  time.Duration
-	logger  *zap.Logger
-	now     func() time.Time
+	state  *store.Store
+	window time.Duration
+	logger *zap.Logger
+	now    func() time.Time
 
 	cache *expiringSet
 
 	mu      sync.Mutex
 	flights map[string]*flight // deliveries in progress in this process
-	held    map[string]bool    // storage locks this process holds
-
-	stop chan struct{}
+	renew   map[*time.Timer]bool
 }
 
 // flight is one delivery in progress; done is closed when it ends.
@@ -67,38 +60,23 @@ type flight struct {
 	delivered bool
 }
 
-// deliveryRecord is what the storage keeps per delivered event.
-type deliveryRecord struct {
-	DeliveredAt time.Time `json:"delivered_at"`
-	ExpiresAt   time.Time `json:"expires_at"`
-}
-
-func newDeduper(storage certmagic.Storage, window time.Duration, logger *zap.Logger) *deduper {
+func newDeduper(state *store.Store, window time.Duration, logger *zap.Logger) *deduper {
 	return &deduper{
-		storage: storage,
+		state:   state,
 		window:  window,
 		logger:  logger,
 		now:     time.Now,
 		cache:   newExpiringSet(dedupeCacheSize),
 		flights: make(map[string]*flight),
-		held:    make(map[string]bool),
-		stop:    make(chan struct{}),
+		renew:   make(map[*time.Timer]bool),
 	}
 }
-
-func eventKey(id string) string    { return path.Join(dedupePrefix, "events", id[:2], id) }
-func claimName(id string) string   { return "payhook-dedupe-" + id }
-func expiryDir(day string) string  { return path.Join(dedupePrefix, "expiry", day) }
-func expiryDay(t time.Time) string { return t.UTC().Format(time.DateOnly) }
 
 // claim decides what to do with event id: duplicate is true when it was
 // delivered before (answer the provider's acknowledgement, forward nothing);
 // otherwise the caller delivers it and must call release with the outcome.
 // An error means the event can be neither recognised nor claimed now.
 func (d *deduper) claim(ctx context.Context, id string) (duplicate bool, release func(delivered bool), err error) {
-	if len(id) < 2 {
-		return false, nil, fmt.Errorf("%w: event id %q", errClaimUnavailable, id)
-	}
 	ctx, cancel := context.WithTimeout(ctx, claimWait)
 	defer cancel()
 	for {
@@ -134,156 +112,108 @@ func (d *deduper) claim(ctx context.Context, id string) (duplicate bool, release
 		f.delivered = delivered
 		close(f.done)
 	}
-	if delivered, err := d.delivered(ctx, id); err != nil || delivered {
-		finish(delivered)
-		return delivered, nil, err
-	}
-	// Across instances sharing the storage, the storage's lock is the claim.
-	name := claimName(id)
-	if err := d.storage.Lock(ctx, name); err != nil {
-		finish(false)
-		return false, nil, fmt.Errorf("%w: %v", errClaimUnavailable, err)
-	}
-	d.setHeld(name, true)
-	unlock := func() {
-		if d.setHeld(name, false) {
-			if err := d.storage.Unlock(context.Background(), name); err != nil {
-				d.logger.Error("releasing a delivery claim", zap.String("event_id", id), zap.Error(err))
-			}
+	// Across processes the store's claim decides; a copy another process
+	// is delivering is asked about again, less and less often.
+	for wait := 20 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {
+		c, err := d.state.Claim(ctx, id, claimLease)
+		if err != nil {
+			finish(false)
+			return false, nil, fmt.Errorf("%w: %v", errClaimUnavailable, err)
 		}
-	}
-	// Another instance may have delivered it while we waited for the lock.
-	if delivered, err := d.delivered(ctx, id); err != nil || delivered {
-		unlock()
-		finish(delivered)
-		return delivered, nil, err
-	}
-	return false, func(delivered bool) {
-		if delivered {
-			d.remember(id)
-		}
-		unlock()
-		finish(delivered)
-	}, nil
-}
-
-// delivered looks the event up in the storage.
-func (d *deduper) delivered(ctx context.Context, id string) (bool, error) {
-	raw, err := d.storage.Load(ctx, eventKey(id))
-	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("%w: reading the storage: %v", errClaimUnavailable, err)
-	}
-	var rec deliveryRecord
-	if err := json.Unmarshal(raw, &rec); err != nil {
-		d.logger.Warn("unreadable delivery record; treating the event as new", zap.String("event_id", id))
-		return false, nil
-	}
-	if d.now().After(rec.ExpiresAt) {
-		return false, nil
-	}
-	d.cache.add(id, rec.ExpiresAt)
-	return true, nil
-}
-
-// remember records a delivered event. A failure is logged: the shop has the
-// event, so the provider is still told so, but a later copy would be
-// forwarded again.
-func (d *deduper) remember(id string) {
-	now := d.now().UTC()
-	rec := deliveryRecord{DeliveredAt: now, ExpiresAt: now.Add(d.window)}
-	d.cache.add(id, rec.ExpiresAt)
-	raw, _ := json.Marshal(rec)
-	ctx, cancel := context.WithTimeout(context.Background(), claimWait)
-	defer cancel()
-	err := d.storage.Store(ctx, path.Join(expiryDir(expiryDay(rec.ExpiresAt)), id), []byte{})
-	if err == nil {
-		err = d.storage.Store(ctx, eventKey(id), raw)
-	}
-	if err != nil {
-		d.logger.Error("recording a delivered event failed; a repeat of it would be forwarded again",
-			zap.String("event_id", id), zap.Error(err))
-	}
-}
-
-// setHeld records whether this process holds the named lock and reports
-// whether the state changed.
-func (d *deduper) setHeld(name string, held bool) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.held[name] == held {
-		return false
-	}
-	if held {
-		d.held[name] = true
-	} else {
-		delete(d.held, name)
-	}
-	return true
-}
-
-// close stops the janitor and releases every claim still held, so a reload
-// or a stop leaves nothing locked.
-func (d *deduper) close() {
-	close(d.stop)
-	d.mu.Lock()
-	names := make([]string, 0, len(d.held))
-	for name := range d.held {
-		names = append(names, name)
-	}
-	d.mu.Unlock()
-	for _, name := range names {
-		if d.setHeld(name, false) {
-			_ = d.storage.Unlock(context.Background(), name)
-		}
-	}
-}
-
-// lastJanitorRun spaces janitor runs of all payhook handlers in this process.
-var lastJanitorRun atomic.Int64
-
-// janitor deletes expired records every hour, day by day.
-func (d *deduper) janitor() {
-	ticker := time.NewTicker(janitorInterval)
-	defer ticker.Stop()
-	for {
-		last := lastJanitorRun.Load()
-		if now := d.now().Unix(); now-last >= int64(janitorInterval/time.Second) && lastJanitorRun.CompareAndSwap(last, now) {
-			d.expire(context.Background())
+		switch c.State {
+		case store.ClaimDelivered:
+			d.cache.add(id, c.Until)
+			finish(true)
+			return true, nil, nil
+		case store.ClaimNew:
+			renewal := d.keepLease(c)
+			return false, func(delivered bool) {
+				d.stopRenewal(renewal)
+				if delivered {
+					d.cache.add(id, d.now().Add(d.window))
+				}
+				d.record(id, c, delivered)
+				finish(delivered)
+			}, nil
 		}
 		select {
-		case <-d.stop:
-			return
-		case <-ticker.C:
+		case <-time.After(wait):
+		case <-ctx.Done():
+			finish(false)
+			return false, nil, fmt.Errorf("%w: another instance is still delivering it", errClaimUnavailable)
 		}
 	}
 }
 
-// expire deletes the records of every day that has fully passed: it lists
-// only the expired days, never the live records.
-func (d *deduper) expire(ctx context.Context) {
-	days, err := d.storage.List(ctx, path.Join(dedupePrefix, "expiry"), false)
+// record stores a claim's outcome. A failure is logged: when the shop has
+// the event, the provider is still told so, and the event stays claimed
+// until its lease runs out (this process answers its copies from the
+// cache meanwhile): at most one more delivery then, never a loop.
+func (d *deduper) record(id string, c store.Claim, delivered bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), claimWait)
+	defer cancel()
+	err := d.state.Finish(ctx, c, delivered, d.window)
+	switch {
+	case err == nil:
+	case errors.Is(err, store.ErrLeaseLost):
+		d.logger.Error("a delivery outlasted its claim's lease, and another copy claimed the event meanwhile; the shop may receive it twice",
+			zap.String("event_id", id))
+	case delivered:
+		d.logger.Error("recording a delivered event failed; a copy of it arriving after its claim's lease may be forwarded again",
+			zap.String("event_id", id), zap.Error(err))
+	default:
+		d.logger.Warn("releasing a claim failed; the event waits for its lease to run out", zap.String("event_id", id), zap.Error(err))
+	}
+}
+
+// keepLease renews a held claim's lease at half of it, until stopRenewal.
+func (d *deduper) keepLease(c store.Claim) *time.Timer {
+	var timer *time.Timer
+	timer = time.AfterFunc(claimLease/2, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), claimWait)
+		defer cancel()
+		if err := d.state.Extend(ctx, c, claimLease); err != nil {
+			return
+		}
+		d.mu.Lock()
+		if d.renew[timer] {
+			timer.Reset(claimLease / 2)
+		}
+		d.mu.Unlock()
+	})
+	d.mu.Lock()
+	d.renew[timer] = true
+	d.mu.Unlock()
+	return timer
+}
+
+func (d *deduper) stopRenewal(timer *time.Timer) {
+	d.mu.Lock()
+	delete(d.renew, timer)
+	d.mu.Unlock()
+	timer.Stop()
+}
+
+// close stops renewing the leases of claims still held (a stop or a
+// reload): a delivery that goes on past its lease may then be taken over.
+func (d *deduper) close() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for timer := range d.renew {
+		timer.Stop()
+		delete(d.renew, timer)
+	}
+}
+
+// bind ties a weakly signed transmission (key) to the body whose digest is
+// given, for the dedupe window; it reports whether the body is the bound
+// one.
+func (d *deduper) bind(ctx context.Context, key string, digest []byte) (bool, error) {
+	ok, err := d.state.Bind(ctx, key, digest, d.window)
 	if err != nil {
-		return // nothing recorded yet
+		return false, fmt.Errorf("%w: %v", errClaimUnavailable, err)
 	}
-	today := expiryDay(d.now())
-	for _, dayKey := range days {
-		if day := path.Base(dayKey); day >= today || len(day) != len(today) {
-			continue
-		}
-		ids, _ := d.storage.List(ctx, dayKey, false)
-		for _, idKey := range ids {
-			id := path.Base(idKey)
-			if len(id) >= 2 && !strings.ContainsAny(id, "/\\") {
-				_ = d.storage.Delete(ctx, eventKey(id))
-			}
-		}
-		if err := d.storage.Delete(ctx, dayKey); err != nil {
-			d.logger.Warn("deleting expired delivery records", zap.String("day", path.Base(dayKey)), zap.Error(err))
-		}
-	}
+	return ok, nil
 }
 
 // expiringSet is a bounded LRU of keys that count until they expire: the

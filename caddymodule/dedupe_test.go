@@ -4,34 +4,44 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
+
+	"github.com/payhook/payhook/caddymodule/internal/store"
 )
 
-func testDeduper(t *testing.T, window time.Duration) (*deduper, *certmagic.FileStorage) {
-	storage := &certmagic.FileStorage{Path: t.TempDir()}
-	d := newDeduper(storage, window, zap.NewNop())
-	t.Cleanup(func() {
-		select {
-		case <-d.stop:
-		default:
-			d.close()
+// testStore opens an SQLite store of the test's own; the function it
+// returns opens another handle on the same database (another instance).
+func testStore(tb testing.TB, now func() time.Time) (*store.Store, func() *store.Store) {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "payhook.db")
+	open := func() *store.Store {
+		s, err := store.OpenSQLite(context.Background(), path, store.Options{Now: now})
+		if err != nil {
+			tb.Fatal(err)
 		}
-	})
-	return d, storage
+		tb.Cleanup(func() { s.Close() })
+		return s
+	}
+	return open(), open
+}
+
+func testDeduper(t *testing.T, window time.Duration) (*deduper, func() *store.Store) {
+	state, another := testStore(t, nil)
+	d := newDeduper(state, window, zap.NewNop())
+	t.Cleanup(d.close)
+	return d, another
 }
 
 const testEventID = "0123456789abcdef0123456789abcdef"
 
 func TestClaimDeliverThenDuplicate(t *testing.T) {
-	d, _ := testDeduper(t, time.Hour)
+	d, another := testDeduper(t, time.Hour)
 	dup, release, err := d.claim(context.Background(), testEventID)
 	if err != nil || dup {
 		t.Fatalf("first claim: duplicate %v, %v", dup, err)
@@ -41,9 +51,9 @@ func TestClaimDeliverThenDuplicate(t *testing.T) {
 	if err != nil || !dup {
 		t.Fatalf("second claim: duplicate %v, %v; want a duplicate", dup, err)
 	}
-	// A second deduper on the same storage (another instance, or after a
+	// A second deduper on the same database (another instance, or after a
 	// restart) knows it too, without the memory cache.
-	other := newDeduper(d.storage, time.Hour, zap.NewNop())
+	other := newDeduper(another(), time.Hour, zap.NewNop())
 	defer other.close()
 	if dup, _, err := other.claim(context.Background(), testEventID); err != nil || !dup {
 		t.Fatalf("another instance: duplicate %v, %v", dup, err)
@@ -124,11 +134,11 @@ func TestConcurrentCopiesRetryWhenTheDeliveryFails(t *testing.T) {
 	}
 }
 
-// The storage lock keeps two instances (two dedupers) from delivering the
+// The store's claim keeps two instances (two dedupers) from delivering the
 // same event at once.
 func TestClaimIsExclusiveAcrossInstances(t *testing.T) {
-	a, storage := testDeduper(t, time.Hour)
-	b := newDeduper(storage, time.Hour, zap.NewNop())
+	a, another := testDeduper(t, time.Hour)
+	b := newDeduper(another(), time.Hour, zap.NewNop())
 	defer b.close()
 	_, releaseA, err := a.claim(context.Background(), testEventID)
 	if err != nil {
@@ -167,58 +177,53 @@ func TestClaimWaitIsBounded(t *testing.T) {
 	}
 }
 
-// Cleanup (close) releases claims still held: nothing stays locked.
-func TestCloseReleasesHeldClaims(t *testing.T) {
-	d, storage := testDeduper(t, time.Hour)
-	if _, _, err := d.claim(context.Background(), testEventID); err != nil {
+// A holder that dies leaves its claim: the event is claimed again once
+// the claim's lease runs out, not before.
+func TestDeadHoldersClaimRunsOut(t *testing.T) {
+	var now atomic.Int64
+	now.Store(time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC).UnixNano())
+	clock := func() time.Time { return time.Unix(0, now.Load()) }
+	state, another := testStore(t, clock)
+	dead := newDeduper(state, time.Hour, zap.NewNop())
+	if _, _, err := dead.claim(context.Background(), testEventID); err != nil {
 		t.Fatal(err)
 	}
-	d.close()
-	locks, _ := filepath.Glob(filepath.Join(storage.Path, "locks", "*"))
-	if len(locks) != 0 {
-		t.Errorf("locks left after close: %v", locks)
-	}
-	other := newDeduper(storage, time.Hour, zap.NewNop())
+	dead.close() // it never releases: killed
+	other := newDeduper(another(), time.Hour, zap.NewNop())
 	defer other.close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	if _, release, err := other.claim(ctx, testEventID); err != nil {
-		t.Errorf("claim after close: %v", err)
-	} else {
-		release(false)
+	if _, _, err := other.claim(ctx, testEventID); !errors.Is(err, errClaimUnavailable) {
+		t.Errorf("within the dead holder's lease: %v, want errClaimUnavailable", err)
 	}
+	now.Add(int64(claimLease + time.Second))
+	dup, release, err := other.claim(context.Background(), testEventID)
+	if err != nil || dup {
+		t.Fatalf("after the lease: duplicate %v, %v; want a new delivery", dup, err)
+	}
+	release(true)
 }
 
 func TestRecordsExpire(t *testing.T) {
-	d, storage := testDeduper(t, 24*time.Hour)
 	now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
-	d.now = func() time.Time { return now }
-	ids := []string{"aa" + testEventID[2:], "bb" + testEventID[2:]}
-	_, release, _ := d.claim(context.Background(), ids[0])
-	release(true) // expires 2026-11-02 12:00
-	now = now.Add(48 * time.Hour)
-	_, release, _ = d.claim(context.Background(), ids[1])
-	release(true) // expires 2026-11-04 12:00
-
-	// An expired record no longer makes a duplicate, even before the janitor ran.
-	fresh := newDeduper(storage, 24*time.Hour, zap.NewNop())
+	clock := func() time.Time { return now }
+	state, another := testStore(t, clock)
+	d := newDeduper(state, 24*time.Hour, zap.NewNop())
+	defer d.close()
+	d.now = clock
+	_, release, _ := d.claim(context.Background(), testEventID)
+	release(true)
+	now = now.Add(25 * time.Hour)
+	// An expired record no longer makes a duplicate, even before the
+	// janitor ran.
+	fresh := newDeduper(another(), 24*time.Hour, zap.NewNop())
 	defer fresh.close()
-	fresh.now = d.now
-	if dup, release, _ := fresh.claim(context.Background(), ids[0]); dup {
-		t.Error("an expired record still made a duplicate")
+	fresh.now = clock
+	dup, release, err := fresh.claim(context.Background(), testEventID)
+	if err != nil || dup {
+		t.Errorf("an expired record: duplicate %v, %v; want a new delivery", dup, err)
 	} else {
 		release(false)
-	}
-	// The janitor deletes whole expired days, and only those.
-	d.expire(context.Background())
-	if _, err := os.Stat(filepath.Join(storage.Path, eventKey(ids[0]))); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("expired record still stored: %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(storage.Path, expiryDir("2026-11-02"))); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("expired day still stored: %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(storage.Path, eventKey(ids[1]))); err != nil {
-		t.Errorf("live record deleted: %v", err)
 	}
 }
 
@@ -239,11 +244,12 @@ func TestExpiringSetIsBounded(t *testing.T) {
 
 var benchEvents atomic.Int64
 
-// BenchmarkDedupe is what deduplication costs per callback on Caddy's
-// default file-system storage: a new event (look up, claim, record,
-// release) and a repeat (answered from the memory cache).
+// BenchmarkDedupe is what deduplication costs per callback on the default
+// store (SQLite, each commit synced): a new event (claim, record) and a
+// repeat (answered from the memory cache).
 func BenchmarkDedupe(b *testing.B) {
-	d := newDeduper(&certmagic.FileStorage{Path: b.TempDir()}, time.Hour, zap.NewNop())
+	state, _ := testStore(b, nil)
+	d := newDeduper(state, time.Hour, zap.NewNop())
 	defer d.close()
 	ctx := context.Background()
 	b.Run("new event", func(b *testing.B) {

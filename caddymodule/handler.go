@@ -8,7 +8,6 @@ package caddymodule
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +21,7 @@ import (
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 
+	"github.com/payhook/payhook/caddymodule/internal/store"
 	"github.com/payhook/payhook/normalize"
 	"github.com/payhook/payhook/verify"
 )
@@ -111,7 +111,9 @@ type Handler struct {
 	upstreamKeys  [][]byte        // decoded SignUpstream secrets
 	dedupe        *deduper
 	inbox         *inbox
-	storage       certmagic.Storage           // where dedupe and the inbox keep their records: Caddy's, unless a test sets it
+	storage       certmagic.Storage           // where the inbox keeps its records: Caddy's, unless a test sets it
+	state         *store.Store                // payhook's store: the app's, unless a test sets it
+	app           *App                        // the payhook app, which owns the store and the journal
 	server        *caddyhttp.Server           // the server whose routes hold this handler, if any
 	routePlace    *atomic.Pointer[routeScope] // derived once the routes are provisioned: scope()
 	logger        *zap.Logger
@@ -202,9 +204,16 @@ func (h *Handler) Provision(ctx caddy.Context) (err error) {
 	if weak, ok := p.(WeaklySigned); ok && window < weak.TransmissionWindow() {
 		return weakDedupeError(h.name, h.Dedupe, weak.TransmissionWindow())
 	}
+	if h.state == nil {
+		app, err := ctx.App("payhook")
+		if err != nil {
+			return fmt.Errorf("loading the payhook app: %w", err)
+		}
+		h.app = app.(*App)
+		h.state = h.app.state
+	}
 	if window > 0 {
-		h.dedupe = newDeduper(h.recordStorage(ctx), window, h.logger)
-		go h.dedupe.janitor()
+		h.dedupe = newDeduper(h.state, window, h.logger)
 	}
 	if h.Inbox != nil {
 		if h.server == nil {
@@ -255,8 +264,8 @@ func weakDedupeError(provider, dedupe string, transmissionWindow time.Duration) 
 		provider, dedupe, transmissionWindow)
 }
 
-// recordStorage is where dedupe and the inbox keep their records: Caddy's
-// configured storage, unless a test set one.
+// recordStorage is where the inbox keeps its records: Caddy's configured
+// storage, unless a test set one.
 func (h *Handler) recordStorage(ctx caddy.Context) certmagic.Storage {
 	if h.storage == nil {
 		h.storage = ctx.Storage()
@@ -324,6 +333,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		h.reject(w, rec, err)
 		return nil
 	}
+	rec.verifiedBy = result.Method
 	events, err := h.provider.Normalize(in, result, rec.eventBuf[:0])
 	if err != nil {
 		h.reject(w, rec, err)
@@ -391,26 +401,14 @@ func (h *Handler) bindTransmission(r *http.Request, transmission string, body []
 	if h.dedupe == nil {
 		return nil // only a test provisions such a route without dedupe
 	}
-	key := "transmission\x00" + transmission
 	digest := sha256.Sum256(body)
-	seenBody, releaseBody, err := h.dedupe.claim(r.Context(), h.dedupeKey(key+"\x00"+hex.EncodeToString(digest[:])))
+	bound, err := h.dedupe.bind(r.Context(), h.dedupeKey("transmission\x00"+transmission), digest[:])
 	if err != nil {
 		return err
 	}
-	if seenBody {
-		return nil
-	}
-	bound := false
-	defer func() { releaseBody(bound) }()
-	seen, releaseTransmission, err := h.dedupe.claim(r.Context(), h.dedupeKey(key))
-	if err != nil {
-		return err
-	}
-	if seen {
+	if !bound {
 		return errTransmissionReused
 	}
-	releaseTransmission(true)
-	bound = true
 	return nil
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 
+	"github.com/payhook/payhook/caddymodule/internal/store"
 	"github.com/payhook/payhook/normalize"
 	"github.com/payhook/payhook/normalize/envelopetest"
 	"github.com/payhook/payhook/verify"
@@ -117,6 +118,11 @@ func fuzzRoutes(tb testing.TB, apiBase string) []*fuzzRoute {
 		storageDir = tb.TempDir()
 	}
 	storage := &certmagic.FileStorage{Path: storageDir}
+	state, err := store.OpenSQLite(context.Background(), filepath.Join(storageDir, "payhook.db"), store.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { state.Close() })
 	provision := func(block string) *Handler {
 		h := new(Handler)
 		if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(block)); err != nil {
@@ -125,7 +131,7 @@ func fuzzRoutes(tb testing.TB, apiBase string) []*fuzzRoute {
 		// The route judges each input alone: its records are dropped once
 		// provisioned (a weakly signed provider's route cannot be
 		// configured without them); the deduped one gets its own below.
-		h.storage = storage
+		h.storage, h.state = storage, state
 		if err := h.Provision(ctx); err != nil {
 			tb.Fatalf("%v\n%s", err, block)
 		}
@@ -139,7 +145,7 @@ func fuzzRoutes(tb testing.TB, apiBase string) []*fuzzRoute {
 	for _, rt := range routes {
 		rt.h = provision(rt.caddyfile)
 		rt.deduped = provision(rt.caddyfile)
-		rt.deduped.dedupe = newDeduper(storage, time.Hour, zap.NewNop())
+		rt.deduped.dedupe = newDeduper(state, time.Hour, zap.NewNop())
 		tb.Cleanup(rt.deduped.dedupe.close)
 	}
 	return routes

@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -276,6 +277,9 @@ func startCaddySites(t *testing.T, storage, globals, sites string, up *upstream)
 	skip_install_trust
 	metrics
 	storage file_system %s
+	payhook {
+		store sqlite %s
+	}
 	log {
 		output file %s
 		format json
@@ -285,7 +289,7 @@ func startCaddySites(t *testing.T, storage, globals, sites string, up *upstream)
 }
 
 %s
-`, port, e.storage, e.logFile, globals, strings.ReplaceAll(strings.ReplaceAll(sites, "{port}", strconv.Itoa(port)), "{upstream}", strings.TrimPrefix(e.upstream.URL, "http://")))
+`, port, e.storage, e.database(), e.logFile, globals, strings.ReplaceAll(strings.ReplaceAll(sites, "{port}", strconv.Itoa(port)), "{upstream}", strings.TrimPrefix(e.upstream.URL, "http://")))
 	loaded := false
 	defer func() {
 		// caddytest skips, rather than fails, when it cannot start Caddy.
@@ -300,6 +304,34 @@ func startCaddySites(t *testing.T, storage, globals, sites string, up *upstream)
 	// test has already seen, and stopping waits for it.
 	t.Cleanup(func() { stopCaddy(t) })
 	return e
+}
+
+// database is the test's payhook database, in its storage directory.
+func (e *env) database() string { return filepath.Join(e.storage, "payhook.db") }
+
+// deliveryRecordsKeptFor reads how long each delivery record of the test's
+// database is still kept.
+func deliveryRecordsKeptFor(t *testing.T, e *env) []time.Duration {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+e.database()+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT until FROM payhook_claims WHERE state = 2`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var kept []time.Duration
+	for rows.Next() {
+		var until int64
+		if err := rows.Scan(&until); err != nil {
+			t.Fatal(err)
+		}
+		kept = append(kept, time.Until(time.UnixMilli(until)))
+	}
+	return kept
 }
 
 // stopCaddy loads a configuration without apps into the running Caddy,

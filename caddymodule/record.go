@@ -30,6 +30,7 @@ type record struct {
 	clientIP       string
 	outcome        string
 	reason         string // stable reason code or short explanation
+	verifiedBy     string // the verification's method, once verified
 	detail         string // the error's message: sentinel words plus safe facts
 	events         []*normalize.Event
 	eventBuf       [1]*normalize.Event // events' room for the usual one
@@ -51,6 +52,7 @@ type record struct {
 func (h *Handler) finish(rec *record) {
 	duration := time.Since(rec.start)
 	h.metrics.observe(h, rec.outcome, rec.reason, duration)
+	h.journalize(rec)
 
 	unmapped := false
 	for _, ev := range rec.events {

@@ -38,7 +38,9 @@ func (c ClaimState) String() string {
 // Claim is the outcome of claiming an event.
 type Claim struct {
 	State ClaimState
-	key   string
+	// Until is when the delivered record expires (ClaimDelivered).
+	Until time.Time
+	key   []byte
 	owner string // set when State is ClaimNew
 }
 
@@ -47,7 +49,9 @@ type Claim struct {
 // claim takes it over (its holder died or hung). A delivered event's
 // record, kept until it expires, makes every later claim find it
 // delivered.
-func (s *Store) Claim(ctx context.Context, key string, lease time.Duration) (Claim, error) {
+func (s *Store) Claim(ctx context.Context, name string, lease time.Duration) (Claim, error) {
+	// Keys are bytes: a name may hold any byte (PostgreSQL's text holds no NUL).
+	key := []byte(name)
 	now := millis(s.now())
 	owner := newToken()
 	// One statement takes a key that is new, whose lease ran out or whose
@@ -71,16 +75,16 @@ func (s *Store) Claim(ctx context.Context, key string, lease time.Duration) (Cla
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		// Expired and deleted between the two statements: claim again.
-		return s.Claim(ctx, key, lease)
+		return s.Claim(ctx, name, lease)
 	case err != nil:
 		return Claim{}, unavailable("reading a claim", err)
 	case state == 2 && until > now:
-		return Claim{State: ClaimDelivered, key: key}, nil
+		return Claim{State: ClaimDelivered, Until: time.UnixMilli(until), key: key}, nil
 	case until > now:
 		return Claim{State: ClaimBusy, key: key}, nil
 	}
 	// The lease or the record ran out between the two statements.
-	return s.Claim(ctx, key, lease)
+	return s.Claim(ctx, name, lease)
 }
 
 // Finish records the outcome of a claim this caller holds: delivered, the
@@ -126,7 +130,8 @@ func (s *Store) Extend(ctx context.Context, c Claim, lease time.Duration) error 
 
 // Delivered tells whether the event named key was delivered and its
 // record is still kept, without claiming it.
-func (s *Store) Delivered(ctx context.Context, key string) (bool, error) {
+func (s *Store) Delivered(ctx context.Context, name string) (bool, error) {
+	key := []byte(name)
 	var one int
 	err := s.db.QueryRowContext(ctx, s.dialect.q(`SELECT 1 FROM payhook_claims WHERE key = ? AND state = 2 AND until > ?`),
 		key, millis(s.now())).Scan(&one)
@@ -143,7 +148,8 @@ func (s *Store) Delivered(ctx context.Context, key string) (bool, error) {
 // given, for keep: the first body bound is the only one the transmission
 // may carry while the binding is kept. It reports whether digest is the
 // bound body's (true for the first body too).
-func (s *Store) Bind(ctx context.Context, key string, digest []byte, keep time.Duration) (bool, error) {
+func (s *Store) Bind(ctx context.Context, name string, digest []byte, keep time.Duration) (bool, error) {
+	key := []byte(name)
 	now := millis(s.now())
 	var bound []byte
 	err := s.db.QueryRowContext(ctx, s.dialect.q(`
@@ -154,7 +160,7 @@ func (s *Store) Bind(ctx context.Context, key string, digest []byte, keep time.D
 	if errors.Is(err, sql.ErrNoRows) {
 		err = s.db.QueryRowContext(ctx, s.dialect.q(`SELECT digest FROM payhook_bindings WHERE key = ?`), key).Scan(&bound)
 		if errors.Is(err, sql.ErrNoRows) {
-			return s.Bind(ctx, key, digest, keep) // expired and deleted meanwhile
+			return s.Bind(ctx, name, digest, keep) // expired and deleted meanwhile
 		}
 	}
 	if err != nil {

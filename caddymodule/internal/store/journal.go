@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Entry is one line of the journal: what became of one event of a
@@ -58,25 +59,44 @@ func (s *Store) Record(ctx context.Context, entries ...Entry) error {
 		if e.Amount != nil {
 			amount = sql.NullInt64{Int64: *e.Amount, Valid: true}
 		}
-		if _, err := tx.ExecContext(ctx, insert, millis(e.At), e.Route, e.Provider, e.Outcome, e.Reason, e.EventID, e.EventType,
-			e.Status, amount, e.Currency, e.Merchant, e.Reference, e.VerifiedBy, e.ClientIP); err != nil {
+		if _, err := tx.ExecContext(ctx, insert, millis(e.At), text(e.Route), text(e.Provider), text(e.Outcome), text(e.Reason),
+			text(e.EventID), text(e.EventType), text(e.Status), amount, text(e.Currency), text(e.Merchant), text(e.Reference),
+			text(e.VerifiedBy), text(e.ClientIP)); err != nil {
 			return unavailable("recording in the journal", err)
 		}
 	}
 	return unavailable("recording in the journal", tx.Commit())
 }
 
+// maxText bounds each text of the journal: references and reasons are
+// short; a provider's field that is not is cut.
+const maxText = 512
+
+// text makes s fit any engine's text column: valid UTF-8 without NUL (which
+// PostgreSQL's text cannot hold), at most maxText bytes. Provider fields
+// (references) come from the callback: a NUL or a broken byte in one must
+// not lose the journal's batch.
+func text(s string) string {
+	if len(s) > maxText {
+		s = s[:maxText]
+	}
+	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}
+
 // RecordAttempt appends a delivery attempt.
 func (s *Store) RecordAttempt(ctx context.Context, a Attempt) error {
 	_, err := s.db.ExecContext(ctx, s.dialect.q(`INSERT INTO payhook_attempts (route, event_id, at, status, latency_us, error) VALUES (?, ?, ?, ?, ?, ?)`),
-		a.Route, a.EventID, millis(a.At), a.Status, a.Latency.Microseconds(), a.Error)
+		text(a.Route), text(a.EventID), millis(a.At), a.Status, a.Latency.Microseconds(), text(a.Error))
 	return unavailable("recording a delivery attempt", err)
 }
 
 // Attempts lists an event's delivery attempts, oldest first.
 func (s *Store) Attempts(ctx context.Context, route, eventID string) ([]Attempt, error) {
 	rows, err := s.db.QueryContext(ctx, s.dialect.q(`SELECT at, status, latency_us, error FROM payhook_attempts
-		WHERE route = ? AND event_id = ? ORDER BY seq`), route, eventID)
+		WHERE route = ? AND event_id = ? ORDER BY seq`), text(route), text(eventID))
 	if err != nil {
 		return nil, unavailable("reading delivery attempts", err)
 	}
@@ -123,11 +143,11 @@ func (s *Store) Search(ctx context.Context, q Query) ([]Entry, error) {
 		// Three indexed look-ups, not one scan.
 		add(`seq IN (SELECT seq FROM payhook_journal WHERE merchant_ref = ?
 			UNION SELECT seq FROM payhook_journal WHERE provider_ref = ?
-			UNION SELECT seq FROM payhook_journal WHERE event_id = ?)`, q.Ref, q.Ref, q.Ref)
+			UNION SELECT seq FROM payhook_journal WHERE event_id = ?)`, text(q.Ref), text(q.Ref), text(q.Ref))
 	}
 	for _, f := range []struct{ column, value string }{{"provider", q.Provider}, {"route", q.Route}, {"outcome", q.Outcome}} {
 		if f.value != "" {
-			add(f.column+" = ?", f.value)
+			add(f.column+" = ?", text(f.value))
 		}
 	}
 	if !q.Since.IsZero() {

@@ -18,14 +18,14 @@ import (
 var (
 	sqliteMigrations = []string{`
 		CREATE TABLE payhook_claims (
-			key TEXT PRIMARY KEY,
+			key BLOB PRIMARY KEY,
 			state INTEGER NOT NULL,
 			owner TEXT NOT NULL,
 			until INTEGER NOT NULL
 		) WITHOUT ROWID;
 		CREATE INDEX payhook_claims_until ON payhook_claims (until);
 		CREATE TABLE payhook_bindings (
-			key TEXT PRIMARY KEY,
+			key BLOB PRIMARY KEY,
 			digest BLOB NOT NULL,
 			until INTEGER NOT NULL
 		) WITHOUT ROWID;
@@ -66,14 +66,14 @@ var (
 
 	postgresMigrations = []string{`
 		CREATE TABLE payhook_claims (
-			key TEXT PRIMARY KEY,
+			key BYTEA PRIMARY KEY,
 			state SMALLINT NOT NULL,
 			owner TEXT NOT NULL,
 			until BIGINT NOT NULL
 		);
 		CREATE INDEX payhook_claims_until ON payhook_claims (until);
 		CREATE TABLE payhook_bindings (
-			key TEXT PRIMARY KEY,
+			key BYTEA PRIMARY KEY,
 			digest BYTEA NOT NULL,
 			until BIGINT NOT NULL
 		);

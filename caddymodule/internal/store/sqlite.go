@@ -8,8 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
-	_ "github.com/ncruces/go-sqlite3/driver" // database/sql's "sqlite3"
-	_ "github.com/ncruces/go-sqlite3/embed"  // SQLite itself, built to WebAssembly: no cgo
+	_ "github.com/ncruces/go-sqlite3/driver" // database/sql's "sqlite3": SQLite translated to Go (wasm2go), no cgo
 )
 
 var sqliteDialect = &dialect{name: "sqlite", migrations: sqliteMigrations}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -371,6 +372,26 @@ func TestReopenKeepsTheState(t *testing.T) {
 		}
 		if again := must(another().Claim(ctx, keyOf(1), time.Minute))(t); again.State != ClaimDelivered {
 			t.Errorf("a second handle on the database: %v, want delivered", again.State)
+		}
+	})
+}
+
+// A provider's field may hold any bytes: a NUL or broken UTF-8 in a
+// reference is recorded (replaced), never loses the batch, and is found.
+func TestJournalTakesAnyBytes(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *Store, clk *clock, _ func() *Store) {
+		ctx := t.Context()
+		odd := "order-\x00\xff-7"
+		long := strings.Repeat("r", 2*maxText)
+		if err := s.Record(ctx, Entry{At: clk.Now(), Route: "r", Provider: "p", Outcome: "delivered", Merchant: odd},
+			Entry{At: clk.Now(), Route: "r", Provider: "p", Outcome: "delivered", Reference: long}); err != nil {
+			t.Fatal(err)
+		}
+		if got := must(s.Search(ctx, Query{Ref: odd}))(t); len(got) != 1 || got[0].Merchant != "order-\uFFFD\uFFFD-7" {
+			t.Errorf("an odd reference: %+v", got)
+		}
+		if got := must(s.Search(ctx, Query{Ref: long}))(t); len(got) != 1 || len(got[0].Reference) != maxText {
+			t.Errorf("a long reference: %d entries", len(got))
 		}
 	})
 }

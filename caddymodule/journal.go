@@ -1,0 +1,132 @@
+package caddymodule
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/payhook/payhook/caddymodule/internal/store"
+)
+
+// The journal records every callback's fate (internal/store's Entry), off
+// the callback's path: entries go into a bounded queue, and one writer
+// commits them in batches, so that many callbacks share a commit and no
+// callback waits for the journal. When the queue is full (the database
+// slower than a flood), entries are dropped and counted, never waited for:
+// the journal is for finding a callback, the dedupe claims and the inbox
+// are what keep it safe.
+const (
+	journalQueue = 8192
+	journalBatch = 512
+	journalDelay = 20 * time.Millisecond // how long a batch waits for more
+)
+
+type journalWriter struct {
+	state   *store.Store
+	logger  *zap.Logger
+	queue   chan store.Entry
+	dropped atomic.Int64
+
+	mu     sync.RWMutex
+	closed bool // the queue is closed: a callback still finishing during a stop adds nothing
+}
+
+func newJournalWriter(state *store.Store, logger *zap.Logger) *journalWriter {
+	return &journalWriter{state: state, logger: logger, queue: make(chan store.Entry, journalQueue)}
+}
+
+// add queues entries without waiting; what does not fit is dropped.
+func (j *journalWriter) add(entries ...store.Entry) {
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	if j.closed {
+		j.dropped.Add(int64(len(entries)))
+		return
+	}
+	for _, e := range entries {
+		select {
+		case j.queue <- e:
+		default:
+			j.dropped.Add(1)
+		}
+	}
+}
+
+// close ends the writer once it wrote what was queued.
+func (j *journalWriter) close() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if !j.closed {
+		j.closed = true
+		close(j.queue)
+	}
+}
+
+// run writes batches until the queue is closed and drained.
+func (j *journalWriter) run() {
+	batch := make([]store.Entry, 0, journalBatch)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		e, ok := <-j.queue
+		if !ok {
+			return
+		}
+		batch = append(batch[:0], e)
+		timer.Reset(journalDelay)
+	collect:
+		for len(batch) < journalBatch {
+			select {
+			case e, ok := <-j.queue:
+				if !ok {
+					break collect
+				}
+				batch = append(batch, e)
+			case <-timer.C:
+				break collect
+			}
+		}
+		timer.Stop()
+		j.write(batch)
+	}
+}
+
+func (j *journalWriter) write(batch []store.Entry) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := j.state.Record(ctx, batch...); err != nil {
+		j.logger.Warn("the journal did not record some callbacks", zap.Int("entries", len(batch)), zap.Error(err))
+	}
+	if n := j.dropped.Swap(0); n > 0 {
+		j.logger.Warn("the journal dropped entries: callbacks came faster than the database took them", zap.Int64("dropped", n))
+	}
+}
+
+// journalize queues the callback's entries in the journal: one per event
+// it brought, or one for a callback refused before any event was read.
+// Routes provisioned without the app (tests) keep no journal.
+func (h *Handler) journalize(rec *record) {
+	if h.app == nil {
+		return
+	}
+	base := store.Entry{At: rec.start, Route: h.scope().place, Provider: h.name, Outcome: rec.outcome, Reason: rec.reason,
+		VerifiedBy: rec.verifiedBy, ClientIP: rec.clientIP}
+	if len(rec.events) == 0 {
+		h.app.journal.add(base)
+		return
+	}
+	entries := make([]store.Entry, len(rec.events))
+	for i, ev := range rec.events {
+		e := base
+		e.EventID, e.EventType, e.Status = ev.ID(), ev.Type(), string(ev.Status)
+		e.Merchant, e.Reference = ev.MerchantReference, ev.ProviderReference
+		if ev.Amount != nil {
+			e.Amount, e.Currency = &ev.Amount.MinorUnits, ev.Amount.Currency
+		}
+		entries[i] = e
+	}
+	h.app.journal.add(entries...)
+}
