@@ -79,7 +79,17 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "caddymodule: the integration tests need real Caddy and would be skipped; run them without -short")
 		os.Exit(1)
 	}
-	os.Exit(m.Run())
+	// Configurations that name no payhook store (Caddyfile.example, caddy
+	// validate's tests) open the default one in Caddy's data directory:
+	// the test process's own, never the developer's.
+	data, err := os.MkdirTemp("", "payhook-test-data-")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv("XDG_DATA_HOME", data)
+	code := m.Run()
+	os.RemoveAll(data)
+	os.Exit(code)
 }
 
 // received is one request the upstream got.
