@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -65,6 +66,35 @@ func TestJournalRecordsEveryCallback(t *testing.T) {
 	for _, secret := range []string{testSecret, "Lovelace", "ada@example.org"} {
 		if strings.Contains(string(raw), secret) {
 			t.Errorf("the journal holds %q", secret)
+		}
+	}
+
+	// The admin API answers the operator's question, with the delivery
+	// attempts; so does `caddy payhook events`.
+	status, answer := adminCall(t, http.MethodGet, "/payhook/events?ref=order-1042")
+	var list struct {
+		Events []journalEntry `json:"events"`
+	}
+	if err := json.Unmarshal(answer, &list); status != http.StatusOK || err != nil || len(list.Events) != 2 {
+		t.Fatalf("GET /payhook/events?ref=order-1042: %d %s", status, answer)
+	}
+	if got := list.Events[1]; got.Amount == nil || got.Amount.Value != 999 || len(got.Attempts) != 1 || got.Attempts[0].Status != http.StatusOK {
+		t.Errorf("the delivered callback on the admin API: %s", answer)
+	}
+	if status, answer := adminCall(t, http.MethodGet, "/payhook/events?outcome=rejected&since=1h"); status != http.StatusOK ||
+		!strings.Contains(string(answer), "signature_mismatch") || strings.Contains(string(answer), "order-1042") {
+		t.Errorf("GET /payhook/events?outcome=rejected: %d %s", status, answer)
+	}
+	if status, answer := adminCall(t, http.MethodGet, "/payhook/events?since=yesterday"); status != http.StatusBadRequest {
+		t.Errorf("a bad since: %d %s", status, answer)
+	}
+	var out strings.Builder
+	if err := listEvents("localhost:2999", url.Values{"ref": {"order-1042"}}, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"duplicate", "forwarded", "9.99 EUR", "order-1042", "attempt", "200"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("caddy payhook events --ref order-1042 lacks %q:\n%s", want, out.String())
 		}
 	}
 }

@@ -38,7 +38,7 @@ forwards one canonical envelope to the shop.
   caddy payhook replay <event id>        delivers an event from the inbox again
 `,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.AddCommand(sendCommand(), demoCommand(), inboxCommand(), replayCmd())
+			cmd.AddCommand(sendCommand(), demoCommand(), inboxCommand(), replayCmd(), eventsCommand())
 		},
 	})
 }

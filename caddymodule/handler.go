@@ -563,6 +563,7 @@ func (h *Handler) forward(r *http.Request, next caddyhttp.Handler, id string, en
 		signEnvelope(r, h.upstreamKeys, id, envelope, time.Now())
 	}
 	rw := new(upstreamRecorder)
+	start := time.Now()
 	defer func() {
 		if v := recover(); v != nil {
 			if v != http.ErrAbortHandler {
@@ -570,6 +571,7 @@ func (h *Handler) forward(r *http.Request, next caddyhttp.Handler, id string, en
 			}
 			up = upstreamResult{status: rw.status, aborted: true}
 		}
+		h.journalAttempt(id, start, up)
 	}()
 	err := next.ServeHTTP(rw, r)
 	return upstreamResult{status: rw.status, err: err}

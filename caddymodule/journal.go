@@ -27,15 +27,21 @@ const (
 type journalWriter struct {
 	state   *store.Store
 	logger  *zap.Logger
-	queue   chan store.Entry
+	queue   chan journalItem
 	dropped atomic.Int64
 
 	mu     sync.RWMutex
 	closed bool // the queue is closed: a callback still finishing during a stop adds nothing
 }
 
+// journalItem is an entry or a delivery attempt.
+type journalItem struct {
+	entry   store.Entry
+	attempt *store.Attempt
+}
+
 func newJournalWriter(state *store.Store, logger *zap.Logger) *journalWriter {
-	return &journalWriter{state: state, logger: logger, queue: make(chan store.Entry, journalQueue)}
+	return &journalWriter{state: state, logger: logger, queue: make(chan journalItem, journalQueue)}
 }
 
 // add queues entries without waiting; what does not fit is dropped.
@@ -47,11 +53,27 @@ func (j *journalWriter) add(entries ...store.Entry) {
 		return
 	}
 	for _, e := range entries {
-		select {
-		case j.queue <- e:
-		default:
-			j.dropped.Add(1)
-		}
+		j.put(journalItem{entry: e})
+	}
+}
+
+// addAttempt queues a delivery attempt without waiting.
+func (j *journalWriter) addAttempt(a store.Attempt) {
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	if j.closed {
+		j.dropped.Add(1)
+		return
+	}
+	j.put(journalItem{attempt: &a})
+}
+
+// put queues item, or drops it when the queue is full; j.mu is held.
+func (j *journalWriter) put(item journalItem) {
+	select {
+	case j.queue <- item:
+	default:
+		j.dropped.Add(1)
 	}
 }
 
@@ -67,24 +89,24 @@ func (j *journalWriter) close() {
 
 // run writes batches until the queue is closed and drained.
 func (j *journalWriter) run() {
-	batch := make([]store.Entry, 0, journalBatch)
+	batch := make([]journalItem, 0, journalBatch)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
-		e, ok := <-j.queue
+		item, ok := <-j.queue
 		if !ok {
 			return
 		}
-		batch = append(batch[:0], e)
+		batch = append(batch[:0], item)
 		timer.Reset(journalDelay)
 	collect:
 		for len(batch) < journalBatch {
 			select {
-			case e, ok := <-j.queue:
+			case item, ok := <-j.queue:
 				if !ok {
 					break collect
 				}
-				batch = append(batch, e)
+				batch = append(batch, item)
 			case <-timer.C:
 				break collect
 			}
@@ -94,11 +116,20 @@ func (j *journalWriter) run() {
 	}
 }
 
-func (j *journalWriter) write(batch []store.Entry) {
+func (j *journalWriter) write(batch []journalItem) {
+	var entries []store.Entry
+	var attempts []store.Attempt
+	for _, item := range batch {
+		if item.attempt != nil {
+			attempts = append(attempts, *item.attempt)
+		} else {
+			entries = append(entries, item.entry)
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := j.state.Record(ctx, batch...); err != nil {
-		j.logger.Warn("the journal did not record some callbacks", zap.Int("entries", len(batch)), zap.Error(err))
+	if err := j.state.RecordBatch(ctx, entries, attempts); err != nil {
+		j.logger.Warn("the journal did not record some callbacks", zap.Int("entries", len(entries)), zap.Int("attempts", len(attempts)), zap.Error(err))
 	}
 	if n := j.dropped.Swap(0); n > 0 {
 		j.logger.Warn("the journal dropped entries: callbacks came faster than the database took them", zap.Int64("dropped", n))
@@ -129,4 +160,16 @@ func (h *Handler) journalize(rec *record) {
 		entries[i] = e
 	}
 	h.app.journal.add(entries...)
+}
+
+// journalAttempt queues a delivery attempt of event id in the journal.
+func (h *Handler) journalAttempt(id string, start time.Time, up upstreamResult) {
+	if h.app == nil {
+		return
+	}
+	a := store.Attempt{Route: h.scope().place, EventID: id, At: start, Status: up.status, Latency: time.Since(start)}
+	if !up.delivered() {
+		a.Error = up.reason()
+	}
+	h.app.journal.addAttempt(a)
 }

@@ -43,7 +43,12 @@ type Attempt struct {
 
 // Record appends entries to the journal, in one transaction.
 func (s *Store) Record(ctx context.Context, entries ...Entry) error {
-	if len(entries) == 0 {
+	return s.RecordBatch(ctx, entries, nil)
+}
+
+// RecordBatch appends entries and delivery attempts, in one transaction.
+func (s *Store) RecordBatch(ctx context.Context, entries []Entry, attempts []Attempt) error {
+	if len(entries) == 0 && len(attempts) == 0 {
 		return nil
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
@@ -63,6 +68,12 @@ func (s *Store) Record(ctx context.Context, entries ...Entry) error {
 			text(e.EventID), text(e.EventType), text(e.Status), amount, text(e.Currency), text(e.Merchant), text(e.Reference),
 			text(e.VerifiedBy), text(e.ClientIP)); err != nil {
 			return unavailable("recording in the journal", err)
+		}
+	}
+	insertAttempt := s.dialect.q(`INSERT INTO payhook_attempts (route, event_id, at, status, latency_us, error) VALUES (?, ?, ?, ?, ?, ?)`)
+	for _, a := range attempts {
+		if _, err := tx.ExecContext(ctx, insertAttempt, text(a.Route), text(a.EventID), millis(a.At), a.Status, a.Latency.Microseconds(), text(a.Error)); err != nil {
+			return unavailable("recording a delivery attempt", err)
 		}
 	}
 	return unavailable("recording in the journal", tx.Commit())
@@ -88,9 +99,7 @@ func text(s string) string {
 
 // RecordAttempt appends a delivery attempt.
 func (s *Store) RecordAttempt(ctx context.Context, a Attempt) error {
-	_, err := s.db.ExecContext(ctx, s.dialect.q(`INSERT INTO payhook_attempts (route, event_id, at, status, latency_us, error) VALUES (?, ?, ?, ?, ?, ?)`),
-		text(a.Route), text(a.EventID), millis(a.At), a.Status, a.Latency.Microseconds(), text(a.Error))
-	return unavailable("recording a delivery attempt", err)
+	return s.RecordBatch(ctx, nil, []Attempt{a})
 }
 
 // Attempts lists an event's delivery attempts, oldest first.

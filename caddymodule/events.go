@@ -1,0 +1,264 @@
+package caddymodule
+
+import (
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/spf13/cobra"
+
+	"github.com/payhook/payhook/caddymodule/internal/store"
+	"github.com/payhook/payhook/normalize"
+)
+
+// The journal on the admin API and on the command line: "did the callback
+// for order 1234 arrive, and what became of it?"
+//
+//	GET /payhook/events?ref=order-1234&provider=ixopay&outcome=rejected&since=24h&limit=50&before=<seq>
+//	caddy payhook events --ref order-1234
+
+func init() {
+	caddy.RegisterModule(eventsAdmin{})
+}
+
+// eventsAdmin serves the journal on Caddy's admin API.
+type eventsAdmin struct{}
+
+// CaddyModule returns the Caddy module information.
+func (eventsAdmin) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "admin.api.payhook_events", New: func() caddy.Module { return new(eventsAdmin) }}
+}
+
+// Routes are the journal's routes.
+func (eventsAdmin) Routes() []caddy.AdminRoute {
+	return []caddy.AdminRoute{{Pattern: "/payhook/events", Handler: caddy.AdminHandlerFunc(handleEvents)}}
+}
+
+// journalEntry is an entry as the admin API shows it.
+type journalEntry struct {
+	Seq        int64          `json:"seq"`
+	At         time.Time      `json:"at"`
+	Route      string         `json:"route"`
+	Provider   string         `json:"provider"`
+	Outcome    string         `json:"outcome"`
+	Reason     string         `json:"reason,omitempty"`
+	EventID    string         `json:"event_id,omitempty"`
+	EventType  string         `json:"event_type,omitempty"`
+	Status     string         `json:"status,omitempty"`
+	Amount     *entryAmount   `json:"amount,omitempty"`
+	Merchant   string         `json:"merchant_reference,omitempty"`
+	Reference  string         `json:"provider_reference,omitempty"`
+	VerifiedBy string         `json:"verified_by,omitempty"`
+	ClientIP   string         `json:"client_ip,omitempty"`
+	Attempts   []entryAttempt `json:"attempts,omitempty"`
+}
+
+// entryAmount is an amount in minor units, as in the envelope.
+type entryAmount struct {
+	Value    int64  `json:"value"`
+	Currency string `json:"currency"`
+}
+
+// entryAttempt is one delivery attempt of an entry's event.
+type entryAttempt struct {
+	At        time.Time `json:"at"`
+	Status    int       `json:"status,omitempty"`
+	LatencyMS float64   `json:"latency_ms"`
+	Error     string    `json:"error,omitempty"`
+}
+
+func viewEntry(e store.Entry) journalEntry {
+	v := journalEntry{Seq: e.Seq, At: e.At, Route: e.Route, Provider: e.Provider, Outcome: e.Outcome, Reason: e.Reason,
+		EventID: e.EventID, EventType: e.EventType, Status: e.Status, Merchant: e.Merchant, Reference: e.Reference,
+		VerifiedBy: e.VerifiedBy, ClientIP: e.ClientIP}
+	if e.Amount != nil {
+		v.Amount = &entryAmount{Value: *e.Amount, Currency: e.Currency}
+	}
+	return v
+}
+
+// runningApp is the payhook app of the running configuration.
+func runningApp() (*App, error) {
+	app, err := caddy.ActiveContext().AppIfConfigured("payhook")
+	if err != nil {
+		return nil, errors.New("no payhook route is running")
+	}
+	return app.(*App), nil
+}
+
+// parseQuery reads the journal's query from a request's parameters. since
+// and until take an RFC 3339 time or a duration back from now (24h, 7d).
+func parseQuery(values url.Values, now time.Time) (store.Query, error) {
+	q := store.Query{Ref: values.Get("ref"), Provider: values.Get("provider"), Route: values.Get("route"), Outcome: values.Get("outcome")}
+	for _, t := range []struct {
+		name   string
+		target *time.Time
+	}{{"since", &q.Since}, {"until", &q.Until}} {
+		raw := values.Get(t.name)
+		if raw == "" {
+			continue
+		}
+		if at, err := time.Parse(time.RFC3339, raw); err == nil {
+			*t.target = at
+		} else if ago, err := caddy.ParseDuration(raw); err == nil && ago > 0 {
+			*t.target = now.Add(-ago)
+		} else {
+			return q, fmt.Errorf("%s: want an RFC 3339 time or a duration such as 24h, got %q", t.name, raw)
+		}
+	}
+	for _, n := range []struct {
+		name   string
+		target *int64
+	}{{"before", &q.Before}} {
+		if raw := values.Get(n.name); raw != "" {
+			v, err := strconv.ParseInt(raw, 10, 64)
+			if err != nil || v <= 0 {
+				return q, fmt.Errorf("%s: want a positive number, got %q", n.name, raw)
+			}
+			*n.target = v
+		}
+	}
+	if raw := values.Get("limit"); raw != "" {
+		limit, err := strconv.Atoi(raw)
+		if err != nil || limit <= 0 || limit > 1000 {
+			return q, fmt.Errorf("limit: want 1 to 1000, got %q", raw)
+		}
+		q.Limit = limit
+	}
+	return q, nil
+}
+
+func handleEvents(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet {
+		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: errors.New("GET only")}
+	}
+	app, err := runningApp()
+	if err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: err}
+	}
+	q, err := parseQuery(r.URL.Query(), time.Now())
+	if err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: err}
+	}
+	entries, err := app.state.Search(r.Context(), q)
+	if err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: err}
+	}
+	out := struct {
+		Events []journalEntry `json:"events"`
+		Next   int64          `json:"next,omitempty"` // before= for the next page
+	}{Events: make([]journalEntry, 0, len(entries))}
+	for _, e := range entries {
+		v := viewEntry(e)
+		// A reference search shows each event's delivery attempts too.
+		if q.Ref != "" && e.EventID != "" {
+			attempts, err := app.state.Attempts(r.Context(), e.Route, e.EventID)
+			if err != nil {
+				return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: err}
+			}
+			for _, a := range attempts {
+				v.Attempts = append(v.Attempts, entryAttempt{At: a.At, Status: a.Status, LatencyMS: float64(a.Latency.Microseconds()) / 1000, Error: a.Error})
+			}
+		}
+		out.Events = append(out.Events, v)
+	}
+	if limit := cmp.Or(q.Limit, 100); len(entries) == limit {
+		out.Next = entries[len(entries)-1].Seq
+	}
+	return writeJSON(w, out)
+}
+
+// eventsCommand is `caddy payhook events`.
+func eventsCommand() *cobra.Command {
+	var admin adminFlags
+	var ref, provider, outcome, since string
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "events [--ref <reference>]",
+		Short: "Searches payhook's journal of callbacks: did the callback for an order arrive, and what became of it",
+		Long: `
+Lists the callbacks payhook received, newest first, from its journal: when,
+which provider, the outcome (forwarded, duplicate, queued, rejected,
+upstream_failed) and its reason, the canonical status, the amount, the
+merchant's and the provider's references and the event id. --ref finds a
+merchant reference, a provider reference or an event id, and shows each
+event's delivery attempts. Asks the admin API of the running Caddy.
+`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			addr, err := admin.resolve()
+			if err != nil {
+				return err
+			}
+			query := url.Values{"limit": {strconv.Itoa(limit)}}
+			for name, value := range map[string]string{"ref": ref, "provider": provider, "outcome": outcome, "since": since} {
+				if value != "" {
+					query.Set(name, value)
+				}
+			}
+			return listEvents(addr, query, cmd.OutOrStdout())
+		},
+	}
+	admin.add(cmd)
+	cmd.Flags().StringVar(&ref, "ref", "", "a merchant reference, a provider reference or an event id")
+	cmd.Flags().StringVar(&provider, "provider", "", "only this provider's callbacks")
+	cmd.Flags().StringVar(&outcome, "outcome", "", "only this outcome: forwarded, duplicate, queued, rejected, upstream_failed")
+	cmd.Flags().StringVar(&since, "since", "", "only since this time (RFC 3339) or this long ago (24h, 7d)")
+	cmd.Flags().IntVar(&limit, "limit", 50, "at most this many")
+	return cmd
+}
+
+func listEvents(addr string, query url.Values, out io.Writer) error {
+	resp, err := caddycmd.AdminAPIRequest(addr, http.MethodGet, "/payhook/events?"+query.Encode(), nil, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var list struct{ Events []journalEntry }
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
+		return fmt.Errorf("reading the admin API's answer: %w", err)
+	}
+	if len(list.Events) == 0 {
+		fmt.Fprintln(out, "no callback in the journal matches")
+		return nil
+	}
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "TIME\tPROVIDER\tOUTCOME\tSTATUS\tAMOUNT\tMERCHANT REF\tPROVIDER REF\tEVENT")
+	for _, e := range list.Events {
+		outcome := e.Outcome
+		if e.Reason != "" {
+			outcome += " (" + e.Reason + ")"
+		}
+		amount := ""
+		if e.Amount != nil {
+			// In the currency's own decimals (999 EUR minor units: 9.99 EUR).
+			decimal, err := normalize.Amount{MinorUnits: e.Amount.Value, Currency: e.Amount.Currency}.Decimal()
+			if err != nil {
+				decimal = strconv.FormatInt(e.Amount.Value, 10) + " minor units"
+			}
+			amount = decimal + " " + e.Amount.Currency
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.At.Local().Format(time.DateTime), e.Provider, outcome, e.Status, amount,
+			e.Merchant, e.Reference, e.EventID)
+		for _, a := range e.Attempts {
+			result := strconv.Itoa(a.Status)
+			if a.Error != "" {
+				result = a.Error
+			}
+			fmt.Fprintf(w, "\t  attempt %s\t%s\t%.1f ms\t\t\t\t\n", a.At.Local().Format(time.TimeOnly), result, a.LatencyMS)
+		}
+	}
+	return w.Flush()
+}
+
+// Interface guard.
+var _ caddy.AdminRouter = eventsAdmin{}
