@@ -275,3 +275,24 @@ func BenchmarkDedupe(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkDedupeConcurrent is deduplication's cost with 32 callbacks of
+// new events at once, each synced to disk: what group commit is for.
+func BenchmarkDedupeConcurrent(b *testing.B) {
+	state, _ := testStore(b, nil)
+	d := newDeduper(state, time.Hour, zap.NewNop())
+	defer d.close()
+	ctx := context.Background()
+	b.SetParallelism(16) // 32 goroutines on 2 cores
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			_, release, err := d.claim(ctx, fmt.Sprintf("%032x", benchEvents.Add(1)))
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			release(true)
+		}
+	})
+}

@@ -32,5 +32,6 @@ func OpenSQLite(ctx context.Context, path string, opts Options) (*Store, error) 
 		db.Close()
 		return nil, err
 	}
+	s.group = newGroupWriter(db)
 	return s, nil
 }

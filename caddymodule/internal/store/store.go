@@ -44,6 +44,7 @@ type Store struct {
 	db      *sql.DB
 	dialect *dialect
 	now     func() time.Time
+	group   *groupWriter // SQLite's group commit; nil on PostgreSQL
 }
 
 func newStore(db *sql.DB, d *dialect, opts Options) *Store {
@@ -57,8 +58,13 @@ func newStore(db *sql.DB, d *dialect, opts Options) *Store {
 // Engine names the database engine: "sqlite" or "postgres".
 func (s *Store) Engine() string { return s.dialect.name }
 
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+// Close closes the database, once the writes under way are committed.
+func (s *Store) Close() error {
+	if s.group != nil {
+		s.group.close()
+	}
+	return s.db.Close()
+}
 
 // millis is t in Unix milliseconds, the store's unit of time.
 func millis(t time.Time) int64 { return t.UnixMilli() }
