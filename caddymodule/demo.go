@@ -78,8 +78,8 @@ stand-in of Mollie's and PayPal's APIs. The routes proxy to the shop and
 fetch from the stand-in wherever the flags put them. Send it a callback
 from another terminal with 'caddy payhook send'. Stop with Ctrl-C.
 
-The demo keeps Caddy's storage (its dedupe records) in a temporary
-directory removed when it stops, and saves no configuration: every demo
+The demo keeps payhook's database (its dedupe records, its journal) and
+Caddy's storage in a temporary directory removed when it stops, and saves no configuration: every demo
 starts afresh, and your Caddy's own data stays untouched.
 `,
 		Args: cobra.NoArgs,
