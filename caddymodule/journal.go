@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -143,19 +144,24 @@ func (h *Handler) journalize(rec *record) {
 	if h.app == nil {
 		return
 	}
-	base := store.Entry{At: rec.start, Route: h.scope().place, Provider: h.name, Outcome: rec.outcome, Reason: rec.reason,
-		VerifiedBy: rec.verifiedBy, ClientIP: rec.clientIP}
+	base := store.Entry{At: rec.start, Route: h.scope().place, Provider: h.name, Outcome: rec.outcome,
+		Reason: strings.Clone(rec.reason), VerifiedBy: strings.Clone(rec.verifiedBy), ClientIP: strings.Clone(rec.clientIP)}
 	if len(rec.events) == 0 {
 		h.app.journal.add(base)
 		return
 	}
+	// The writer reads the entries after the callback ended, when its
+	// body's pooled buffer serves another callback: every text taken from
+	// an event (references, currency, which may share the body's memory)
+	// is copied, and so is the amount.
 	entries := make([]store.Entry, len(rec.events))
 	for i, ev := range rec.events {
 		e := base
-		e.EventID, e.EventType, e.Status = ev.ID(), ev.Type(), string(ev.Status)
-		e.Merchant, e.Reference = ev.MerchantReference, ev.ProviderReference
+		e.EventID, e.EventType, e.Status = strings.Clone(ev.ID()), strings.Clone(ev.Type()), strings.Clone(string(ev.Status))
+		e.Merchant, e.Reference = strings.Clone(ev.MerchantReference), strings.Clone(ev.ProviderReference)
 		if ev.Amount != nil {
-			e.Amount, e.Currency = &ev.Amount.MinorUnits, ev.Amount.Currency
+			amount := ev.Amount.MinorUnits
+			e.Amount, e.Currency = &amount, strings.Clone(ev.Amount.Currency)
 		}
 		entries[i] = e
 	}
@@ -167,7 +173,7 @@ func (h *Handler) journalAttempt(id string, start time.Time, up upstreamResult) 
 	if h.app == nil {
 		return
 	}
-	a := store.Attempt{Route: h.scope().place, EventID: id, At: start, Status: up.status, Latency: time.Since(start)}
+	a := store.Attempt{Route: h.scope().place, EventID: strings.Clone(id), At: start, Status: up.status, Latency: time.Since(start)}
 	if !up.delivered() {
 		a.Error = up.reason()
 	}
