@@ -14,6 +14,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 
 	"github.com/payhook/payhook/caddymodule/internal/store"
@@ -47,7 +48,8 @@ type App struct {
 	JournalKeep caddy.Duration `json:"journal_keep,omitempty"`
 
 	state    *store.Store
-	storeKey string // the store's key in stores
+	storeKey string            // the store's key in stores
+	legacy   certmagic.Storage // Caddy's storage, where earlier versions kept their records
 	journal  *journalWriter
 	logger   *zap.Logger
 	stop     chan struct{}
@@ -121,6 +123,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("payhook store %s: %w", cmp.Or(cfg.Engine, "sqlite"), err)
 	}
 	a.state, a.storeKey = pooled.(pooledStore).Store, key
+	a.legacy = ctx.Storage()
 	a.journal = newJournalWriter(a.state, a.logger)
 	a.stop, a.done = make(chan struct{}), new(sync.WaitGroup)
 	return nil
@@ -149,11 +152,27 @@ func (a *App) Validate() error {
 	return nil
 }
 
-// Start runs the journal's writer and the janitor.
+// Start runs the journal's writer and the janitor, and imports once the
+// delivery records an earlier version kept in Caddy's storage.
 func (a *App) Start() error {
-	a.done.Add(2)
+	a.done.Add(3)
 	go func() { defer a.done.Done(); a.journal.run() }()
 	go func() { defer a.done.Done(); a.janitor() }()
+	go func() {
+		defer a.done.Done()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() {
+			select {
+			case <-a.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		if err := importLegacyDedupe(ctx, a.legacy, a.state, a.logger); err != nil && ctx.Err() == nil {
+			a.logger.Warn("importing the delivery records of Caddy's storage; trying again at the next start", zap.Error(err))
+		}
+	}()
 	return nil
 }
 

@@ -2,14 +2,20 @@ package caddymodule
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"path"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 
 	"github.com/payhook/payhook/caddymodule/internal/store"
@@ -295,4 +301,53 @@ func BenchmarkDedupeConcurrent(b *testing.B) {
 			release(true)
 		}
 	})
+}
+
+// An earlier version's delivery records in Caddy's storage join the store
+// once: a route with dedupe_scope, whose keys are the same as before,
+// still recognises an event it delivered before the upgrade.
+func TestLegacyDeliveryRecordsAreImported(t *testing.T) {
+	storage := &certmagic.FileStorage{Path: t.TempDir()}
+	state, _ := testStore(t, nil)
+	h := &Handler{DedupeScope: "shop-payments", routePlace: new(atomic.Pointer[routeScope])}
+	// The key an earlier version wrote for event "evt_1" of that scope:
+	// SHA-256 over the scope, the (empty) host and the id.
+	sum := sha256.Sum256([]byte("shop-payments\x00\x00evt_1"))
+	oldKey := hex.EncodeToString(sum[:16])
+	if got := h.dedupeKey("evt_1"); got != oldKey {
+		t.Fatalf("a dedupe_scope route's key changed: %s, was %s", got, oldKey)
+	}
+	now := time.Now().UTC()
+	write := func(key string, expires time.Time) {
+		raw, _ := json.Marshal(map[string]time.Time{"delivered_at": now.Add(-time.Hour), "expires_at": expires})
+		if err := storage.Store(context.Background(), path.Join("payhook/dedupe/events", key[:2], key), raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expired := strings.Repeat("ab", 16)
+	write(oldKey, now.Add(7*24*time.Hour))
+	write(expired, now.Add(-time.Minute))
+
+	if err := importLegacyDedupe(context.Background(), storage, state, zap.NewNop()); err != nil {
+		t.Fatal(err)
+	}
+	d := newDeduper(state, time.Hour, zap.NewNop())
+	defer d.close()
+	if dup, _, err := d.claim(context.Background(), h.dedupeKey("evt_1")); err != nil || !dup {
+		t.Errorf("the event delivered before the upgrade: duplicate %v, %v", dup, err)
+	}
+	if dup, release, err := d.claim(context.Background(), expired); err != nil || dup {
+		t.Errorf("an expired record: duplicate %v, %v", dup, err)
+	} else {
+		release(false)
+	}
+	// Once: a record written after the import is not taken.
+	later := strings.Repeat("cd", 16)
+	write(later, now.Add(time.Hour))
+	if err := importLegacyDedupe(context.Background(), storage, state, zap.NewNop()); err != nil {
+		t.Fatal(err)
+	}
+	if delivered, _ := state.Delivered(context.Background(), later); delivered {
+		t.Error("the import ran twice")
+	}
 }

@@ -186,3 +186,31 @@ func (s *Store) Bind(ctx context.Context, name string, digest []byte, keep time.
 	}
 	return string(bound) == string(digest), nil
 }
+
+// Import records events delivered before, under their keys, until their
+// records expire: the delivery records of an earlier version's storage. A
+// key already in the store keeps its row. It reports how many it took.
+func (s *Store) Import(ctx context.Context, delivered map[string]time.Time) (int, error) {
+	now := s.now()
+	taken := 0
+	for name, until := range delivered {
+		if !until.After(now) {
+			continue
+		}
+		var n int64
+		err := s.write(ctx, func(ctx context.Context, ex execer) error {
+			res, err := ex.ExecContext(ctx, s.dialect.q(`INSERT INTO payhook_claims (key, state, owner, until) VALUES (?, 2, '', ?)
+				ON CONFLICT (key) DO NOTHING`), []byte(name), millis(until))
+			if err != nil {
+				return unavailable("importing a delivery record", err)
+			}
+			n, _ = res.RowsAffected()
+			return nil
+		})
+		if err != nil {
+			return taken, err
+		}
+		taken += int(n)
+	}
+	return taken, nil
+}

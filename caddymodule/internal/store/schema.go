@@ -62,6 +62,7 @@ var (
 		);
 		CREATE INDEX payhook_attempts_event ON payhook_attempts (event_id, route);
 		CREATE INDEX payhook_attempts_at ON payhook_attempts (at);`,
+		metaMigration,
 	}
 
 	postgresMigrations = []string{`
@@ -110,8 +111,13 @@ var (
 		);
 		CREATE INDEX payhook_attempts_event ON payhook_attempts (event_id, route);
 		CREATE INDEX payhook_attempts_at ON payhook_attempts (at);`,
+		metaMigration,
 	}
 )
+
+// metaMigration keeps facts about the database itself (what was imported
+// into it), the same on both engines.
+const metaMigration = `CREATE TABLE payhook_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);`
 
 // migrate brings the database's schema to the newest, in one transaction:
 // lock (whatever the engine needs so that two processes opening one

@@ -117,3 +117,24 @@ func (d *dialect) q(statement string) string {
 	}
 	return b.String()
 }
+
+// Meta reads a fact about the database (set by SetMeta).
+func (s *Store) Meta(ctx context.Context, name string) (value string, ok bool, err error) {
+	err = s.db.QueryRowContext(ctx, s.dialect.q(`SELECT value FROM payhook_meta WHERE name = ?`), name).Scan(&value)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, unavailable("reading the database's facts", err)
+	}
+	return value, true, nil
+}
+
+// SetMeta records a fact about the database.
+func (s *Store) SetMeta(ctx context.Context, name, value string) error {
+	return s.write(ctx, func(ctx context.Context, ex execer) error {
+		_, err := ex.ExecContext(ctx, s.dialect.q(`INSERT INTO payhook_meta (name, value) VALUES (?, ?)
+			ON CONFLICT (name) DO UPDATE SET value = excluded.value`), name, value)
+		return unavailable("recording a fact of the database", err)
+	})
+}

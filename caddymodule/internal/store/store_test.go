@@ -395,3 +395,30 @@ func TestJournalTakesAnyBytes(t *testing.T) {
 		}
 	})
 }
+
+// An earlier version's delivery records join the store: live ones count
+// as delivered, expired ones are left out, and a key the store already
+// has keeps its row.
+func TestImportDeliveryRecords(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *Store, clk *clock, _ func() *Store) {
+		ctx := t.Context()
+		held := must(s.Claim(ctx, keyOf(3), time.Minute))(t)
+		n := must(s.Import(ctx, map[string]time.Time{
+			keyOf(1): clk.Now().Add(time.Hour),
+			keyOf(2): clk.Now().Add(-time.Hour),
+			keyOf(3): clk.Now().Add(time.Hour),
+		}))(t)
+		if n != 1 {
+			t.Errorf("imported %d records, want the live one not yet in the store", n)
+		}
+		if c := must(s.Claim(ctx, keyOf(1), time.Minute))(t); c.State != ClaimDelivered {
+			t.Errorf("an imported record: %v, want delivered", c.State)
+		}
+		if c := must(s.Claim(ctx, keyOf(2), time.Minute))(t); c.State != ClaimNew {
+			t.Errorf("an expired record: %v, want new", c.State)
+		}
+		if err := s.Finish(ctx, held, false, time.Hour); err != nil {
+			t.Errorf("the claim held during the import: %v", err)
+		}
+	})
+}
