@@ -218,14 +218,9 @@ event's delivery attempts. Asks the admin API of the running Caddy.
 }
 
 func listEvents(addr string, query url.Values, out io.Writer) error {
-	resp, err := caddycmd.AdminAPIRequest(addr, http.MethodGet, "/payhook/events?"+query.Encode(), nil, nil)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
 	var list struct{ Events []journalEntry }
-	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
-		return fmt.Errorf("reading the admin API's answer: %w", err)
+	if err := adminGet(addr, "/payhook/events?"+query.Encode(), &list); err != nil {
+		return err
 	}
 	if len(list.Events) == 0 {
 		fmt.Fprintln(out, "no callback in the journal matches")
@@ -258,6 +253,20 @@ func listEvents(addr string, query url.Values, out io.Writer) error {
 		}
 	}
 	return w.Flush()
+}
+
+// adminGet asks the admin API at addr for path and decodes its JSON answer
+// into v.
+func adminGet(addr, path string, v any) error {
+	resp, err := caddycmd.AdminAPIRequest(addr, http.MethodGet, path, nil, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		return fmt.Errorf("reading the admin API's answer: %w", err)
+	}
+	return nil
 }
 
 // Interface guard.

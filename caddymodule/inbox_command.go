@@ -65,14 +65,9 @@ func listInbox(addr, state string, limit int, out io.Writer) error {
 	if state != "" {
 		query.Set("state", state)
 	}
-	resp, err := caddycmd.AdminAPIRequest(addr, http.MethodGet, "/payhook/inbox?"+query.Encode(), nil, nil)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
 	var list struct{ Events []inboxSummary }
-	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
-		return fmt.Errorf("reading the admin API's answer: %w", err)
+	if err := adminGet(addr, "/payhook/inbox?"+query.Encode(), &list); err != nil {
+		return err
 	}
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "EVENT\tPROVIDER\tTYPE\tSTATE\tRECEIVED\tATTEMPTS\tNEXT / LAST ERROR")
