@@ -70,13 +70,19 @@ func (s *Store) RecordBatch(ctx context.Context, entries []Entry, attempts []Att
 			return unavailable("recording in the journal", err)
 		}
 	}
-	insertAttempt := s.dialect.q(`INSERT INTO payhook_attempts (route, event_id, at, status, latency_us, error) VALUES (?, ?, ?, ?, ?, ?)`)
 	for _, a := range attempts {
-		if _, err := tx.ExecContext(ctx, insertAttempt, text(a.Route), text(a.EventID), millis(a.At), a.Status, a.Latency.Microseconds(), text(a.Error)); err != nil {
-			return unavailable("recording a delivery attempt", err)
+		if err := s.insertAttempt(ctx, tx, a); err != nil {
+			return err
 		}
 	}
 	return unavailable("recording in the journal", tx.Commit())
+}
+
+// insertAttempt appends a delivery attempt.
+func (s *Store) insertAttempt(ctx context.Context, ex execer, a Attempt) error {
+	_, err := ex.ExecContext(ctx, s.dialect.q(`INSERT INTO payhook_attempts (route, event_id, at, status, latency_us, error) VALUES (?, ?, ?, ?, ?, ?)`),
+		text(a.Route), text(a.EventID), millis(a.At), a.Status, a.Latency.Microseconds(), text(a.Error))
+	return unavailable("recording a delivery attempt", err)
 }
 
 // maxText bounds each text of the journal: references and reasons are

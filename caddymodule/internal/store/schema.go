@@ -63,6 +63,7 @@ var (
 		CREATE INDEX payhook_attempts_event ON payhook_attempts (event_id, route);
 		CREATE INDEX payhook_attempts_at ON payhook_attempts (at);`,
 		metaMigration,
+		inboxMigration("INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "INTEGER"),
 	}
 
 	postgresMigrations = []string{`
@@ -112,12 +113,45 @@ var (
 		CREATE INDEX payhook_attempts_event ON payhook_attempts (event_id, route);
 		CREATE INDEX payhook_attempts_at ON payhook_attempts (at);`,
 		metaMigration,
+		inboxMigration("BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "BYTEA", "SMALLINT"),
 	}
 )
 
 // metaMigration keeps facts about the database itself (what was imported
 // into it), the same on both engines.
 const metaMigration = `CREATE TABLE payhook_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);`
+
+// inboxMigration is the inbox (inbox.go), the same on both engines but
+// for the types of its key, its record and its small numbers. Its indexes:
+// the due heads of a route (leases), a queue's pending events in order
+// (its next head), an event by id, the done events by age (expiry).
+func inboxMigration(key, blob, small string) string {
+	return fmt.Sprintf(`
+		CREATE TABLE payhook_inbox (
+			seq %[1]s,
+			route TEXT NOT NULL,
+			queue TEXT NOT NULL,
+			event_id TEXT NOT NULL,
+			provider TEXT NOT NULL,
+			event_type TEXT NOT NULL,
+			state %[3]s NOT NULL,
+			head %[3]s NOT NULL,
+			received_at BIGINT NOT NULL,
+			next_at BIGINT NOT NULL,
+			done_at BIGINT NOT NULL,
+			owner TEXT NOT NULL,
+			last_at BIGINT NOT NULL,
+			attempts INTEGER NOT NULL,
+			refused %[3]s NOT NULL,
+			last_error TEXT NOT NULL,
+			replayed %[3]s NOT NULL,
+			record %[2]s NOT NULL
+		);
+		CREATE INDEX payhook_inbox_due ON payhook_inbox (route, next_at) WHERE state = 0 AND head = 1;
+		CREATE INDEX payhook_inbox_queue ON payhook_inbox (route, queue, seq) WHERE state = 0;
+		CREATE INDEX payhook_inbox_event ON payhook_inbox (event_id);
+		CREATE INDEX payhook_inbox_done ON payhook_inbox (done_at) WHERE state <> 0;`, key, blob, small)
+}
 
 // migrate brings the database's schema to the newest, in one transaction:
 // lock (whatever the engine needs so that two processes opening one

@@ -45,6 +45,7 @@ type Store struct {
 	dialect *dialect
 	now     func() time.Time
 	group   *groupWriter // SQLite's group commit; nil on PostgreSQL
+	wake    wakers
 }
 
 func newStore(db *sql.DB, d *dialect, opts Options) *Store {
@@ -52,7 +53,7 @@ func newStore(db *sql.DB, d *dialect, opts Options) *Store {
 	if now == nil {
 		now = time.Now
 	}
-	return &Store{db: db, dialect: d, now: now}
+	return &Store{db: db, dialect: d, now: now, wake: wakers{stop: make(chan struct{})}}
 }
 
 // Engine names the database engine: "sqlite" or "postgres".
@@ -60,6 +61,8 @@ func (s *Store) Engine() string { return s.dialect.name }
 
 // Close closes the database, once the writes under way are committed.
 func (s *Store) Close() error {
+	close(s.wake.stop)
+	s.wake.done.Wait()
 	if s.group != nil {
 		s.group.close()
 	}

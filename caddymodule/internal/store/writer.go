@@ -11,6 +11,7 @@ import (
 type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
 // Group commit. SQLite has one writer, and each commit waits for the disk
@@ -129,4 +130,22 @@ func (s *Store) write(ctx context.Context, fn func(ctx context.Context, ex exece
 		return fn(ctx, s.db)
 	}
 	return s.group.write(ctx, fn)
+}
+
+// atomic runs fn as one write whose statements take effect together: in
+// a savepoint of a group on SQLite, in a transaction of its own on
+// PostgreSQL.
+func (s *Store) atomic(ctx context.Context, fn func(ctx context.Context, ex execer) error) error {
+	if s.group != nil {
+		return s.group.write(ctx, fn)
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return unavailable("beginning a transaction", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if err := fn(ctx, tx); err != nil {
+		return err
+	}
+	return unavailable("committing", tx.Commit())
 }
