@@ -248,6 +248,7 @@ func Adyen(in *Input) ([]*Event, error) {
 			ProviderStatus:    strings.TrimSpace(it.EventCode + " " + it.Success),
 			MerchantReference: it.MerchantReference,
 			ProviderReference: it.PSPReference,
+			PaymentReference:  adyenPaymentReference(it),
 			Test:              test,
 			Original:          it.Raw,
 			Time:              rfc3339(text(item.Get("eventDate"))),
@@ -283,6 +284,21 @@ func Adyen(in *Input) ([]*Event, error) {
 		events = append(events, ev)
 	}
 	return events, nil
+}
+
+// adyenPaymentReference is the pspReference of the payment an item is
+// about: a modification's (capture, refund, cancellation, chargeback)
+// originalReference, "the payment request assigned to the original payment"
+// (Adyen's webhook reference), else the item's own pspReference. A
+// REPORT_AVAILABLE item's pspReference is the report's file name: no payment.
+func adyenPaymentReference(it *AdyenItem) string {
+	switch {
+	case strings.EqualFold(it.EventCode, "REPORT_AVAILABLE"):
+		return ""
+	case it.OriginalReference != "":
+		return it.OriginalReference
+	}
+	return it.PSPReference
 }
 
 // adyenCancelOrRefund: Adyen cancels an authorisation or refunds a capture,

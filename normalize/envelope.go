@@ -178,6 +178,8 @@ func Encode(e *Event, verification verify.Result, receivedAt time.Time) []byte {
 	b = appendNullableString(b, e.MerchantReference)
 	b = append(b, `,"provider_reference":`...)
 	b = appendNullableString(b, e.ProviderReference)
+	b = append(b, `,"payment_reference":`...)
+	b = appendNullableString(b, e.PaymentReference)
 	b = append(b, `,"amount":`...)
 	if e.Amount == nil {
 		b = append(b, "null"...)

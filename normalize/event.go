@@ -131,6 +131,7 @@ type Event struct {
 	ProviderStatus    string
 	MerchantReference string // empty when the callback carries none
 	ProviderReference string // empty when the callback carries none
+	PaymentReference  string // the payment the event is about, alike for its authorization, captures, refunds and disputes; empty when the callback does not tell
 	Amount            *Amount
 	Test              *bool
 	Failure           *Failure

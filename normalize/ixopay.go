@@ -80,6 +80,7 @@ func IXOPAY(in *Input) (*Event, error) {
 		ProviderStatus:    strings.TrimSpace(transactionType + " " + result + " " + text(doc.Get("transactionSubType"))),
 		MerchantReference: text(doc.Get("merchantTransactionId")),
 		ProviderReference: uuid,
+		PaymentReference:  ixopayPaymentReference(doc, strings.ToUpper(transactionType), uuid),
 		Original:          raw,
 		PayloadInID:       true,
 		Unmapped:          !known,
@@ -100,6 +101,39 @@ func IXOPAY(in *Input) (*Event, error) {
 		ev.Failure = ixopayFailure(doc)
 	}
 	return ev, nil
+}
+
+// ixopayOwnPayment lists the transaction types that begin a payment of
+// their own (true) or move no money at all (false: registering or removing
+// a stored instrument). On these, referenceUuid names an earlier, different
+// transaction: the registered instrument or the first of a recurring series
+// ("use the uuid for recurring charges in the field referenceUuid",
+// IXOPAY's transaction response documentation), not the payment itself.
+var ixopayOwnPayment = map[string]bool{
+	"DEBIT": true, "PREAUTHORIZE": true, "PAYOUT": true, "REGISTER": false, "DEREGISTER": false,
+}
+
+// ixopayPaymentReference is the uuid of the transaction that began the
+// payment. A capture, void, incremental authorization, refund or chargeback
+// names it in referenceUuid (php-ixopay: "a reference uuid … for
+// void/capture/refund"); a chargeback also in chargebackData.originalUuid,
+// and a chargeback reversal in chargebackReversalData.originalUuid, where its
+// referenceUuid may name the chargeback instead, so the original uuids come
+// first. Without any of them, and for a payment of its own, it is the
+// transaction's own uuid; a registration has none. A refund of a capture
+// that names the capture, not its authorization, gets the capture's uuid:
+// the callback names nothing further back.
+func ixopayPaymentReference(doc gjson.Result, transactionType, uuid string) string {
+	if own, listed := ixopayOwnPayment[transactionType]; listed {
+		if own {
+			return uuid
+		}
+		return ""
+	}
+	if ref := firstText(doc, "chargebackReversalData.originalUuid", "chargebackData.originalUuid", "referenceUuid"); ref != "" {
+		return ref
+	}
+	return uuid
 }
 
 // ixopayFailure takes the first entry of errors[], else the top-level code

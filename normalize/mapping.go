@@ -61,6 +61,10 @@ type Mapping struct {
 	// and the provider's references.
 	MerchantReference Paths `json:"merchant_reference,omitempty"`
 	ProviderReference Paths `json:"provider_reference,omitempty"`
+	// PaymentReference is the path of the provider's id of the payment
+	// the event is about, alike for its captures, refunds and disputes (a
+	// refund's payment id before a payment's own id); none when unset.
+	PaymentReference Paths `json:"payment_reference,omitempty"`
 	// Time is the path of the event's time (see ParseEventTime). A value
 	// that is not a time rejects the callback, rather than passing the
 	// receive time off as the provider's.
@@ -127,7 +131,8 @@ func (m *Mapping) Check() error {
 	}
 	fields := []field{
 		{"batch", []string{m.Batch}}, {"id", m.ID}, {"status", m.Status}, {"amount", m.Amount}, {"currency", m.Currency},
-		{"merchant_reference", m.MerchantReference}, {"provider_reference", m.ProviderReference}, {"time", m.Time},
+		{"merchant_reference", m.MerchantReference}, {"provider_reference", m.ProviderReference},
+		{"payment_reference", m.PaymentReference}, {"time", m.Time},
 		{"test", m.Test}, {"live", m.Live}, {"failure_code", m.FailureCode}, {"failure_message", m.FailureMessage},
 	}
 	if m.Object != "" && m.Object != string(ObjectPayment) && m.Object != string(ObjectSubscription) {
@@ -348,6 +353,7 @@ func (m *Mapping) event(in *Input, doc gjson.Result, raw []byte, notificationID 
 		Status:            StatusUnknown,
 		MerchantReference: m.first(doc, m.MerchantReference),
 		ProviderReference: m.first(doc, m.ProviderReference),
+		PaymentReference:  m.first(doc, m.PaymentReference),
 		Original:          raw,
 	}
 	var err error

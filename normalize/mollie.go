@@ -89,6 +89,7 @@ func MolliePayment(in *Input, opts MollieOptions) ([]*Event, error) {
 		Object:            ObjectPayment,
 		ProviderStatus:    text(doc.Get("status")),
 		ProviderReference: text(doc.Get("id")),
+		PaymentReference:  text(doc.Get("id")),
 		MerchantReference: mollieMetadata(doc.Get("metadata"), key),
 		Test:              mollieMode(doc),
 		Fetched:           fetched,
@@ -125,6 +126,9 @@ func MolliePayment(in *Input, opts MollieOptions) ([]*Event, error) {
 			ev.Provider, ev.Object, ev.Test, ev.Fetched, ev.Unverified = in.Provider, ObjectPayment, payment.Test, fetched, in.Original
 			ev.MerchantReference, ev.Discriminator = payment.MerchantReference, payment.ProviderReference
 			ev.ProviderReference, ev.Time = text(item.Get("id")), mollieTime(item, "createdAt")
+			// Embedded in the payment, a refund or chargeback is the payment's
+			// (its paymentId says so too).
+			ev.PaymentReference = cmp.Or(text(item.Get("paymentId")), payment.PaymentReference)
 			events = append(events, ev)
 		}
 		return nil
@@ -269,6 +273,7 @@ func MollieEvent(in *Input, opts MollieOptions) (*Event, error) {
 		Object:            ObjectPayment,
 		ProviderStatus:    kind,
 		ProviderReference: text(doc.Get("entityId")),
+		PaymentReference:  mollieEventPaymentReference(doc, entity),
 		MerchantReference: mollieMetadata(entity.Get("metadata"), cmp.Or(opts.MetadataKey, "order_id")),
 		Test:              mollieMode(entity),
 		Original:          raw,
@@ -282,6 +287,25 @@ func MollieEvent(in *Input, opts MollieOptions) (*Event, error) {
 		return nil, err
 	}
 	return ev, nil
+}
+
+// mollieEventPaymentReference is the payment (tr_…) a next-gen event is
+// about: the entity itself when it is a payment (payment.* events), else
+// the paymentId the snapshot of a refund, chargeback or capture carries
+// (docs.mollie.com, "Webhooks for the Refunds API"). Without a snapshot (a
+// simple payload) only a payment.* event's entityId tells. A payment link,
+// an invoice, a balance transaction name no payment.
+func mollieEventPaymentReference(doc, entity gjson.Result) string {
+	if text(entity.Get("resource")) == "payment" {
+		return text(entity.Get("id"))
+	}
+	if id := text(entity.Get("paymentId")); id != "" {
+		return id
+	}
+	if id := text(doc.Get("entityId")); strings.HasPrefix(text(doc.Get("type")), "payment.") && strings.HasPrefix(id, "tr_") {
+		return id
+	}
+	return ""
 }
 
 // mollieSampleStatus is the payment status Mollie reports for each

@@ -82,6 +82,7 @@ func PayPal(in *Input) (*Event, error) {
 		Object:            ObjectPayment,
 		ProviderStatus:    kind,
 		ProviderReference: firstText(resource, "dispute_id", "id"),
+		PaymentReference:  paypalPaymentReference(kind, resource),
 		MerchantReference: paypalReference(resource),
 		Test:              in.Test,
 		Original:          in.Original,
@@ -107,6 +108,26 @@ func PayPal(in *Input) (*Event, error) {
 		return nil, err
 	}
 	return ev, nil
+}
+
+// paypalPaymentReference is the order an event is about: the
+// supplementary_data.related_ids.order_id that Payments v2 authorizations
+// and captures carry (developer.paypal.com, Payments v2, supplementary_data),
+// or a CHECKOUT.ORDER.* resource's own id; for the Payments v1 sales still
+// sent to older integrations, the v1 payment (parent_payment, PAY-…) that
+// plays the order's part. A v2 refund carries no order id, and the
+// authorization and capture ids of related_ids (or a refund's "up" link)
+// name a transaction, not the order, so they are not used: a refund, a
+// dispute, a subscription event has none, rather than one that differs
+// from its capture's.
+func paypalPaymentReference(kind string, resource gjson.Result) string {
+	if id := firstText(resource, "supplementary_data.related_ids.order_id", "parent_payment"); id != "" {
+		return id
+	}
+	if strings.HasPrefix(kind, "CHECKOUT.ORDER.") {
+		return text(resource.Get("id"))
+	}
+	return ""
 }
 
 // paypalDisputeOutcome: a dispute resolved for the seller gives the money

@@ -118,7 +118,13 @@ func Payrexx(in *Input) (*Event, error) {
 	if refunded := text(doc.Get("invoice.refundedAmount")); refunded != "" && refunded != "0" {
 		ev.Discriminator = "refunded:" + refunded
 	}
+	// A Payrexx transaction is the payment: its capture, refunds and
+	// chargeback are new statuses of the same transaction (the same id),
+	// not transactions of their own. A subscription is no payment.
 	statuses := payrexxTransactionStatus
+	if kind == "Transaction" {
+		ev.PaymentReference = ev.ProviderReference
+	}
 	if kind == "Subscription" {
 		ev.Object, statuses = ObjectSubscription, payrexxSubscriptionStatus
 		// A renewal leaves an active subscription active; its period moves on.

@@ -83,6 +83,7 @@ func PyxisAt(in *Input, outcome string) (*Event, error) {
 		Unmapped:          !known,
 		ProviderStatus:    providerStatus,
 		ProviderReference: text(payment.Get("id")),
+		PaymentReference:  text(payment.Get("id")), // the Payment notified of, not its history's processor references
 		Original:          raw,
 		PayloadInID:       true,
 		Time:              pyxisTime(text(payment.Get("timeStamp"))),

@@ -209,6 +209,7 @@ func Stripe(in *Input, opts StripeOptions) (*Event, error) {
 		Status:            StatusUnknown,
 		ProviderStatus:    eventType,
 		ProviderReference: text(obj.Get("id")),
+		PaymentReference:  stripePaymentReference(obj),
 		Original:          raw,
 		NotificationID:    id,
 		Time:              stripeTime(doc.Get("created")),
@@ -259,6 +260,27 @@ func Stripe(in *Input, opts StripeOptions) (*Event, error) {
 		}
 	}
 	return ev, nil
+}
+
+// stripePaymentReference is the PaymentIntent a payment object belongs to,
+// by the object's type (Stripe's API reference): a PaymentIntent's own id;
+// the payment_intent of a Charge, Refund, Dispute or Checkout Session (in
+// payment mode). A Charge made without a PaymentIntent (the Charges API;
+// payment_intent null, as in Stripe's own Dispute example) is the payment
+// itself: its id, and its refunds' and disputes' charge. Other objects
+// (SetupIntent, Subscription, Invoice, …) have none.
+func stripePaymentReference(obj gjson.Result) string {
+	switch text(obj.Get("object")) {
+	case "payment_intent":
+		return text(obj.Get("id"))
+	case "charge":
+		return firstText(obj, "payment_intent", "id")
+	case "refund", "dispute":
+		return firstText(obj, "payment_intent", "charge")
+	case "checkout.session":
+		return text(obj.Get("payment_intent"))
+	}
+	return ""
 }
 
 // stripeFailure reads the reason of a failed payment, charge or refund.

@@ -136,6 +136,9 @@ func SwedbankPay(in *Input) (*Event, error) {
 	case order.IsObject():
 		operation = text(order.Get("operation"))
 		ev.ProviderReference = text(order.Get("id"))
+		// The payment order is the payment: its authorization, captures,
+		// cancellations and reversals are its financial transactions.
+		ev.PaymentReference = ev.ProviderReference
 		ev.MerchantReference = firstText(order, "orderReference", "payeeInfo.orderReference", "payeeInfo.payeeReference", "paid.orderReference", "paid.payeeReference")
 		currencyField = order.Get("currency")
 		if ft, ok := swedbankClaimedTransaction(order, gjson.ParseBytes(in.Original)); ok {
@@ -165,6 +168,10 @@ func SwedbankPay(in *Input) (*Event, error) {
 		transactionType, state := text(transaction.Get("type")), text(transaction.Get("state"))
 		ev.ProviderStatus = strings.TrimSpace(transactionType + " " + state)
 		ev.ProviderReference = text(transaction.Get("id"))
+		// The legacy payment-instrument API has no payment order: the
+		// payment (expanded, or its bare /psp/… path) is what the
+		// transaction belongs to.
+		ev.PaymentReference = resourceID(payment)
 		ev.MerchantReference = firstText(transaction, "payeeReference")
 		if ev.MerchantReference == "" {
 			ev.MerchantReference = firstText(payment, "payeeInfo.orderReference", "orderReference")
@@ -188,6 +195,7 @@ func SwedbankPay(in *Input) (*Event, error) {
 		payment := doc.Get("payment")
 		ev.ProviderStatus = text(payment.Get("state"))
 		ev.ProviderReference = text(payment.Get("id"))
+		ev.PaymentReference = ev.ProviderReference
 		ev.MerchantReference = firstText(payment, "payeeInfo.orderReference", "orderReference", "payeeInfo.payeeReference")
 		ev.Time = swedbankTime(payment)
 		status, known := swedbankPaymentState[ev.ProviderStatus]
