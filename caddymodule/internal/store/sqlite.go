@@ -8,22 +8,27 @@ import (
 	"os"
 	"path/filepath"
 
-	_ "github.com/ncruces/go-sqlite3/driver" // database/sql's "sqlite3": SQLite translated to Go (wasm2go), no cgo
+	// database/sql's "sqlite": SQLite's C translated to Go (modernc.org's
+	// ccgo), with SQLite's own unix VFS. Pure Go, no cgo: payhook builds
+	// with a plain xcaddy build, no C toolchain.
+	_ "modernc.org/sqlite"
 )
 
 var sqliteDialect = &dialect{name: "sqlite", migrations: sqliteMigrations}
 
 // OpenSQLite opens (creating it if need be) the SQLite database at path:
 // write-ahead logging, every commit synced to disk before it returns
-// (synchronous=FULL: an acknowledged callback survives a power loss), and
-// writers that wait for each other rather than fail.
+// (synchronous=FULL: an acknowledged callback survives a power loss),
+// writers that wait for each other rather than fail (busy_timeout 10 s; a
+// transaction takes the write lock at its BEGIN IMMEDIATE, not halfway
+// through), and foreign keys enforced.
 func OpenSQLite(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?_txlock=immediate" +
 		"&_pragma=journal_mode(wal)&_pragma=synchronous(full)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(on)"
-	db, err := sql.Open("sqlite3", dsn)
+	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("%w: opening %s: %v", ErrUnavailable, path, err)
 	}
