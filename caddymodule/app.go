@@ -14,6 +14,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 
@@ -47,13 +48,15 @@ type App struct {
 	// duration such as 30d. Default: 30 days.
 	JournalKeep caddy.Duration `json:"journal_keep,omitempty"`
 
-	state    *store.Store
-	storeKey string            // the store's key in stores
-	legacy   certmagic.Storage // Caddy's storage, where earlier versions kept their records
-	journal  *journalWriter
-	logger   *zap.Logger
-	stop     chan struct{}
-	done     *sync.WaitGroup
+	state     *store.Store
+	storeKey  string            // the store's key in stores
+	legacy    certmagic.Storage // Caddy's storage, where earlier versions kept their records
+	journal   *journalWriter
+	deliverer *deliverer // the inbox's deliveries, for the routes of this configuration
+	ctx       caddy.Context
+	logger    *zap.Logger
+	stop      chan struct{}
+	done      *sync.WaitGroup
 }
 
 // StoreConfig names the database.
@@ -125,6 +128,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.state, a.storeKey = pooled.(pooledStore).Store, key
 	a.legacy = ctx.Storage()
 	a.journal = newJournalWriter(a.state, a.logger)
+	a.deliverer = newDeliverer(a.state, a.logger)
+	if err := registerInboxMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return err
+	}
+	a.ctx = ctx
 	a.stop, a.done = make(chan struct{}), new(sync.WaitGroup)
 	return nil
 }
@@ -152,9 +160,13 @@ func (a *App) Validate() error {
 	return nil
 }
 
-// Start runs the journal's writer and the janitor, and imports once the
-// delivery records an earlier version kept in Caddy's storage.
+// Start runs the journal's writer, the janitor and the inbox's
+// deliveries, and imports once the delivery records and inbox events an
+// earlier version kept in Caddy's storage.
 func (a *App) Start() error {
+	a.deliverer.start(func(ctx context.Context, routes map[string]*inbox) {
+		importLegacyInbox(ctx, a.legacy, a.state, routes, a.logger)
+	})
 	a.done.Add(3)
 	go func() { defer a.done.Done(); a.journal.run() }()
 	go func() { defer a.done.Done(); a.janitor() }()
@@ -176,14 +188,28 @@ func (a *App) Start() error {
 	return nil
 }
 
-// Stop writes what the journal still holds and stops the janitor. The
-// database stays open for the deliveries a graceful stop lets finish; it
-// closes at Cleanup.
+// Stop lets the inbox's deliveries under way finish within the servers'
+// grace period, writes what the journal still holds and stops the
+// janitor. The database stays open for the callbacks a graceful stop lets
+// finish; it closes at Cleanup.
 func (a *App) Stop() error {
+	a.deliverer.stop(a.gracePeriod())
 	close(a.stop)
 	a.journal.close()
 	a.done.Wait()
 	return nil
+}
+
+// gracePeriod is how long a stop waits for the deliveries under way: the
+// HTTP servers' grace_period, or one attempt's timeout when it is unset
+// (Caddy then waits for its connections without end).
+func (a *App) gracePeriod() time.Duration {
+	if app, err := a.ctx.AppIfConfigured("http"); err == nil {
+		if http, ok := app.(*caddyhttp.App); ok && http.GracePeriod > 0 {
+			return time.Duration(http.GracePeriod)
+		}
+	}
+	return inboxAttemptTimeout
 }
 
 // Cleanup lets go of the database: it closes once no configuration uses it
@@ -218,6 +244,11 @@ func (a *App) janitor() {
 	defer ticker.Stop()
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		if n, err := a.state.ExpireInbox(ctx, inboxKeep); err != nil {
+			a.logger.Warn("deleting the inbox's old events", zap.Error(err))
+		} else if n > 0 {
+			a.logger.Debug("deleted the inbox's old events", zap.Int64("events", n))
+		}
 		if n, err := a.state.Expire(ctx, keep); err != nil {
 			a.logger.Warn("deleting expired records", zap.Error(err))
 		} else if n != (store.Expired{}) {

@@ -30,17 +30,24 @@ func init() {
 	caddy.RegisterModule(eventsAdmin{})
 }
 
-// eventsAdmin serves the journal on Caddy's admin API.
-type eventsAdmin struct{}
+// eventsAdmin serves the journal on Caddy's admin API, from the payhook
+// app of the configuration the admin API was loaded with.
+type eventsAdmin struct{ ctx caddy.Context }
 
 // CaddyModule returns the Caddy module information.
 func (eventsAdmin) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{ID: "admin.api.payhook_events", New: func() caddy.Module { return new(eventsAdmin) }}
 }
 
+// Provision keeps the configuration's context, where the app is found.
+func (a *eventsAdmin) Provision(ctx caddy.Context) error {
+	a.ctx = ctx
+	return nil
+}
+
 // Routes are the journal's routes.
-func (eventsAdmin) Routes() []caddy.AdminRoute {
-	return []caddy.AdminRoute{{Pattern: "/payhook/events", Handler: caddy.AdminHandlerFunc(handleEvents)}}
+func (a *eventsAdmin) Routes() []caddy.AdminRoute {
+	return []caddy.AdminRoute{{Pattern: "/payhook/events", Handler: caddy.AdminHandlerFunc(a.handleEvents)}}
 }
 
 // journalEntry is an entry as the admin API shows it.
@@ -86,9 +93,9 @@ func viewEntry(e store.Entry) journalEntry {
 	return v
 }
 
-// runningApp is the payhook app of the running configuration.
-func runningApp() (*App, error) {
-	app, err := caddy.ActiveContext().AppIfConfigured("payhook")
+// configuredApp is the payhook app of a configuration.
+func configuredApp(ctx caddy.Context) (*App, error) {
+	app, err := ctx.AppIfConfigured("payhook")
 	if err != nil {
 		return nil, errors.New("no payhook route is running")
 	}
@@ -137,11 +144,11 @@ func parseQuery(values url.Values, now time.Time) (store.Query, error) {
 	return q, nil
 }
 
-func handleEvents(w http.ResponseWriter, r *http.Request) error {
+func (a *eventsAdmin) handleEvents(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet {
 		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: errors.New("GET only")}
 	}
-	app, err := runningApp()
+	app, err := configuredApp(a.ctx)
 	if err != nil {
 		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: err}
 	}
@@ -270,4 +277,7 @@ func adminGet(addr, path string, v any) error {
 }
 
 // Interface guard.
-var _ caddy.AdminRouter = eventsAdmin{}
+var (
+	_ caddy.AdminRouter = (*eventsAdmin)(nil)
+	_ caddy.Provisioner = (*eventsAdmin)(nil)
+)

@@ -6,7 +6,6 @@
 package caddymodule
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 
 	"github.com/payhook/payhook/caddymodule/internal/store"
@@ -67,7 +65,7 @@ type Handler struct {
 	// copy of it (a provider retry, a replay) is acknowledged without being
 	// forwarded again: a duration ("8d", "36h") or "off". Default: 8d, or
 	// a day more than the provider retries for when that is longer (31d
-	// for Adyen). The record lives in Caddy's configured storage.
+	// for Adyen). The record lives in payhook's store (the payhook app).
 	Dedupe string `json:"dedupe,omitempty"`
 
 	// DedupeScope names the set of delivery records this route shares.
@@ -93,10 +91,11 @@ type Handler struct {
 	// library that the envelope is payhook's. Use placeholders.
 	SignUpstream []string `json:"sign_upstream,omitempty"`
 
-	// Inbox, when set, stores every verified event durably (in Caddy's
-	// storage) before the provider is acknowledged, and delivers it to the
-	// handlers after payhook itself, retrying until the shop takes it. Off
-	// by default.
+	// Inbox, when set, stores every verified event durably (in payhook's
+	// store, with its dedupe record, in one transaction) before the
+	// provider is acknowledged, and delivers it to the handlers after
+	// payhook itself, in order per payment, retrying until the shop takes
+	// it. Off by default.
 	Inbox *Inbox `json:"inbox,omitempty"`
 
 	provider      Provider
@@ -111,7 +110,6 @@ type Handler struct {
 	upstreamKeys  [][]byte        // decoded SignUpstream secrets
 	dedupe        *deduper
 	inbox         *inbox
-	storage       certmagic.Storage           // where the inbox keeps its records: Caddy's, unless a test sets it
 	state         *store.Store                // payhook's store: the app's, unless a test sets it
 	app           *App                        // the payhook app, which owns the store and the journal
 	server        *caddyhttp.Server           // the server whose routes hold this handler, if any
@@ -215,16 +213,16 @@ func (h *Handler) Provision(ctx caddy.Context) (err error) {
 	if window > 0 {
 		h.dedupe = newDeduper(h.state, window, h.logger)
 	}
-	if h.Inbox != nil {
-		if h.server == nil {
-			return errors.New("inbox: payhook must run in an HTTP server's route")
+	if h.Inbox != nil && h.server == nil {
+		return errors.New("inbox: payhook must run in an HTTP server's route")
+	}
+	if h.server != nil {
+		// Every route delivers the events it stored, even once its inbox
+		// is turned off; only one with the inbox on stores new ones.
+		h.inbox = newInbox(h, h.Inbox, h.server)
+		if h.app != nil {
+			h.app.deliverer.add(h.inbox)
 		}
-		if err := registerInboxMetrics(ctx.GetMetricsRegistry()); err != nil {
-			return err
-		}
-		h.inbox = newInbox(h, h.recordStorage(ctx), *h.Inbox, h.server)
-		registerInbox(h.inbox)
-		go h.inbox.run()
 	}
 	return nil
 }
@@ -264,15 +262,6 @@ func weakDedupeError(provider, dedupe string, transmissionWindow time.Duration) 
 		provider, dedupe, transmissionWindow)
 }
 
-// recordStorage is where the inbox keeps its records: Caddy's configured
-// storage, unless a test set one.
-func (h *Handler) recordStorage(ctx caddy.Context) certmagic.Storage {
-	if h.storage == nil {
-		h.storage = ctx.Storage()
-	}
-	return h.storage
-}
-
 // dedupeWindow reads the dedupe option: 0 means off.
 func dedupeWindow(value string) (time.Duration, error) {
 	switch value {
@@ -290,10 +279,6 @@ func dedupeWindow(value string) (time.Duration, error) {
 
 // Cleanup releases the delivery claims still held.
 func (h *Handler) Cleanup() error {
-	if h.inbox != nil {
-		unregisterInbox(h.inbox)
-		h.inbox.close()
-	}
 	if h.dedupe != nil {
 		h.dedupe.close()
 	}
@@ -419,7 +404,7 @@ func (h *Handler) bindTransmission(r *http.Request, transmission string, body []
 // receives a later event before an earlier one.
 func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, rec *record, events []*normalize.Event, result verify.Result) {
 	h.prepareForward(r)
-	if h.inbox != nil {
+	if h.Inbox != nil && h.inbox != nil {
 		h.enqueue(w, r, rec, events, result)
 		return
 	}
@@ -462,28 +447,35 @@ func noteEvent(r *http.Request, rec *record, event *normalize.Event) string {
 
 // enqueue stores the callback's events in the inbox, in order, each once,
 // and acknowledges the provider once all of them are stored: the inbox
-// delivers them to the shop, whether or not it is up now.
+// delivers them to the shop, whether or not it is up now. Each event and
+// its dedupe claim are stored in one transaction: once it is stored, every
+// copy is a duplicate.
 func (h *Handler) enqueue(w http.ResponseWriter, r *http.Request, rec *record, events []*normalize.Event, result verify.Result) {
 	queued := 0
-	for i, event := range events {
+	for _, event := range events {
 		id := noteEvent(r, rec, event)
-		release, duplicate, ok := h.claimEvent(w, r, rec, id)
-		switch {
-		case !ok:
-			return
-		case duplicate:
-			continue
+		claim, keep := "", time.Duration(0)
+		if h.dedupe != nil {
+			claim, keep = h.dedupeKey(id), h.dedupe.window
+			if h.dedupe.cache.contains(claim, h.dedupe.now()) {
+				continue
+			}
 		}
-		err := h.enqueueClaimed(r.Context(), &inboxRecord{
+		duplicate, err := h.inbox.enqueue(r.Context(), &inboxRecord{
 			ID: id, Provider: h.name, Type: event.Type(), Queue: queueOf(event), ReceivedAt: rec.start,
 			RemoteAddr: r.RemoteAddr, TLS: tlsOf(r.TLS), Method: r.Method, Host: r.Host, URI: sentURI(r), Header: r.Header.Clone(),
 			Envelope: normalize.Encode(event, result, rec.start),
-		}, i, release)
+		}, claim, keep)
 		if err != nil {
 			h.reject(w, rec, err)
 			return
 		}
-		queued++
+		if h.dedupe != nil {
+			h.dedupe.cache.add(claim, h.dedupe.now().Add(keep))
+		}
+		if !duplicate {
+			queued++
+		}
 	}
 	rec.outcome = outcomeQueued
 	if queued == 0 {
@@ -526,17 +518,6 @@ func (h *Handler) claimEvent(w http.ResponseWriter, r *http.Request, rec *record
 	return release, duplicate, true
 }
 
-// enqueueClaimed stores an event this request has claimed in the inbox and
-// releases the claim on every path, a panic included: once stored, later
-// copies are duplicates.
-func (h *Handler) enqueueClaimed(ctx context.Context, rec *inboxRecord, index int, release func(done bool)) (err error) {
-	stored := false
-	defer func() { release(stored) }()
-	err = h.inbox.enqueue(ctx, rec, index)
-	stored = err == nil
-	return err
-}
-
 // forwardClaimed forwards an event this request has claimed and releases
 // the claim on every path, a panic of the next handler included (which
 // then goes on), saying whether the shop took the event.
@@ -571,7 +552,10 @@ func (h *Handler) forward(r *http.Request, next caddyhttp.Handler, id string, en
 			}
 			up = upstreamResult{status: rw.status, aborted: true}
 		}
-		h.journalAttempt(id, start, up)
+		if _, fromInbox := r.Context().Value(inboxDeliveryKey{}).(*inboxDelivery); !fromInbox {
+			// The inbox records its attempts with their outcome.
+			h.journalAttempt(id, start, up)
+		}
 	}()
 	err := next.ServeHTTP(rw, r)
 	return upstreamResult{status: rw.status, err: err}

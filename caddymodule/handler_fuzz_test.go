@@ -22,7 +22,6 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 
 	"github.com/payhook/payhook/caddymodule/internal/store"
@@ -117,7 +116,6 @@ func fuzzRoutes(tb testing.TB, apiBase string) []*fuzzRoute {
 	} else {
 		storageDir = tb.TempDir()
 	}
-	storage := &certmagic.FileStorage{Path: storageDir}
 	state, err := store.OpenSQLite(context.Background(), filepath.Join(storageDir, "payhook.db"), store.Options{})
 	if err != nil {
 		tb.Fatal(err)
@@ -131,7 +129,7 @@ func fuzzRoutes(tb testing.TB, apiBase string) []*fuzzRoute {
 		// The route judges each input alone: its records are dropped once
 		// provisioned (a weakly signed provider's route cannot be
 		// configured without them); the deduped one gets its own below.
-		h.storage, h.state = storage, state
+		h.state = state
 		if err := h.Provision(ctx); err != nil {
 			tb.Fatalf("%v\n%s", err, block)
 		}

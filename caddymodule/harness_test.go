@@ -8,6 +8,7 @@ package caddymodule
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -230,6 +231,8 @@ type env struct {
 	upstream *upstream
 	logFile  string
 	storage  string // Caddy's storage directory, one per test
+	port     int    // the test's HTTP port
+	store    string // the payhook store option; default: SQLite in storage
 }
 
 // payhookBlock is the default payhook configuration of the tests.
@@ -275,31 +278,19 @@ func startCaddyAt(t *testing.T, storage, globals, siteAddress, siteBody string) 
 // is the test's HTTP port and {upstream} the upstream's address.
 func startCaddySites(t *testing.T, storage, globals, sites string, up *upstream) *env {
 	t.Helper()
+	return startCaddyStore(t, storage, "", globals, sites, up)
+}
+
+// startCaddyStore is startCaddySites with a payhook store option of its
+// own (postgres <dsn>); empty for SQLite in storage.
+func startCaddyStore(t *testing.T, storage, storeLine, globals, sites string, up *upstream) *env {
+	t.Helper()
 	t.Setenv("PAYHOOK_TEST_SECRET", testSecret)
 	t.Setenv("PAYHOOK_TEST_PREVIOUS_SECRET", testPreviousSecret)
 	port := httpPortFor(t)
-	e := &env{t: t, base: fmt.Sprintf("http://localhost:%d", port), upstream: up, logFile: filepath.Join(t.TempDir(), "caddy.log"), storage: storage}
-	config := fmt.Sprintf(`{
-	admin localhost:2999
-	http_port %d
-	https_port 9443
-	grace_period 1ns
-	skip_install_trust
-	metrics
-	storage file_system %s
-	payhook {
-		store sqlite %s
-	}
-	log {
-		output file %s
-		format json
-		level DEBUG
-	}
-	%s
-}
-
-%s
-`, port, e.storage, e.database(), e.logFile, globals, strings.ReplaceAll(strings.ReplaceAll(sites, "{port}", strconv.Itoa(port)), "{upstream}", strings.TrimPrefix(e.upstream.URL, "http://")))
+	e := &env{t: t, base: fmt.Sprintf("http://localhost:%d", port), port: port, upstream: up, logFile: filepath.Join(t.TempDir(), "caddy.log"),
+		storage: storage, store: storeLine}
+	config := e.config(globals, sites)
 	loaded := false
 	defer func() {
 		// caddytest skips, rather than fails, when it cannot start Caddy.
@@ -316,6 +307,44 @@ func startCaddySites(t *testing.T, storage, globals, sites string, up *upstream)
 	return e
 }
 
+// config is the test's Caddyfile: the harness's global options, then
+// globals (a grace_period of its own replaces the harness's), then sites.
+func (e *env) config(globals, sites string) string {
+	grace := "grace_period 1ns"
+	if strings.Contains(globals, "grace_period") {
+		grace = ""
+	}
+	return fmt.Sprintf(`{
+	admin localhost:2999
+	http_port %d
+	https_port 9443
+	%s
+	skip_install_trust
+	metrics
+	storage file_system %s
+	payhook {
+		store %s
+	}
+	log {
+		output file %s
+		format json
+		level DEBUG
+	}
+	%s
+}
+
+%s
+`, e.port, grace, e.storage, cmp.Or(e.store, "sqlite "+e.database()), e.logFile, globals,
+		strings.ReplaceAll(strings.ReplaceAll(sites, "{port}", strconv.Itoa(e.port)), "{upstream}", strings.TrimPrefix(e.upstream.URL, "http://")))
+}
+
+// reload loads a new configuration into the running Caddy, as caddy
+// reload does: the same storage, store, port and upstream.
+func (e *env) reload(globals, sites string) {
+	e.t.Helper()
+	caddytest.NewTester(e.t).InitServer(e.config(globals, sites), "caddyfile")
+}
+
 // database is the test's payhook database, in its storage directory.
 func (e *env) database() string { return filepath.Join(e.storage, "payhook.db") }
 
@@ -323,7 +352,7 @@ func (e *env) database() string { return filepath.Join(e.storage, "payhook.db") 
 // database is still kept.
 func deliveryRecordsKeptFor(t *testing.T, e *env) []time.Duration {
 	t.Helper()
-	db, err := sql.Open("sqlite3", "file:"+e.database()+"?mode=ro")
+	db, err := sql.Open("sqlite", "file:"+e.database()+"?mode=ro")
 	if err != nil {
 		t.Fatal(err)
 	}

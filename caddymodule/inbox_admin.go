@@ -6,61 +6,30 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/http"
-	"path"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/payhook/payhook/caddymodule/internal/store"
 )
 
 func init() {
 	caddy.RegisterModule(inboxAdmin{})
 }
 
-// inboxes are the running inboxes of this process, for the admin API.
-var inboxes = struct {
-	sync.Mutex
-	set map[*inbox]bool
-}{set: map[*inbox]bool{}}
-
-func registerInbox(ib *inbox) {
-	inboxes.Lock()
-	inboxes.set[ib] = true
-	inboxes.Unlock()
-}
-
-func unregisterInbox(ib *inbox) {
-	inboxes.Lock()
-	delete(inboxes.set, ib)
-	inboxes.Unlock()
-}
-
-// runningInboxes returns one running inbox per scope (a reload briefly runs
-// two), in a stable order.
-func runningInboxes() []*inbox {
-	inboxes.Lock()
-	defer inboxes.Unlock()
-	byScope := map[string]*inbox{}
-	for ib := range inboxes.set {
-		byScope[ib.key()] = ib
-	}
-	list := make([]*inbox, 0, len(byScope))
-	for _, ib := range byScope {
-		list = append(list, ib)
-	}
-	slices.SortFunc(list, func(a, b *inbox) int { return strings.Compare(a.key(), b.key()) })
-	return list
-}
-
 // inboxSummary is an event in a list: its state, never its content.
 type inboxSummary struct {
-	ID          string    `json:"id"`
-	Inbox       string    `json:"inbox"`
+	ID    string `json:"id"`
+	Inbox string `json:"inbox"`
+	// Route is the place of the route that delivers it, when a running
+	// route does; Orphaned is set when none does.
+	Route       string    `json:"route,omitempty"`
+	Orphaned    bool      `json:"orphaned,omitempty"`
 	Provider    string    `json:"provider"`
 	Type        string    `json:"type"`
 	State       string    `json:"state"`
@@ -69,148 +38,64 @@ type inboxSummary struct {
 	NextAttempt time.Time `json:"next_attempt,omitzero"`
 	LastError   string    `json:"last_error,omitempty"`
 	DoneAt      time.Time `json:"done_at,omitzero"`
+	Replayed    bool      `json:"replayed,omitempty"`
 }
 
-func summarize(scope string, rec *inboxRecord) inboxSummary {
-	s := inboxSummary{ID: rec.ID, Inbox: scope, Provider: rec.Provider, Type: rec.Type, State: rec.State, ReceivedAt: rec.ReceivedAt,
-		Attempts: len(rec.Attempts), NextAttempt: rec.NextAttempt, DoneAt: rec.DoneAt}
-	if n := len(rec.Attempts); n > 0 {
-		s.LastError = rec.Attempts[n-1].Error
+// summarize describes an event of the store for the admin API.
+func (a *App) summarize(ev *store.InboxEvent) inboxSummary {
+	s := inboxSummary{ID: ev.EventID, Inbox: ev.Route, Provider: ev.Provider, Type: ev.Type, State: ev.State.String(),
+		ReceivedAt: ev.ReceivedAt, Attempts: ev.Attempts, LastError: ev.LastError, DoneAt: ev.DoneAt, Replayed: ev.Replayed}
+	if ev.State == store.Pending {
+		s.NextAttempt = ev.NextAt
+	}
+	if ib := a.deliverer.routes[ev.Route]; ib != nil {
+		s.Route = ib.place()
+	} else if ev.State == store.Pending {
+		s.Orphaned = true
 	}
 	return s
 }
 
-// list returns up to limit events in state ("" for all), newest first.
-func (ib *inbox) list(ctx context.Context, state string, limit int) ([]inboxSummary, error) {
-	var out []inboxSummary
-	if state == "" || state == statePending {
-		keys, err := ib.storage.List(ctx, ib.dir("pending"), true)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, err
-		}
-		slices.SortFunc(keys, func(a, b string) int { return strings.Compare(path.Base(b), path.Base(a)) })
-		for _, key := range keys {
-			if len(out) >= limit {
-				break
-			}
-			if rec, err := ib.load(ctx, key); err == nil {
-				out = append(out, summarize(ib.key(), rec))
-			}
-		}
-	}
-	for _, done := range []string{stateFailed, stateDelivered} {
-		if state != "" && state != done {
-			continue
-		}
-		keys, err := ib.storage.List(ctx, ib.dir(done), false)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, err
-		}
-		type keyed struct {
-			key string
-			at  time.Time
-		}
-		var found []keyed
-		for _, key := range keys {
-			if info, err := ib.storage.Stat(ctx, key); err == nil {
-				found = append(found, keyed{key, info.Modified})
-			}
-		}
-		slices.SortFunc(found, func(a, b keyed) int { return b.at.Compare(a.at) })
-		for _, k := range found {
-			if len(out) >= limit {
-				break
-			}
-			if rec, err := ib.load(ctx, k.key); err == nil {
-				out = append(out, summarize(ib.key(), rec))
-			}
-		}
-	}
-	return out, nil
-}
-
-func (ib *inbox) load(ctx context.Context, key string) (*inboxRecord, error) {
-	raw, err := ib.storage.Load(ctx, key)
-	if err != nil {
-		return nil, err
-	}
-	var rec inboxRecord
-	if err := json.Unmarshal(raw, &rec); err != nil {
-		return nil, err
-	}
-	return &rec, nil
-}
-
-// find returns an event's record and its key.
-func (ib *inbox) find(ctx context.Context, id string) (*inboxRecord, string, error) {
-	for _, state := range []string{stateDelivered, stateFailed} {
-		key := ib.dir(state, id)
-		if rec, err := ib.load(ctx, key); err == nil {
-			return rec, key, nil
-		}
-	}
-	keys, err := ib.storage.List(ctx, ib.dir("pending"), true)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, "", err
-	}
-	for _, key := range keys {
-		if strings.HasSuffix(key, "-"+id) {
-			rec, err := ib.load(ctx, key)
-			return rec, key, err
-		}
-	}
-	return nil, "", fs.ErrNotExist
-}
-
-// replay delivers an event again: a delivered or failed one goes back to
-// the end of its payment's queue (its attempts kept, a replay marked); a
-// pending one is tried now.
-func (ib *inbox) replay(ctx context.Context, id string) (*inboxRecord, error) {
-	rec, key, err := ib.find(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	now := ib.now()
-	if rec.State == statePending {
-		ib.mu.Lock()
-		if q := ib.queues[rec.Queue]; q != nil {
-			q.nextAt, q.attempts = now, 0
-		}
-		ib.failures, ib.probeAt = 0, time.Time{}
-		ib.mu.Unlock()
-		ib.poke()
-		return rec, nil
-	}
-	rec.Attempts = append(rec.Attempts, inboxAttempt{At: now, Replay: true})
-	rec.DoneAt, rec.NextAttempt = time.Time{}, time.Time{}
-	rec.ReceivedAt = now // retry_for runs from the replay
-	if err := ib.enqueue(ctx, rec, 0); err != nil {
-		return nil, err
-	}
-	if err := ib.storage.Delete(ctx, key); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
-	}
-	return rec, nil
-}
-
-// inboxAdmin is the admin API's /payhook/ endpoints:
+// inboxAdmin is the admin API's /payhook/inbox endpoints:
 //
-//	GET  /payhook/inbox[?state=pending|delivered|failed&limit=100]  events, newest first, without content
-//	GET  /payhook/inbox/<id>                                        one event: its envelope and attempts
-//	POST /payhook/inbox/<id>/replay                                 deliver it again
-//	POST /payhook/inbox/retry-failed                                replay every failed event
-type inboxAdmin struct{}
+//	GET  /payhook/inbox[?state=pending|delivered|failed&inbox=…&limit=100&before=<seq>]  events, newest first, without content
+//	GET  /payhook/inbox/routes                                       each inbox: its route, waiting events, orphaned or not
+//	GET  /payhook/inbox/<id>                                         one event: its envelope and attempts
+//	POST /payhook/inbox/<id>/replay[?inbox=…]                        deliver it again (exactly once more)
+//	POST /payhook/inbox/retry-failed                                 replay every failed event
+//	POST /payhook/inbox/move?from=<inbox>&to=<inbox>                 deliver a gone route's events through a running one
+//
+// They answer from the payhook app of the configuration the admin API was
+// loaded with: the running one.
+type inboxAdmin struct {
+	ctx caddy.Context
+}
 
 // CaddyModule returns the Caddy module information.
 func (inboxAdmin) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{ID: "admin.api.payhook", New: func() caddy.Module { return new(inboxAdmin) }}
 }
 
+// Provision keeps the configuration's context, where the app is found.
+func (a *inboxAdmin) Provision(ctx caddy.Context) error {
+	a.ctx = ctx
+	return nil
+}
+
+// app is the payhook app of the admin API's configuration.
+func (a *inboxAdmin) app() (*App, error) {
+	app, err := configuredApp(a.ctx)
+	if err != nil {
+		return nil, apiError(http.StatusNotFound, "%v", err)
+	}
+	return app, nil
+}
+
 // Routes are the admin API's payhook routes.
-func (inboxAdmin) Routes() []caddy.AdminRoute {
+func (a *inboxAdmin) Routes() []caddy.AdminRoute {
 	return []caddy.AdminRoute{
-		{Pattern: "/payhook/inbox", Handler: caddy.AdminHandlerFunc(handleInboxList)},
-		{Pattern: "/payhook/inbox/", Handler: caddy.AdminHandlerFunc(handleInboxEvent)},
+		{Pattern: "/payhook/inbox", Handler: caddy.AdminHandlerFunc(a.handleList)},
+		{Pattern: "/payhook/inbox/", Handler: caddy.AdminHandlerFunc(a.handleEvent)},
 	}
 }
 
@@ -219,105 +104,248 @@ func apiError(status int, format string, args ...any) error {
 	return caddy.APIError{HTTPStatus: status, Err: err, Message: err.Error()}
 }
 
-func handleInboxList(w http.ResponseWriter, r *http.Request) error {
+func (a *inboxAdmin) handleList(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet {
 		return apiError(http.StatusMethodNotAllowed, "GET only")
 	}
-	state := r.URL.Query().Get("state")
-	if state != "" && state != statePending && state != stateDelivered && state != stateFailed {
-		return apiError(http.StatusBadRequest, "state: pending, delivered or failed")
+	app, err := a.app()
+	if err != nil {
+		return err
 	}
-	limit := 100
+	q := store.InboxQuery{Limit: 100}
+	if v := r.URL.Query().Get("state"); v != "" {
+		st, ok := store.ParseInboxState(v)
+		if !ok {
+			return apiError(http.StatusBadRequest, "state: pending, delivered or failed")
+		}
+		q.State = &st
+	}
+	if v := r.URL.Query().Get("inbox"); v != "" {
+		q.Routes = []string{v}
+	}
 	if v := r.URL.Query().Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n <= 0 || n > 10000 {
 			return apiError(http.StatusBadRequest, "limit: 1 to 10000")
 		}
-		limit = n
+		q.Limit = n
 	}
-	events := []inboxSummary{}
-	for _, ib := range runningInboxes() {
-		list, err := ib.list(r.Context(), state, limit)
-		if err != nil {
-			return apiError(http.StatusInternalServerError, "listing the inbox: %v", err)
+	if v := r.URL.Query().Get("before"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			return apiError(http.StatusBadRequest, "before: the seq of a page's last event")
 		}
-		events = append(events, list...)
+		q.Before = n
 	}
-	slices.SortFunc(events, func(a, b inboxSummary) int {
-		return cmp.Or(b.ReceivedAt.Compare(a.ReceivedAt), strings.Compare(a.ID, b.ID))
-	})
-	if len(events) > limit {
-		events = events[:limit]
+	list, err := app.state.ListInbox(r.Context(), q)
+	if err != nil {
+		return apiError(http.StatusServiceUnavailable, "listing the inbox: %v", err)
 	}
-	return writeJSON(w, map[string]any{"events": events})
+	events := make([]inboxSummary, 0, len(list))
+	var last int64
+	for _, ev := range list {
+		events = append(events, app.summarize(ev))
+		last = ev.Seq
+	}
+	out := map[string]any{"events": events}
+	if len(list) == q.Limit {
+		out["next_before"] = last
+	}
+	return writeJSON(w, out)
 }
 
-func handleInboxEvent(w http.ResponseWriter, r *http.Request) error {
+// routeView is one inbox in GET /payhook/inbox/routes.
+type routeView struct {
+	Inbox    string    `json:"inbox"`
+	Route    string    `json:"route,omitempty"`
+	Provider string    `json:"provider"`
+	Enabled  bool      `json:"enabled"`
+	Orphaned bool      `json:"orphaned,omitempty"`
+	Pending  int       `json:"pending"`
+	Oldest   time.Time `json:"oldest,omitzero"`
+}
+
+func (a *inboxAdmin) handleRoutes(w http.ResponseWriter, r *http.Request, app *App) error {
+	counts, err := app.state.PendingByRoute(r.Context())
+	if err != nil {
+		return apiError(http.StatusServiceUnavailable, "counting the inbox: %v", err)
+	}
+	byKey := map[string]store.RoutePending{}
+	for _, c := range counts {
+		byKey[c.Route] = c
+	}
+	views := []routeView{}
+	for key, ib := range app.deliverer.routes {
+		c := byKey[key]
+		delete(byKey, key)
+		views = append(views, routeView{Inbox: key, Route: ib.place(), Provider: ib.handler.name, Enabled: ib.enabled,
+			Pending: c.Pending, Oldest: c.Oldest})
+	}
+	for key, c := range byKey {
+		views = append(views, routeView{Inbox: key, Provider: c.Provider, Orphaned: true, Pending: c.Pending, Oldest: c.Oldest})
+	}
+	slices.SortFunc(views, func(a, b routeView) int {
+		return cmp.Or(strings.Compare(a.Route, b.Route), strings.Compare(a.Inbox, b.Inbox))
+	})
+	return writeJSON(w, map[string]any{"inboxes": views})
+}
+
+func (a *inboxAdmin) handleEvent(w http.ResponseWriter, r *http.Request) error {
+	app, err := a.app()
+	if err != nil {
+		return err
+	}
 	rest := strings.TrimPrefix(r.URL.Path, "/payhook/inbox/")
-	if rest == "retry-failed" {
+	switch rest {
+	case "routes":
+		if r.Method != http.MethodGet {
+			return apiError(http.StatusMethodNotAllowed, "GET only")
+		}
+		return a.handleRoutes(w, r, app)
+	case "retry-failed":
 		if r.Method != http.MethodPost {
 			return apiError(http.StatusMethodNotAllowed, "POST only")
 		}
-		replayed := []string{}
-		for _, ib := range runningInboxes() {
-			failed, err := ib.list(r.Context(), stateFailed, 1<<30)
-			if err != nil {
-				return apiError(http.StatusInternalServerError, "listing failed events: %v", err)
-			}
-			for _, s := range failed {
-				if _, err := ib.replay(r.Context(), s.ID); err != nil {
-					return apiError(http.StatusServiceUnavailable, "replaying %s: %v", s.ID, err)
-				}
-				replayed = append(replayed, s.ID)
-			}
+		return a.retryFailed(w, r, app)
+	case "move":
+		if r.Method != http.MethodPost {
+			return apiError(http.StatusMethodNotAllowed, "POST only")
 		}
-		return writeJSON(w, map[string]any{"replayed": replayed})
+		return a.move(w, r, app)
 	}
 	id, action, _ := strings.Cut(rest, "/")
-	if id == "" || strings.ContainsAny(id, "./\\") || len(id) > 128 {
+	if id == "" || len(id) > 256 {
 		return apiError(http.StatusNotFound, "no such event")
 	}
-	for _, ib := range runningInboxes() {
-		switch {
-		case action == "" && r.Method == http.MethodGet:
-			rec, _, err := ib.find(r.Context(), id)
-			if errors.Is(err, fs.ErrNotExist) {
-				continue
-			}
-			if err != nil {
-				return apiError(http.StatusInternalServerError, "reading the event: %v", err)
-			}
-			return writeJSON(w, eventView(ib.key(), rec))
-		case action == "replay" && r.Method == http.MethodPost:
-			rec, err := ib.replay(r.Context(), id)
-			if errors.Is(err, fs.ErrNotExist) {
-				continue
-			}
-			if err != nil {
-				return apiError(http.StatusServiceUnavailable, "replaying: %v", err)
-			}
-			return writeJSON(w, summarize(ib.key(), rec))
-		case action != "" && action != "replay":
-			return apiError(http.StatusNotFound, "unknown action %q", action)
-		default:
-			return apiError(http.StatusMethodNotAllowed, "GET an event, POST …/replay")
+	rows, err := app.state.InboxEvents(r.Context(), id)
+	if err != nil {
+		return apiError(http.StatusServiceUnavailable, "reading the event: %v", err)
+	}
+	if inbox := r.URL.Query().Get("inbox"); inbox != "" {
+		rows = slices.DeleteFunc(rows, func(ev *store.InboxEvent) bool { return ev.Route != inbox })
+	}
+	if len(rows) == 0 {
+		return apiError(http.StatusNotFound, "no event %s in any inbox", id)
+	}
+	ev := rows[0] // the newest
+	switch {
+	case action == "" && r.Method == http.MethodGet:
+		return writeJSON(w, app.eventView(r.Context(), ev))
+	case action == "replay" && r.Method == http.MethodPost:
+		replayed, err := app.replay(r.Context(), ev)
+		if errors.Is(err, store.ErrNotFound) {
+			return apiError(http.StatusConflict, "event %s was replayed by another request meanwhile", id)
+		}
+		if err != nil {
+			return apiError(http.StatusServiceUnavailable, "replaying: %v", err)
+		}
+		return writeJSON(w, app.summarize(replayed))
+	case action != "" && action != "replay":
+		return apiError(http.StatusNotFound, "unknown action %q", action)
+	default:
+		return apiError(http.StatusMethodNotAllowed, "GET an event, POST …/replay")
+	}
+}
+
+// replay delivers an event again: the store makes sure concurrent replays
+// deliver it once more, not once each.
+func (a *App) replay(ctx context.Context, ev *store.InboxEvent) (*store.InboxEvent, error) {
+	replayed, err := a.state.Replay(ctx, ev.Seq)
+	if err != nil {
+		return nil, err
+	}
+	if ib := a.deliverer.routes[ev.Route]; ib != nil {
+		ib.resetFailures() // an operator asks for an attempt now
+		if ev.State != store.Pending {
+			ib.pending.Add(1)
 		}
 	}
-	return apiError(http.StatusNotFound, "no event %s in any inbox", id)
+	a.deliverer.wake()
+	return replayed, nil
+}
+
+func (a *inboxAdmin) retryFailed(w http.ResponseWriter, r *http.Request, app *App) error {
+	failed := store.Failed
+	replayed := []string{}
+	for {
+		// Each replay takes its event out of the failed ones: the first
+		// page again until it is empty.
+		page, err := app.state.ListInbox(r.Context(), store.InboxQuery{State: &failed, Limit: 500})
+		if err != nil {
+			return apiError(http.StatusServiceUnavailable, "listing failed events: %v", err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, ev := range page {
+			if _, err := app.replay(r.Context(), ev); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return apiError(http.StatusServiceUnavailable, "replaying %s: %v", ev.EventID, err)
+			}
+			replayed = append(replayed, ev.EventID)
+		}
+	}
+	return writeJSON(w, map[string]any{"replayed": replayed})
+}
+
+// move hands a gone route's waiting events to a running route, which
+// delivers them through its handlers from then on.
+func (a *inboxAdmin) move(w http.ResponseWriter, r *http.Request, app *App) error {
+	from, to := r.URL.Query().Get("from"), r.URL.Query().Get("to")
+	if from == "" || to == "" {
+		return apiError(http.StatusBadRequest, "move takes from=<inbox> and to=<inbox> (see GET /payhook/inbox/routes)")
+	}
+	target := app.deliverer.routes[to]
+	if target == nil {
+		return apiError(http.StatusBadRequest, "to: %s is not the inbox of a running route", to)
+	}
+	if app.deliverer.routes[from] != nil {
+		return apiError(http.StatusBadRequest, "from: %s is the inbox of a running route; only a gone route's events move", from)
+	}
+	moved, err := app.state.MoveInbox(r.Context(), from, to)
+	if err != nil {
+		return apiError(http.StatusServiceUnavailable, "moving: %v", err)
+	}
+	target.pending.Add(int64(moved))
+	app.deliverer.wake()
+	app.logger.Info("moved a gone route's waiting events to a running route", zap.String("from", from), zap.String("to", to),
+		zap.String("route", target.place()), zap.Int("events", moved))
+	return writeJSON(w, map[string]any{"moved": moved, "to": to, "route": target.place()})
 }
 
 // eventView is one event for the admin API's caller: its envelope and its
 // attempts; the forwarded request's header names, not their values.
-func eventView(scope string, rec *inboxRecord) map[string]any {
-	names := make([]string, 0, len(rec.Header))
-	for name := range rec.Header {
-		names = append(names, name)
+func (a *App) eventView(ctx context.Context, ev *store.InboxEvent) map[string]any {
+	view := map[string]any{"summary": a.summarize(ev)}
+	var rec inboxRecord
+	if err := json.Unmarshal(ev.Record, &rec); err != nil {
+		view["error"] = "unreadable record: " + err.Error()
+	} else {
+		names := make([]string, 0, len(rec.Header))
+		for name := range rec.Header {
+			names = append(names, name)
+		}
+		slices.Sort(names)
+		view["method"], view["host"], view["uri"], view["header_names"], view["envelope"] = rec.Method, rec.Host, rec.URI, names, rec.Envelope
 	}
-	slices.Sort(names)
-	return map[string]any{
-		"summary": summarize(scope, rec), "method": rec.Method, "host": rec.Host, "uri": rec.URI,
-		"header_names": names, "envelope": rec.Envelope, "attempts": rec.Attempts,
+	place := ""
+	if ib := a.deliverer.routes[ev.Route]; ib != nil {
+		place = ib.place()
 	}
+	if attempts, err := a.state.Attempts(ctx, place, ev.EventID); err == nil && place != "" {
+		list := make([]map[string]any, 0, len(attempts))
+		for _, at := range attempts {
+			item := map[string]any{"at": at.At, "latency_ms": at.Latency.Milliseconds()}
+			if at.Status != 0 {
+				item["status"] = at.Status
+			}
+			if at.Error != "" {
+				item["error"] = at.Error
+			}
+			list = append(list, item)
+		}
+		view["attempts"] = list
+	}
+	return view
 }
 
 func writeJSON(w http.ResponseWriter, v any) error {
@@ -328,4 +356,7 @@ func writeJSON(w http.ResponseWriter, v any) error {
 }
 
 // Interface guard.
-var _ caddy.AdminRouter = inboxAdmin{}
+var (
+	_ caddy.AdminRouter = (*inboxAdmin)(nil)
+	_ caddy.Provisioner = (*inboxAdmin)(nil)
+)

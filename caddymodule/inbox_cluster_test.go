@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/payhook/payhook/caddymodule/internal/pgtest"
 )
 
 // inboxCallbacks are n payments of four events each, in the order a
@@ -148,8 +150,9 @@ func TestInboxTwoInstancesDeliverOnce(t *testing.T) {
 // The same on a real Redis (a storage module as Caddy's community ones);
 // then an instance killed while the shop is down, and started again,
 // delivers what it had acknowledged.
-func TestInboxTwoInstancesDeliverOnceOnRedis(t *testing.T) {
-	storage := "redis:" + startRedis(t)
+func TestInboxTwoInstancesDeliverOnceOnPostgres(t *testing.T) {
+	useClusterStore(t, "postgres "+pgtest.Start(t))
+	storage := t.TempDir()
 	a, b := twoInstancesDeliverOnce(t, storage)
 	a.shop.setStatus(http.StatusServiceUnavailable)
 	if status, _ := a.send(t, payment("afterkill", "DEBIT", "OK")); status != http.StatusOK {

@@ -101,10 +101,11 @@ var inboxMetrics = struct {
 	oldest   *prometheus.GaugeVec
 	attempts *prometheus.CounterVec
 	failed   *prometheus.CounterVec
+	orphaned *prometheus.GaugeVec
 }{
 	pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: "payhook", Name: "inbox_pending",
-		Help: "Events in the inbox waiting for the shop, by provider and inbox (as this instance last saw the storage).",
+		Help: "Events in the inbox waiting for the shop, by provider and inbox (counted every 30 s).",
 	}, []string{"provider", "inbox"}),
 	oldest: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: "payhook", Name: "inbox_oldest_pending_age_seconds",
@@ -118,9 +119,13 @@ var inboxMetrics = struct {
 		Namespace: "payhook", Name: "inbox_failed_total",
 		Help: "Events the shop did not take within retry_for, kept as failed.",
 	}, []string{"provider"}),
+	orphaned: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "payhook", Name: "inbox_orphaned_events",
+		Help: "Events waiting in the inbox of a route no running configuration has: deliver them with caddy payhook inbox move.",
+	}, []string{"provider", "inbox"}),
 }
 
 // registerInboxMetrics registers the inbox's collectors into registry.
 func registerInboxMetrics(registry *prometheus.Registry) error {
-	return register(registry, inboxMetrics.pending, inboxMetrics.oldest, inboxMetrics.attempts, inboxMetrics.failed)
+	return register(registry, inboxMetrics.pending, inboxMetrics.oldest, inboxMetrics.attempts, inboxMetrics.failed, inboxMetrics.orphaned)
 }

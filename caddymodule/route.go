@@ -202,3 +202,23 @@ func shortHash(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:8])
 }
+
+// serverRunning tells whether server belongs to the running configuration
+// (Caddy makes it active once every app has started; one being validated,
+// or replaced, never is).
+func serverRunning(server *caddyhttp.Server) bool {
+	app, err := caddy.ActiveContext().AppIfConfigured("http")
+	if err != nil {
+		return false
+	}
+	http, ok := app.(*caddyhttp.App)
+	if !ok {
+		return false
+	}
+	for _, s := range http.Servers {
+		if s == server {
+			return true
+		}
+	}
+	return false
+}

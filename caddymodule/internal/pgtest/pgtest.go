@@ -131,6 +131,20 @@ func Start(tb testing.TB) (dsn string) {
 	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable", superuser, s.port, name)
 }
 
+// Exec runs a statement as the server's superuser, on its postgres
+// database: for a test that breaks its database's connections on purpose
+// (ALTER DATABASE … ALLOW_CONNECTIONS false, pg_terminate_backend).
+func Exec(tb testing.TB, statement string) {
+	tb.Helper()
+	s, err := start()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := s.run(statement); err != nil {
+		tb.Fatalf("pgtest: %s: %v", statement, err)
+	}
+}
+
 // Stop stops the server, if one was started, and waits until it is gone
 // and its directory removed. A TestMain may call it after m.Run; without
 // it, the server stops a moment after the test process ends.
