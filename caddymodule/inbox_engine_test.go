@@ -1,0 +1,278 @@
+package caddymodule
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/payhook/payhook/caddymodule/internal/pgtest"
+	"github.com/payhook/payhook/caddymodule/internal/store"
+	"github.com/payhook/payhook/normalize"
+)
+
+// The inbox's guarantees, each through a real Caddy, on both engines:
+// SQLite in Caddy's data directory (the default) and a real PostgreSQL.
+
+// engineCase is one engine for an integration test: its store option
+// (empty for the default SQLite) and how a test opens the same database.
+type engineCase struct {
+	name      string
+	storeLine string
+	dsn       string // PostgreSQL's
+}
+
+func forEngines(t *testing.T, test func(t *testing.T, engine engineCase)) {
+	t.Run("sqlite", func(t *testing.T) { test(t, engineCase{name: "sqlite"}) })
+	t.Run("postgres", func(t *testing.T) {
+		dsn := pgtest.Start(t)
+		test(t, engineCase{name: "postgres", storeLine: "postgres " + dsn, dsn: dsn})
+	})
+}
+
+// open opens a second handle on the test's database, as another process.
+func (c engineCase) open(t *testing.T, e *env) *store.Store {
+	t.Helper()
+	var s *store.Store
+	var err error
+	if c.dsn != "" {
+		s, err = store.OpenPostgres(t.Context(), c.dsn, store.Options{})
+	} else {
+		s, err = store.OpenSQLite(t.Context(), e.database(), store.Options{})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func siteOf(body string) string { return "http://localhost:{port} {\n\t" + body + "\n}\n" }
+
+func sendOK(t *testing.T, e *env, body string) {
+	t.Helper()
+	resp, answer := e.send(ixopayCallback(body))
+	expectAnswer(t, resp, answer, http.StatusOK, "OK")
+}
+
+// inboxRoutes lists the inboxes the admin API knows.
+func inboxRoutes(t *testing.T) []routeView {
+	t.Helper()
+	status, body := adminCall(t, http.MethodGet, "/payhook/inbox/routes")
+	if status != http.StatusOK {
+		t.Fatalf("GET /payhook/inbox/routes: %d %s", status, body)
+	}
+	var out struct{ Inboxes []routeView }
+	if err := json.Unmarshal(body, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out.Inboxes
+}
+
+// A reload that changes a route's options, then one that turns its inbox
+// off, keeps its waiting events: the route delivers them once the shop is
+// back, in order.
+func TestInboxKeepsItsEventsAcrossReloads(t *testing.T) {
+	forEngines(t, func(t *testing.T, engine engineCase) {
+		up := newUpstream(t)
+		up.setStatus(http.StatusServiceUnavailable)
+		e := startCaddyStore(t, t.TempDir(), engine.storeLine, "", siteOf(inboxSite("")), up)
+		sendOK(t, e, payment("payR", "DEBIT", "PENDING"))
+		sendOK(t, e, payment("payR", "DEBIT", "OK"))
+		sendOK(t, e, payment("payS", "DEBIT", "OK"))
+		e.reload("", siteOf(inboxSite(" {\n\t\t\t\tretry_for 3d\n\t\t\t}")))
+		e.reload("", siteOf(defaultSite))
+		if views := inboxRoutes(t); len(views) != 1 || views[0].Orphaned || views[0].Enabled || views[0].Pending != 3 {
+			t.Fatalf("after the reloads: %+v, want one running route, inbox off, 3 waiting", views)
+		}
+		up.setStatus(http.StatusOK)
+		got := statuses(e.waitTaken(3, time.Minute))
+		if strings.Join(got, ",") != "payR pending,payR captured,payS captured" && strings.Join(got, ",") != "payR pending,payS captured,payR captured" &&
+			strings.Join(got, ",") != "payS captured,payR pending,payR captured" {
+			t.Errorf("the shop took %v", got)
+		}
+	})
+}
+
+// A reload that changes a route's matchers makes it another route: its
+// waiting events are reported (log, metric, admin API) and are delivered
+// through the route the operator names.
+func TestInboxEventsOfAGoneRouteAreReportedAndMoved(t *testing.T) {
+	forEngines(t, func(t *testing.T, engine engineCase) {
+		up := newUpstream(t)
+		up.setStatus(http.StatusServiceUnavailable)
+		e := startCaddyStore(t, t.TempDir(), engine.storeLine, "", siteOf(inboxSite("")), up)
+		sendOK(t, e, payment("payG", "DEBIT", "OK"))
+		sendOK(t, e, payment("payH", "DEBIT", "OK"))
+		e.reload("", siteOf(strings.Replace(inboxSite(""), "route /callbacks/ixopay*", "route /callbacks/*", 1)))
+		up.setStatus(http.StatusOK)
+		var gone, running routeView
+		for _, v := range inboxRoutes(t) {
+			if v.Orphaned {
+				gone = v
+			} else {
+				running = v
+			}
+		}
+		if gone.Pending != 2 || running.Route == "" || !strings.Contains(running.Route, "/callbacks/*") {
+			t.Fatalf("routes: gone %+v, running %+v", gone, running)
+		}
+		if !strings.Contains(e.rawLog(), "events wait in the inbox of a route no running configuration has") {
+			t.Error("no error logged for the gone route's events")
+		}
+		if _, metrics := adminCall(t, http.MethodGet, "/metrics"); !strings.Contains(string(metrics), `payhook_inbox_orphaned_events{inbox="`+gone.Inbox+`",provider="ixopay"} 2`) {
+			t.Error("no payhook_inbox_orphaned_events gauge for the gone route")
+		}
+		status, body := adminCall(t, http.MethodGet, "/payhook/inbox?state=pending")
+		if status != http.StatusOK || gjson.GetBytes(body, "events.#(orphaned==true)#|#").Int() != 2 {
+			t.Errorf("the admin list does not show the 2 orphaned events: %s", body)
+		}
+		time.Sleep(500 * time.Millisecond)
+		if n := len(taken(up.received())); n != 0 {
+			t.Fatalf("the shop took %d events before they were moved", n)
+		}
+		status, body = adminCall(t, http.MethodPost, "/payhook/inbox/move?"+url.Values{"from": {gone.Inbox}, "to": {running.Inbox}}.Encode())
+		if status != http.StatusOK || gjson.GetBytes(body, "moved").Int() != 2 {
+			t.Fatalf("move: %d %s", status, body)
+		}
+		e.waitTaken(2, time.Minute)
+		if views := inboxRoutes(t); len(views) != 1 {
+			t.Errorf("after the move: %+v", views)
+		}
+	})
+}
+
+// A graceful reload lets the delivery in flight finish: the shop takes the
+// event once, and it is recorded as delivered.
+func TestInboxGracefulReloadFinishesTheDeliveryInFlight(t *testing.T) {
+	forEngines(t, func(t *testing.T, engine engineCase) {
+		up := newUpstream(t)
+		release := up.holdRequests()
+		defer release()
+		globals := "grace_period 20s"
+		e := startCaddyStore(t, t.TempDir(), engine.storeLine, globals, siteOf(inboxSite("")), up)
+		sendOK(t, e, payment("payF", "DEBIT", "OK"))
+		for deadline := time.Now().Add(10 * time.Second); len(up.received()) == 0; {
+			if time.Now().After(deadline) {
+				t.Fatal("the delivery did not reach the shop")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		go func() {
+			time.Sleep(time.Second)
+			release()
+		}()
+		e.reload(globals, siteOf(inboxSite(" {\n\t\t\t\tretry_for 2d\n\t\t\t}")))
+		time.Sleep(2 * time.Second)
+		if n := len(up.received()); n != 1 {
+			t.Fatalf("the shop received the event %d times, want once", n)
+		}
+		id := up.received()[0].Header.Get("Payhook-Event-Id")
+		waitState(t, id, stateDelivered)
+	})
+}
+
+// A record that cannot be read is moved to failed, listed and logged; the
+// event behind it in its payment's queue is delivered.
+func TestInboxUnreadableRecordBlocksNothing(t *testing.T) {
+	forEngines(t, func(t *testing.T, engine engineCase) {
+		up := newUpstream(t)
+		up.setStatus(http.StatusServiceUnavailable)
+		e := startCaddyStore(t, t.TempDir(), engine.storeLine, "", siteOf(inboxSite("")), up)
+		sendOK(t, e, payment("payU", "DEBIT", "PENDING")) // makes the route's inbox known
+		views := inboxRoutes(t)
+		if len(views) != 1 {
+			t.Fatalf("routes: %+v", views)
+		}
+		other := engine.open(t, e)
+		queue := queueOf(&normalize.Event{Provider: "ixopay", PaymentReference: "payU"})
+		if _, err := other.Enqueue(t.Context(), &store.InboxEvent{Route: views[0].Inbox, Queue: queue, EventID: "evt-unreadable",
+			Provider: "ixopay", Type: "payhook.payment.captured", ReceivedAt: time.Now(), Record: []byte(`{"id":`)}, "", 0); err != nil {
+			t.Fatal(err)
+		}
+		sendOK(t, e, payment("payU", "DEBIT", "OK"))
+		up.setStatus(http.StatusOK)
+		got := statuses(e.waitTaken(2, time.Minute))
+		if strings.Join(got, ",") != "payU pending,payU captured" {
+			t.Errorf("the shop took %v", got)
+		}
+		waitState(t, "evt-unreadable", stateFailed)
+		status, body := adminCall(t, http.MethodGet, "/payhook/inbox?state=failed")
+		if status != http.StatusOK || !strings.Contains(gjson.GetBytes(body, "events.0.last_error").String(), "unreadable record") {
+			t.Errorf("failed list: %s", body)
+		}
+		if !strings.Contains(e.rawLog(), "record cannot be read") {
+			t.Error("the unreadable record was not logged")
+		}
+	})
+}
+
+// Concurrent replays of one event deliver it exactly once more.
+func TestInboxConcurrentReplaysDeliverOnceMore(t *testing.T) {
+	forEngines(t, func(t *testing.T, engine engineCase) {
+		up := newUpstream(t)
+		e := startCaddyStore(t, t.TempDir(), engine.storeLine, "", siteOf(inboxSite("")), up)
+		sendOK(t, e, payment("payP", "DEBIT", "OK"))
+		first := e.waitTaken(1, 30*time.Second)[0]
+		id := first.Header.Get("Payhook-Event-Id")
+		waitState(t, id, stateDelivered)
+		var wg sync.WaitGroup
+		statuses := make([]int, 8)
+		for i := range statuses {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				statuses[i], _ = adminCall(t, http.MethodPost, "/payhook/inbox/"+url.PathEscape(id)+"/replay")
+			}()
+		}
+		wg.Wait()
+		e.waitTaken(2, 30*time.Second)
+		time.Sleep(time.Second)
+		if n := len(taken(up.received())); n != 2 {
+			t.Errorf("the shop took the event %d times after 8 concurrent replays (answered %v), want twice", n, statuses)
+		}
+	})
+}
+
+// A store that fails answers 503 (the provider retries), keeps what it
+// acknowledged, and deliveries resume by themselves once it is back: here
+// PostgreSQL refusing every connection of payhook's database, as while it
+// restarts.
+func TestInboxStoreOutageOnPostgres(t *testing.T) {
+	dsn := pgtest.Start(t)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := path.Base(u.Path)
+	up := newUpstream(t)
+	up.setStatus(http.StatusServiceUnavailable)
+	e := startCaddyStore(t, t.TempDir(), "postgres "+dsn, "", siteOf(inboxSite("")), up)
+	sendOK(t, e, payment("payO", "DEBIT", "PENDING"))
+	pgtest.Exec(t, "ALTER DATABASE "+name+" ALLOW_CONNECTIONS false")
+	pgtest.Exec(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '"+name+"'")
+	up.setStatus(http.StatusOK)
+	resp, answer := e.send(ixopayCallback(payment("payO", "DEBIT", "OK")))
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("with the store down: %d %q, want 503", resp.StatusCode, answer)
+	}
+	time.Sleep(2 * time.Second)
+	during := len(up.received())
+	pgtest.Exec(t, "ALTER DATABASE "+name+" ALLOW_CONNECTIONS true")
+	sendOK(t, e, payment("payO", "DEBIT", "OK")) // the provider's retry
+	got := statuses(e.waitTaken(2, time.Minute))
+	if strings.Join(got, ",") != "payO pending,payO captured" {
+		t.Errorf("the shop took %v", got)
+	}
+	if during > 1 {
+		t.Errorf("the shop received %d requests while the store was down: at most the one in flight", during)
+	}
+	_ = context.Background
+}
