@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -209,4 +210,95 @@ func readFile(t *testing.T, name string) string {
 		t.Fatal(err)
 	}
 	return string(raw)
+}
+
+// Two instances on one PostgreSQL: every callback arrives 16 times at
+// once, half at each instance, while the shop is slow; one instance is
+// killed (SIGKILL) midway. Each event reaches the shop once (twice only
+// if it was in flight at the kill, under the same id), in order per
+// payment, and every callback the provider was told was taken is
+// delivered.
+func TestInboxClusterSixteenCopiesAndAKillOnPostgres(t *testing.T) {
+	useClusterStore(t, "postgres "+pgtest.Start(t))
+	storage := t.TempDir()
+	const payments, copies = 12, 16
+	shop := newUpstream(t)
+	shop.setStatusFunc(func() int {
+		time.Sleep(100 * time.Millisecond) // deliveries are in flight when the kill comes
+		return http.StatusOK
+	})
+	a := startCaddyProcessWith(t, storage, 9187, 2987, shop.URL, "inbox")
+	b := startCaddyProcessWith(t, storage, 9188, 2988, shop.URL, "inbox")
+	bodies := inboxCallbacks(payments)
+	// The kill comes while the second round's events are being delivered.
+	killed := make(chan struct{})
+	go func() {
+		defer close(killed)
+		for len(shop.received()) < payments+payments/2 {
+			time.Sleep(5 * time.Millisecond)
+		}
+		b.kill()
+		t.Logf("killed one instance when the shop had received %d requests", len(shop.received()))
+	}()
+	for round := range 4 {
+		if round == 2 {
+			<-killed
+		}
+		var wg sync.WaitGroup
+		for _, body := range bodies[round*payments : (round+1)*payments] {
+			for c := range copies {
+				instance := a
+				if c%2 == 1 {
+					instance = b
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					// A provider retries until it is acknowledged: a copy
+					// answered 503 (another copy still being stored), or
+					// sent to the killed instance, comes again to the one
+					// still running.
+					for try := 0; ; try++ {
+						status, answer, err := instance.trySend(body)
+						if err == nil && status == http.StatusOK && answer == "OK" {
+							return
+						}
+						if try == 20 {
+							t.Errorf("a copy was answered %d %q (%v) 20 times", status, answer, err)
+							return
+						}
+						instance = a
+						time.Sleep(100 * time.Millisecond)
+					}
+				}()
+			}
+		}
+		wg.Wait()
+	}
+	waitDistinct(t, shop, payments*4, 2*time.Minute)
+	// The events the killed instance held are delivered again once their
+	// leases run out: wait until nothing waits any more.
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		var list struct{ Inboxes []routeView }
+		if err := adminGet("localhost:2987", "/payhook/inbox/routes", &list); err != nil {
+			t.Fatal(err)
+		}
+		waiting := 0
+		for _, v := range list.Inboxes {
+			waiting += v.Pending
+		}
+		if waiting == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d events still wait", waiting)
+		}
+	}
+	time.Sleep(time.Second) // nothing more may follow
+	repeats := deliveredInOrder(t, shop.received(), payments)
+	t.Logf("%d requests reached the shop for %d events; %d repeats", len(shop.received()), payments*4, repeats)
+	if repeats > inboxParallel {
+		t.Errorf("%d events delivered twice; at most the %d in flight at the kill may be", repeats, inboxParallel)
+	}
+	a.stop()
 }
