@@ -48,6 +48,9 @@ const (
 	inboxLease = 30 * time.Second
 	// inboxAttemptTimeout bounds one delivery attempt.
 	inboxAttemptTimeout = 2 * time.Minute
+	// inboxStoreWait bounds how long a callback waits for the store to
+	// take its event.
+	inboxStoreWait = 5 * time.Second
 	// inboxParallel bounds the deliveries one route runs at once.
 	inboxParallel = 8
 	// Backoff: an event's own retries double from inboxBackoffBase up to
@@ -212,6 +215,10 @@ func (ib *inbox) enqueue(ctx context.Context, rec *inboxRecord, claim string, ke
 	}
 	ev := &store.InboxEvent{Route: ib.key(), Queue: rec.Queue, EventID: rec.ID, Provider: rec.Provider, Type: rec.Type,
 		ReceivedAt: rec.ReceivedAt, Record: raw}
+	// A provider waits for its answer: past inboxStoreWait, a store that
+	// does not take the event is answered 503, and the provider retries.
+	ctx, cancel := context.WithTimeout(ctx, inboxStoreWait)
+	defer cancel()
 	result, err := ib.handler.state.Enqueue(ctx, ev, claim, keep)
 	switch {
 	case err != nil:

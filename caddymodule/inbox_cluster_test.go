@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -80,6 +79,16 @@ func waitDistinct(t *testing.T, shop *upstream, n int, within time.Duration) {
 // reaches the shop, in order per payment; an event is delivered twice only
 // if it was in flight at the kill.
 func TestInboxSurvivesRestartAndKill(t *testing.T) {
+	inboxSurvivesRestartAndKill(t)
+}
+
+// The same on PostgreSQL.
+func TestInboxSurvivesRestartAndKillOnPostgres(t *testing.T) {
+	useClusterStore(t, "postgres "+pgtest.Start(t))
+	inboxSurvivesRestartAndKill(t)
+}
+
+func inboxSurvivesRestartAndKill(t *testing.T) {
 	const payments = 40
 	storage := t.TempDir()
 	shop := newUpstream(t)
@@ -117,8 +126,6 @@ func TestInboxSurvivesRestartAndKill(t *testing.T) {
 	t.Logf("%s: restarted", time.Since(start))
 	t.Cleanup(func() {
 		if t.Failed() {
-			left, _ := filepath.Glob(filepath.Join(storage, "payhook", "inbox", "*", "pending", "*", "*"))
-			t.Logf("left pending: %v", left)
 			for _, line := range strings.Split(readFile(t, c.log), "\n") {
 				if strings.Contains(line, `"level":"error"`) || strings.Contains(line, `"level":"warn"`) {
 					t.Log(line)

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"database/sql"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -285,5 +286,46 @@ func TestInboxStoreOutageOnPostgres(t *testing.T) {
 	}
 	if during > 1 {
 		t.Errorf("the shop received %d requests while the store was down: at most the one in flight", during)
+	}
+}
+
+// The same on SQLite: another process holds the database's write lock
+// longer than payhook waits for it (as a backup tool or a stuck process
+// would). Callbacks are answered 503, nothing acknowledged is lost, and
+// deliveries resume by themselves once the lock is gone.
+func TestInboxStoreOutageOnSQLite(t *testing.T) {
+	up := newUpstream(t)
+	up.setStatus(http.StatusServiceUnavailable)
+	e := startCaddyStore(t, t.TempDir(), "", "", siteOf(inboxSite("")), up)
+	sendOK(t, e, payment("payL", "DEBIT", "PENDING"))
+	db, err := sql.Open("sqlite", "file:"+e.database()+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	conn, err := db.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(t.Context(), "BEGIN EXCLUSIVE"); err != nil {
+		t.Fatal(err)
+	}
+	up.setStatus(http.StatusOK)
+	resp, answer := e.send(ixopayCallback(payment("payL", "DEBIT", "OK")))
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("with the store locked: %d %q, want 503", resp.StatusCode, answer)
+	}
+	during := len(up.received())
+	if _, err := conn.ExecContext(t.Context(), "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	sendOK(t, e, payment("payL", "DEBIT", "OK")) // the provider's retry
+	got := statuses(e.waitTaken(2, time.Minute))
+	if strings.Join(got, ",") != "payL pending,payL captured" {
+		t.Errorf("the shop took %v", got)
+	}
+	if during > 1 {
+		t.Errorf("the shop received %d requests while the store was locked: at most the one in flight", during)
 	}
 }
