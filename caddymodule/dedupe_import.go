@@ -17,7 +17,8 @@ import (
 
 // Versions before payhook's store kept delivery records in Caddy's storage:
 // payhook/dedupe/events/<key[:2]>/<key>, each {delivered_at, expires_at}.
-// The store takes them once, under their keys, until they expire. The keys
+// The store takes them once, under their keys, until they expire, and they
+// leave Caddy's storage. The keys
 // of routes that set dedupe_scope are the same now, so those routes still
 // recognise what they delivered before the upgrade; other routes' scopes
 // changed (route scopes), and their old records are imported but never
@@ -43,11 +44,23 @@ func importLegacyDedupe(ctx context.Context, storage certmagic.Storage, state *s
 	}
 	found, imported := 0, 0
 	batch := make(map[string]time.Time, legacyImportBatch)
+	var batchKeys []string
+	// A batch taken, its records leave Caddy's storage: payhook keeps no
+	// state there any more.
 	flush := func() error {
 		n, err := state.Import(ctx, batch)
 		imported += n
 		clear(batch)
-		return err
+		if err != nil {
+			return err
+		}
+		for _, key := range batchKeys {
+			if err := storage.Delete(ctx, key); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
+		batchKeys = batchKeys[:0]
+		return nil
 	}
 	for _, key := range keys {
 		name := path.Base(key)
@@ -66,6 +79,7 @@ func importLegacyDedupe(ctx context.Context, storage certmagic.Storage, state *s
 		}
 		found++
 		batch[name] = rec.ExpiresAt
+		batchKeys = append(batchKeys, key)
 		if len(batch) == legacyImportBatch {
 			if err := flush(); err != nil {
 				return err
@@ -76,7 +90,7 @@ func importLegacyDedupe(ctx context.Context, storage certmagic.Storage, state *s
 		return err
 	}
 	if found > 0 {
-		logger.Info("imported the delivery records an earlier version kept in Caddy's storage; they can be deleted from it (payhook/dedupe)",
+		logger.Info("imported the delivery records an earlier version kept in Caddy's storage, and deleted them there",
 			zap.Int("found", found), zap.Int("still_kept", imported))
 	}
 	return state.SetMeta(ctx, legacyDedupeImported, time.Now().UTC().Format(time.RFC3339))

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -330,6 +331,9 @@ func TestLegacyDeliveryRecordsAreImported(t *testing.T) {
 
 	if err := importLegacyDedupe(context.Background(), storage, state, zap.NewNop()); err != nil {
 		t.Fatal(err)
+	}
+	if left, _ := storage.List(context.Background(), "payhook/dedupe/events", true); slices.ContainsFunc(left, func(k string) bool { return len(path.Base(k)) == 32 }) {
+		t.Errorf("records left in Caddy's storage after the import: %v", left)
 	}
 	d := newDeduper(state, time.Hour, zap.NewNop())
 	defer d.close()

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -307,6 +308,19 @@ func TestInboxOfAnEarlierVersionIsAdopted(t *testing.T) {
 			if len(entries) > 0 {
 				t.Errorf("the event stays in the earlier version's inbox too")
 			}
+		}
+		// Caddy's storage holds no payhook state any more.
+		var left []string
+		for _, dir := range []string{filepath.Join(storage, "payhook"), filepath.Join(storage, "locks")} {
+			_ = filepath.WalkDir(dir, func(name string, d fs.DirEntry, err error) error {
+				if err == nil && !d.IsDir() && strings.Contains(name, "payhook") {
+					left = append(left, name)
+				}
+				return nil
+			})
+		}
+		if len(left) > 0 {
+			t.Errorf("payhook's files left in Caddy's storage: %v", left)
 		}
 	})
 
