@@ -65,17 +65,12 @@ func startCaddyProcess(t *testing.T, storageDir string, instance, adminPort int,
 var clusterStores sync.Map
 
 // clusterStore names the payhook store the instances of t's cluster share:
-// SQLite in storageDir, or in a directory of the test's own when the
-// storage is on Redis; the test sets PostgreSQL with useClusterStore.
+// SQLite in storageDir; the test sets PostgreSQL with useClusterStore.
 func clusterStore(t *testing.T, storageDir string) string {
 	if line, ok := clusterStores.Load(t.Name()); ok {
 		return line.(string)
 	}
-	dir := storageDir
-	if strings.HasPrefix(storageDir, "redis:") {
-		dir = t.TempDir()
-	}
-	line := "sqlite " + filepath.Join(dir, "payhook.db")
+	line := "sqlite " + filepath.Join(storageDir, "payhook.db")
 	clusterStores.Store(t.Name(), line)
 	t.Cleanup(func() { clusterStores.Delete(t.Name()) })
 	return line
@@ -92,9 +87,6 @@ func useClusterStore(t *testing.T, line string) {
 func startCaddyProcessWith(t *testing.T, storageDir string, instance, adminPort int, upstreamURL, options string) *caddyProcess {
 	t.Helper()
 	storage := "file_system " + storageDir
-	if redisAddr, ok := strings.CutPrefix(storageDir, "redis:"); ok {
-		storage = "payhook_test_redis " + redisAddr
-	}
 	storeLine := clusterStore(t, storageDir)
 	dir := t.TempDir()
 	logFile := filepath.Join(dir, "caddy.log")
@@ -134,14 +126,6 @@ func runCaddyProcess(t *testing.T, dir, config, addr, logFile string, environmen
 	bin, err := buildCaddy()
 	if err != nil {
 		t.Fatal(err)
-	}
-	if strings.Contains(config, "payhook_test_redis") {
-		// The test storage on Redis is test code: this test binary runs
-		// as Caddy (see TestMain).
-		if bin, err = os.Executable(); err != nil {
-			t.Fatal(err)
-		}
-		environment = append(environment, runAsCaddy+"=1")
 	}
 	configFile := filepath.Join(dir, "Caddyfile")
 	if err := os.WriteFile(configFile, []byte(config), 0o600); err != nil {
