@@ -191,6 +191,7 @@ func (a *inboxAdmin) handleRoutes(w http.ResponseWriter, r *http.Request, app *A
 }
 
 func (a *inboxAdmin) handleEvent(w http.ResponseWriter, r *http.Request) error {
+	asked := time.Now() // a replay applies to the event as it was when asked
 	app, err := a.app()
 	if err != nil {
 		return err
@@ -206,7 +207,7 @@ func (a *inboxAdmin) handleEvent(w http.ResponseWriter, r *http.Request) error {
 		if r.Method != http.MethodPost {
 			return apiError(http.StatusMethodNotAllowed, "POST only")
 		}
-		return a.retryFailed(w, r, app)
+		return a.retryFailed(w, r, app, asked)
 	case "move":
 		if r.Method != http.MethodPost {
 			return apiError(http.StatusMethodNotAllowed, "POST only")
@@ -232,9 +233,9 @@ func (a *inboxAdmin) handleEvent(w http.ResponseWriter, r *http.Request) error {
 	case action == "" && r.Method == http.MethodGet:
 		return writeJSON(w, app.eventView(r.Context(), ev))
 	case action == "replay" && r.Method == http.MethodPost:
-		replayed, err := app.replay(r.Context(), ev)
+		replayed, err := app.replay(r.Context(), ev, asked)
 		if errors.Is(err, store.ErrNotFound) {
-			return apiError(http.StatusConflict, "event %s was replayed by another request meanwhile", id)
+			return apiError(http.StatusConflict, "event %s changed meanwhile (another replay, or its delivery, came first): %v", id, err)
 		}
 		if err != nil {
 			return apiError(http.StatusServiceUnavailable, "replaying: %v", err)
@@ -249,8 +250,8 @@ func (a *inboxAdmin) handleEvent(w http.ResponseWriter, r *http.Request) error {
 
 // replay delivers an event again: the store makes sure concurrent replays
 // deliver it once more, not once each.
-func (a *App) replay(ctx context.Context, ev *store.InboxEvent) (*store.InboxEvent, error) {
-	replayed, err := a.state.Replay(ctx, ev.Seq)
+func (a *App) replay(ctx context.Context, ev *store.InboxEvent, asked time.Time) (*store.InboxEvent, error) {
+	replayed, err := a.state.Replay(ctx, ev.Seq, ev.State, asked)
 	if err != nil {
 		return nil, err
 	}
@@ -264,7 +265,7 @@ func (a *App) replay(ctx context.Context, ev *store.InboxEvent) (*store.InboxEve
 	return replayed, nil
 }
 
-func (a *inboxAdmin) retryFailed(w http.ResponseWriter, r *http.Request, app *App) error {
+func (a *inboxAdmin) retryFailed(w http.ResponseWriter, r *http.Request, app *App, asked time.Time) error {
 	failed := store.Failed
 	replayed := []string{}
 	for {
@@ -278,7 +279,7 @@ func (a *inboxAdmin) retryFailed(w http.ResponseWriter, r *http.Request, app *Ap
 			break
 		}
 		for _, ev := range page {
-			if _, err := app.replay(r.Context(), ev); err != nil && !errors.Is(err, store.ErrNotFound) {
+			if _, err := app.replay(r.Context(), ev, asked); err != nil && !errors.Is(err, store.ErrNotFound) {
 				return apiError(http.StatusServiceUnavailable, "replaying %s: %v", ev.EventID, err)
 			}
 			replayed = append(replayed, ev.EventID)

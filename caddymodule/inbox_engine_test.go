@@ -236,6 +236,11 @@ func TestInboxConcurrentReplaysDeliverOnceMore(t *testing.T) {
 		first := e.waitTaken(1, 30*time.Second)[0]
 		id := first.Header.Get("Payhook-Event-Id")
 		waitState(t, id, stateDelivered)
+		// The shop holds the replayed delivery while the replays are
+		// asked: all of them are asked while the first one's delivery is
+		// under way.
+		release := up.holdRequests()
+		defer release()
 		var wg sync.WaitGroup
 		statuses := make([]int, 8)
 		for i := range statuses {
@@ -246,10 +251,22 @@ func TestInboxConcurrentReplaysDeliverOnceMore(t *testing.T) {
 			}()
 		}
 		wg.Wait()
+		release()
 		e.waitTaken(2, 30*time.Second)
 		time.Sleep(time.Second)
 		if n := len(taken(up.received())); n != 2 {
 			t.Errorf("the shop took the event %d times after 8 concurrent replays (answered %v), want twice", n, statuses)
+		}
+		// The journal, on this engine: the callback queued, and both
+		// deliveries as its attempts; caddy payhook events says the same.
+		status, body := adminCall(t, http.MethodGet, "/payhook/events?ref="+url.QueryEscape(id))
+		if status != http.StatusOK || gjson.GetBytes(body, "events.0.outcome").String() != "queued" ||
+			gjson.GetBytes(body, "events.0.attempts.#(status==200)#|#").Int() != 2 {
+			t.Errorf("GET /payhook/events?ref=%s: %d %s", id, status, body)
+		}
+		var out strings.Builder
+		if err := listEvents("localhost:2999", url.Values{"ref": {"order-payP"}}, &out); err != nil || !strings.Contains(out.String(), "queued") {
+			t.Errorf("caddy payhook events --ref order-payP: %v\n%s", err, out.String())
 		}
 	})
 }

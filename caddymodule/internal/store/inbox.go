@@ -330,14 +330,26 @@ func doneAt(st InboxState, now time.Time) int64 {
 // Replay delivers an event again, exactly once more however many ask at
 // once: a delivered or failed one goes to the end of its queue, as a new
 // pending event (received now; its attempts so far stay in the journal);
-// a pending one is made due now. It returns the event as it stands after.
-func (s *Store) Replay(ctx context.Context, seq int64) (*InboxEvent, error) {
+// a pending one is made due now. seen is the state the caller saw, asked
+// when the replay was asked: when the event is no longer in that state,
+// or a replay that took effect after asked made it what it is (another
+// replay asked at the same time came first, and the shop may even have
+// taken it since), nothing is done and ErrNotFound says so. So replays
+// asked at once deliver the event once more, not once each. It returns
+// the event as it stands after.
+func (s *Store) Replay(ctx context.Context, seq int64, seen InboxState, asked time.Time) (*InboxEvent, error) {
 	var out *InboxEvent
 	err := s.atomic(ctx, func(ctx context.Context, ex execer) error {
 		now := s.now()
 		ev, err := s.inboxBySeq(ctx, ex, seq, true)
 		if err != nil {
 			return err
+		}
+		if ev.State != seen {
+			return fmt.Errorf("%w: it is %s now", ErrNotFound, ev.State)
+		}
+		if ev.Replayed && !ev.ReceivedAt.Before(asked.Truncate(time.Millisecond)) {
+			return fmt.Errorf("%w: another replay asked at the same time took effect", ErrNotFound)
 		}
 		if ev.State == Pending {
 			if _, err := ex.ExecContext(ctx, s.dialect.q(`UPDATE payhook_inbox SET next_at = ?, refused = 0

@@ -224,7 +224,7 @@ func TestInboxConcurrentReplays(t *testing.T) {
 				if i%2 == 1 {
 					st = other
 				}
-				_, err := st.Replay(ctx, done.Seq)
+				_, err := st.Replay(ctx, done.Seq, done.State, clk.Now())
 				switch {
 				case err == nil:
 					replayed.Add(1)
@@ -242,12 +242,35 @@ func TestInboxConcurrentReplays(t *testing.T) {
 			t.Fatalf("after the replays: %+v", rows)
 		}
 		// It queues behind e2, which was pending before the replay.
-		if got := ids(must(s.Lease(ctx, "r", 10, time.Minute))(t)); !slices.Equal(got, []string{"e2"}) {
+		e2 := must(s.Lease(ctx, "r", 10, time.Minute))(t)
+		if got := ids(e2); !slices.Equal(got, []string{"e2"}) {
 			t.Fatalf("leased %v, want e2 first", got)
 		}
 		// A pending event's replay makes it due now.
-		if _, err := s.Replay(ctx, rows[0].Seq); err != nil {
+		clk.Advance(time.Second)
+		if _, err := s.Replay(ctx, rows[0].Seq, Pending, clk.Now()); err != nil {
 			t.Fatal(err)
+		}
+		// A replay asked of the event while it was pending, which the shop
+		// took meanwhile, is no delivery more.
+		settle(t, s, e2[0], Delivered, clk)
+		got := must(s.Lease(ctx, "r", 10, time.Minute))(t)
+		if len(got) != 1 || got[0].EventID != "e1" {
+			t.Fatalf("leased %v, want e1", ids(got))
+		}
+		asked := clk.Now()
+		settle(t, s, got[0], Delivered, clk)
+		if _, err := s.Replay(ctx, got[0].Seq, Pending, asked); !errors.Is(err, ErrNotFound) {
+			t.Errorf("a replay of the pending event after its delivery: %v, want ErrNotFound", err)
+		}
+		// A replay asked of it as delivered, at the time of the replay
+		// that made it: that replay came first.
+		if _, err := s.Replay(ctx, got[0].Seq, Delivered, got[0].ReceivedAt); !errors.Is(err, ErrNotFound) {
+			t.Errorf("a replay asked at the same time as the one that took effect: %v, want ErrNotFound", err)
+		}
+		clk.Advance(time.Second)
+		if _, err := s.Replay(ctx, got[0].Seq, Delivered, clk.Now()); err != nil {
+			t.Errorf("a later replay: %v", err)
 		}
 	})
 }
