@@ -346,3 +346,36 @@ func TestInboxStoreOutageOnSQLite(t *testing.T) {
 		t.Errorf("the shop received %d requests while the store was locked: at most the one in flight", during)
 	}
 }
+
+// Order per payment, where payment means the payment: an IXOPAY refund is
+// a transaction of its own (its own uuid) that names its payment in
+// referenceUuid, and it queues behind the payment's capture, which the
+// shop refuses twice before taking it.
+func TestInboxRefundQueuesBehindItsCapture(t *testing.T) {
+	forEngines(t, func(t *testing.T, engine engineCase) {
+		up := newUpstream(t)
+		var mu sync.Mutex
+		refusals := 0
+		up.setStatusByBody(func(body []byte) int {
+			mu.Lock()
+			defer mu.Unlock()
+			if gjson.GetBytes(body, "data.status").String() == "captured" && refusals < 2 {
+				refusals++
+				return http.StatusServiceUnavailable
+			}
+			return http.StatusOK
+		})
+		e := startCaddyStore(t, t.TempDir(), engine.storeLine, "", siteOf(inboxSite("")), up)
+		sendOK(t, e, payment("payQ", "DEBIT", "OK"))
+		sendOK(t, e, `{"result":"OK","uuid":"refQ","referenceUuid":"payQ","merchantTransactionId":"order-payQ-refund","transactionType":"REFUND","amount":"9.99","currency":"EUR"}`)
+		got := statuses(e.waitTaken(2, time.Minute))
+		if strings.Join(got, ",") != "payQ captured,refQ refunded" {
+			t.Errorf("the shop took %v, want the capture before its refund", got)
+		}
+		for _, r := range up.received() {
+			if ref := gjson.GetBytes(r.Body, "data.payment_reference").String(); ref != "payQ" {
+				t.Errorf("payment_reference %q, want payQ", ref)
+			}
+		}
+	})
+}
