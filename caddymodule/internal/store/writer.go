@@ -38,10 +38,18 @@ type groupWriter struct {
 	writes chan *groupWrite
 	stop   chan struct{}
 	wg     sync.WaitGroup
+	// stmts are the writes' statements, each prepared once: SQLite parses
+	// a statement's text at every call otherwise, and the parsing cost
+	// about as much as running it. Only the writer's goroutine uses it.
+	stmts map[string]*sql.Stmt
 }
 
+// maxStmts bounds the statements kept prepared: the writes' statements are
+// a few dozen constant texts; one built per call would run unprepared.
+const maxStmts = 128
+
 func newGroupWriter(db *sql.DB) *groupWriter {
-	g := &groupWriter{db: db, writes: make(chan *groupWrite), stop: make(chan struct{})}
+	g := &groupWriter{db: db, writes: make(chan *groupWrite), stop: make(chan struct{}), stmts: map[string]*sql.Stmt{}}
 	g.wg.Add(1)
 	go g.run()
 	return g
@@ -66,6 +74,9 @@ func (g *groupWriter) write(ctx context.Context, fn func(ctx context.Context, ex
 func (g *groupWriter) close() {
 	close(g.stop)
 	g.wg.Wait()
+	for _, st := range g.stmts {
+		st.Close()
+	}
 }
 
 func (g *groupWriter) run() {
@@ -92,14 +103,23 @@ func (g *groupWriter) run() {
 }
 
 // commit runs a group in one transaction and tells each write its outcome.
+// A group of one write needs no savepoint: when it fails, the transaction
+// is rolled back.
 func (g *groupWriter) commit(group []*groupWrite) {
 	results := make([]error, len(group))
 	err := func() error {
-		tx, err := g.db.BeginTx(context.Background(), nil)
+		sqlTx, err := g.db.BeginTx(context.Background(), nil)
 		if err != nil {
 			return err
 		}
-		defer func() { _ = tx.Rollback() }()
+		defer func() { _ = sqlTx.Rollback() }()
+		tx := &groupTx{g: g, tx: sqlTx}
+		if len(group) == 1 {
+			if results[0] = group[0].fn(group[0].ctx, tx); results[0] != nil {
+				return nil // rolled back
+			}
+			return sqlTx.Commit()
+		}
 		for i, w := range group {
 			if _, err := tx.ExecContext(context.Background(), "SAVEPOINT w"); err != nil {
 				return err
@@ -113,7 +133,7 @@ func (g *groupWriter) commit(group []*groupWrite) {
 				return err
 			}
 		}
-		return tx.Commit()
+		return sqlTx.Commit()
 	}()
 	for i, w := range group {
 		if err != nil {
@@ -121,6 +141,54 @@ func (g *groupWriter) commit(group []*groupWrite) {
 		}
 		w.done <- results[i]
 	}
+}
+
+// groupTx is a group's transaction as its writes see it: their statements
+// run prepared.
+type groupTx struct {
+	g  *groupWriter
+	tx *sql.Tx
+}
+
+// stmt is query prepared in the transaction: prepared once on the
+// database, and once on each of its connections, then reused.
+func (t *groupTx) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	st, ok := t.g.stmts[query]
+	if !ok {
+		if len(t.g.stmts) >= maxStmts {
+			return nil, nil
+		}
+		var err error
+		if st, err = t.g.db.PrepareContext(ctx, query); err != nil {
+			return nil, err
+		}
+		t.g.stmts[query] = st
+	}
+	return t.tx.StmtContext(ctx, st), nil
+}
+
+func (t *groupTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, err := t.stmt(ctx, query)
+	if err != nil || st == nil {
+		return t.tx.ExecContext(ctx, query, args...)
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+func (t *groupTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	st, err := t.stmt(ctx, query)
+	if err != nil || st == nil {
+		return t.tx.QueryRowContext(ctx, query, args...)
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+func (t *groupTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := t.stmt(ctx, query)
+	if err != nil || st == nil {
+		return t.tx.QueryContext(ctx, query, args...)
+	}
+	return st.QueryContext(ctx, args...)
 }
 
 // write runs fn as one write: grouped with others on SQLite, alone on
