@@ -589,7 +589,7 @@ func (s *Store) ImportInbox(ctx context.Context, events []*InboxEvent) (int, err
 		}
 		if took {
 			stored++
-			s.wakeAll()
+			_ = s.woke(nil)
 		}
 	}
 	return stored, nil

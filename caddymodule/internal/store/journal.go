@@ -155,10 +155,13 @@ func (s *Store) Search(ctx context.Context, q Query) ([]Entry, error) {
 		args = append(args, values...)
 	}
 	if q.Ref != "" {
-		// Three indexed look-ups, not one scan.
-		add(`seq IN (SELECT seq FROM payhook_journal WHERE merchant_ref = ?
-			UNION SELECT seq FROM payhook_journal WHERE provider_ref = ?
-			UNION SELECT seq FROM payhook_journal WHERE event_id = ?)`, text(q.Ref), text(q.Ref), text(q.Ref))
+		// Three indexed look-ups, not one scan. The indexes are partial
+		// (no empty references): each look-up repeats their condition, or
+		// SQLite, which cannot tell that col = ? implies it, scans the
+		// table (620 ms at a million rows, against well under 1 ms).
+		add(`seq IN (SELECT seq FROM payhook_journal WHERE merchant_ref = ? AND merchant_ref <> ''
+			UNION SELECT seq FROM payhook_journal WHERE provider_ref = ? AND provider_ref <> ''
+			UNION SELECT seq FROM payhook_journal WHERE event_id = ? AND event_id <> '')`, text(q.Ref), text(q.Ref), text(q.Ref))
 	}
 	for _, f := range []struct{ column, value string }{{"provider", q.Provider}, {"route", q.Route}, {"outcome", q.Outcome}} {
 		if f.value != "" {

@@ -147,7 +147,7 @@ func inboxMigration(key, blob, small string) string {
 			replayed %[3]s NOT NULL,
 			record %[2]s NOT NULL
 		);
-		CREATE INDEX payhook_inbox_due ON payhook_inbox (route, next_at) WHERE state = 0 AND head = 1;
+		CREATE INDEX payhook_inbox_due ON payhook_inbox (route, next_at, seq) WHERE state = 0 AND head = 1;
 		CREATE INDEX payhook_inbox_queue ON payhook_inbox (route, queue, seq) WHERE state = 0;
 		CREATE INDEX payhook_inbox_event ON payhook_inbox (event_id);
 		CREATE INDEX payhook_inbox_done ON payhook_inbox (done_at) WHERE state <> 0;`, key, blob, small)

@@ -23,6 +23,7 @@ type wakers struct {
 	mu     sync.Mutex
 	subs   map[chan struct{}]bool
 	listen sync.Once
+	notify chan struct{} // PostgreSQL: a NOTIFY to send
 	stop   chan struct{}
 	done   sync.WaitGroup
 }
@@ -63,23 +64,44 @@ func (s *Store) wakeAll() {
 	}
 }
 
-// notify is called by a write that may make an event due: on PostgreSQL
-// it notifies the other instances at its commit. The method that made the
-// write wakes this process's subscribers once it committed.
-func (s *Store) notify(ctx context.Context, ex execer) error {
-	if s.dialect.name != "postgres" {
-		return nil
-	}
-	_, err := ex.ExecContext(ctx, `SELECT pg_notify('`+wakeChannel+`', '')`)
-	return unavailable("notifying", err)
-}
+// notify is called by a write that may make an event due. The method
+// that made the write wakes the subscribers once it committed (woke): this
+// process's directly, the other instances' on PostgreSQL by a NOTIFY sent
+// after the commit. A NOTIFY inside each transaction would serialise the
+// commits (PostgreSQL queues notifications under one lock at commit: 32
+// writers enqueued 755 events/s with it, 1,422 without).
+func (s *Store) notify(context.Context, execer) error { return nil }
 
-// woke wakes this process's subscribers after a write that succeeded.
+// woke wakes the subscribers after a write that succeeded.
 func (s *Store) woke(err error) error {
 	if err == nil {
 		s.wakeAll()
+		if s.wake.notify != nil {
+			select {
+			case s.wake.notify <- struct{}{}:
+			default: // one is pending: it covers this write too
+			}
+		}
 	}
 	return err
+}
+
+// notifier sends the other instances a NOTIFY for the writes that asked,
+// one for all those that asked while the previous one was sent.
+func (s *Store) notifier() {
+	defer s.wake.done.Done()
+	for {
+		select {
+		case <-s.wake.stop:
+			return
+		case <-s.wake.notify:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// A lost notification delays the others until their next look
+		// (at most deliveryIdle): nothing is lost.
+		_, _ = s.db.ExecContext(ctx, `SELECT pg_notify('`+wakeChannel+`', '')`)
+		cancel()
+	}
 }
 
 // listen holds a connection that LISTENs for the other instances'
