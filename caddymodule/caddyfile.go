@@ -117,8 +117,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 					h.Inbox.RetryFor, err = durationArg(d, "inbox retry_for")
 				case "max_events":
 					h.Inbox.MaxEvents, err = positiveIntArg(d, "inbox max_events")
+				case "parallel":
+					h.Inbox.Parallel, err = positiveIntArg(d, "inbox parallel")
 				default:
-					return d.Errf("unrecognized inbox option %q (known: retry_for, max_events)", d.Val())
+					return d.Errf("unrecognized inbox option %q (known: retry_for, max_events, parallel)", d.Val())
 				}
 				if err != nil {
 					return err

@@ -58,6 +58,7 @@ func TestConfigurationMistakesFailValidation(t *testing.T) {
 		{"stripe secret not whsec", "payhook stripe {\n\t\tsecret {env.PAYHOOK_TEST_SECRET}\n\t}", "provision http.payhook.providers.stripe: secret #1: not a Stripe webhook signing secret"},
 		{"stripe secret written literally, not whsec", "payhook stripe {\n\t\tsecret sk_test_123\n\t}", "payhook stripe: secret #1: not a Stripe webhook signing secret"},
 		{"a duration in words", "payhook ixopay {\n\t\tsecret {env.PAYHOOK_TEST_SECRET}\n\t\tmax_skew 5 minutes\n\t}", "max_skew takes one duration such as 5m; got 2 arguments: 5 minutes"},
+		{"an inbox parallel beyond its bound", "payhook ixopay {\n\t\tsecret {env.PAYHOOK_TEST_SECRET}\n\t\tinbox {\n\t\t\tparallel 1000\n\t\t}\n\t}", "inbox: parallel must be 1 to 256, got 1000"},
 		{"an inbox duration in words", "payhook ixopay {\n\t\tsecret {env.PAYHOOK_TEST_SECRET}\n\t\tinbox {\n\t\t\tretry_for 7 days\n\t\t}\n\t}", "inbox retry_for takes one duration such as 5m; got 2 arguments: 7 days"},
 		{"a number in words", "payhook mollie {\n\t\tapi_key test_x\n\t\tapi_rate 50 per second\n\t}", "api_rate takes one positive whole number; got 3 arguments: 50 per second"},
 		{"two values for a secret", "payhook ixopay {\n\t\tsecret {env.PAYHOOK_TEST_SECRET} {env.PAYHOOK_TEST_SECRET}\n\t}", "secret takes one value; got 2 arguments, at Caddyfile:7"},

@@ -239,6 +239,9 @@ func (h *Handler) Validate() error {
 	if h.Inbox != nil && (h.Inbox.RetryFor < 0 || h.Inbox.MaxEvents < 0) {
 		return errors.New("inbox: retry_for and max_events must be positive")
 	}
+	if h.Inbox != nil && (h.Inbox.Parallel < 0 || h.Inbox.Parallel > MaxInboxParallel) {
+		return fmt.Errorf("inbox: parallel must be 1 to %d, got %d", MaxInboxParallel, h.Inbox.Parallel)
+	}
 	if _, err := dedupeWindow(h.Dedupe); err != nil {
 		return err
 	}

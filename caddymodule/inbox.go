@@ -35,6 +35,9 @@ type Inbox struct {
 	// callbacks are answered 503 (the provider keeps them) instead of
 	// acknowledged. Default: 100000.
 	MaxEvents int `json:"max_events,omitempty"`
+	// Parallel bounds the deliveries to the shop under way at once, per
+	// route and instance. Default: 16.
+	Parallel int `json:"parallel,omitempty"`
 }
 
 // Defaults and bounds of the inbox.
@@ -51,8 +54,10 @@ const (
 	// inboxStoreWait bounds how long a callback waits for the store to
 	// take its event.
 	inboxStoreWait = 5 * time.Second
-	// inboxParallel bounds the deliveries one route runs at once.
-	inboxParallel = 8
+	// inboxParallel is the default bound of the deliveries one route
+	// runs at once; MaxInboxParallel bounds the parallel option.
+	inboxParallel    = 16
+	MaxInboxParallel = 256
 	// Backoff: an event's own retries double from inboxBackoffBase up to
 	// inboxQueueBackoffCap; while the shop fails, a single probe is sent,
 	// its interval doubling up to inboxProbeCap. When a probe gets through,
@@ -153,6 +158,7 @@ type inbox struct {
 	enabled   bool // the route stores its events (the inbox option)
 	retryFor  time.Duration
 	maxEvents int
+	parallel  int
 	server    *caddyhttp.Server
 	logger    *zap.Logger
 	now       func() time.Time
@@ -171,11 +177,14 @@ type inbox struct {
 
 func newInbox(h *Handler, cfg *Inbox, server *caddyhttp.Server) *inbox {
 	ib := &inbox{handler: h, server: server, logger: h.logger.Named("inbox"), now: time.Now,
-		retryFor: DefaultInboxRetryFor, maxEvents: DefaultInboxMaxEvents}
+		retryFor: DefaultInboxRetryFor, maxEvents: DefaultInboxMaxEvents, parallel: inboxParallel}
 	if cfg != nil {
 		ib.enabled = true
 		if cfg.RetryFor > 0 {
 			ib.retryFor = time.Duration(cfg.RetryFor)
+		}
+		if cfg.Parallel > 0 {
+			ib.parallel = cfg.Parallel
 		}
 		if cfg.MaxEvents > 0 {
 			ib.maxEvents = cfg.MaxEvents
@@ -246,7 +255,7 @@ func (ib *inbox) capacity(now time.Time) (int, time.Time) {
 		}
 		return 1, time.Time{} // the probe
 	}
-	return max(inboxParallel-ib.running, 0), time.Time{}
+	return max(ib.parallel-ib.running, 0), time.Time{}
 }
 
 func (ib *inbox) started() {

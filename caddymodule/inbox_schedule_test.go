@@ -9,7 +9,7 @@ import (
 
 // The inbox's scheduling, on a clock of the test's: no sleeps.
 func scheduleInbox(now *time.Time) *inbox {
-	return &inbox{now: func() time.Time { return *now }, retryFor: DefaultInboxRetryFor, maxEvents: DefaultInboxMaxEvents}
+	return &inbox{now: func() time.Time { return *now }, retryFor: DefaultInboxRetryFor, maxEvents: DefaultInboxMaxEvents, parallel: inboxParallel}
 }
 
 // While the shop fails, one probe at a time, spaced further each round;
