@@ -36,8 +36,11 @@ type HMAC struct {
 	// Encoding of a signature: "hex", "base64" or "base64url".
 	Encoding string
 	// Prefix must start each signature ("sha256="); it is removed before
-	// decoding.
-	Prefix string
+	// decoding. With PrefixOptional, a signature without it is taken as it
+	// is (Mollie's SDK strips "sha256=" when present, its docs compare the
+	// bare hex).
+	Prefix         string
+	PrefixOptional bool
 	// Content is what is signed.
 	Content Template
 	// TimestampKey takes the timestamp from Header's key=value pairs;
@@ -253,7 +256,7 @@ func (v *HMAC) signatures(values []string) (candidates []string, timestamp strin
 func (v *HMAC) decode(sig string) ([]byte, error) {
 	if v.Prefix != "" {
 		rest, ok := strings.CutPrefix(sig, v.Prefix)
-		if !ok {
+		if !ok && !v.PrefixOptional {
 			return nil, ErrMalformedSignature
 		}
 		sig = rest

@@ -188,3 +188,56 @@ func FuzzHMACSignatureHeader(f *testing.F) {
 		}
 	})
 }
+
+// An optional prefix takes a signature with it or without it (Mollie's
+// X-Mollie-Signature); a required one refuses the bare signature.
+func TestHMACOptionalPrefix(t *testing.T) {
+	body := []byte(`{"id":"event_1"}`)
+	for _, tt := range []struct {
+		optional  bool
+		signature string
+		want      error
+	}{
+		{true, "sha256=" + SignHexHMACSHA256([]byte("k"), body), nil},
+		{true, SignHexHMACSHA256([]byte("k"), body), nil},
+		{false, SignHexHMACSHA256([]byte("k"), body), ErrMalformedSignature},
+		{true, "sha256=" + SignHexHMACSHA256([]byte("other"), body), ErrBadSignature},
+	} {
+		v := &HMAC{Algorithm: "sha256", Header: "X-Mollie-Signature", Encoding: "hex", Prefix: "sha256=", PrefixOptional: tt.optional,
+			Content: mustTemplate(t, "{body}"), Secrets: [][]byte{[]byte("k")}}
+		_, err := v.Verify(context.Background(), &Callback{Header: http.Header{"X-Mollie-Signature": {tt.signature}}, Body: body})
+		if !errors.Is(err, tt.want) && !(tt.want == nil && err == nil) {
+			t.Errorf("optional %v, %q: %v, want %v", tt.optional, tt.signature, err, tt.want)
+		}
+	}
+}
+
+// With an optional prefix, only the genuine signature passes, with the
+// prefix or without it.
+func FuzzHMACOptionalPrefix(f *testing.F) {
+	body := []byte("body")
+	genuine := SignHexHMACSHA256([]byte("k"), body)
+	f.Add("sha256=" + genuine)
+	f.Add(genuine)
+	f.Add("sha256=sha256=" + genuine)
+	f.Add("sha256=")
+	f.Fuzz(func(t *testing.T, header string) {
+		v := &HMAC{Algorithm: "sha256", Header: "S", Encoding: "hex", Prefix: "sha256=", PrefixOptional: true,
+			Content: mustTemplate(t, "{body}"), Secrets: [][]byte{[]byte("k")}}
+		if _, err := v.Verify(context.Background(), &Callback{Header: http.Header{"S": {header}}, Body: body}); err != nil {
+			return
+		}
+		if sig := strings.TrimSpace(header); !strings.EqualFold(sig, genuine) && !strings.EqualFold(sig, "sha256="+genuine) {
+			t.Fatalf("accepted %q", header)
+		}
+	})
+}
+
+func mustTemplate(t testing.TB, s string) Template {
+	t.Helper()
+	tmpl, err := ParseTemplate(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tmpl
+}
