@@ -20,7 +20,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/payhook/payhook/normalize"
-	"github.com/payhook/payhook/verify"
 )
 
 func init() {
@@ -70,13 +69,17 @@ Sends a sample callback for <provider> to <url>, signed with --secret by the
 same code that payhook verifies with, and prints payhook's answer. Use it to
 test the whole chain (Caddy, payhook, your shop) without the provider.
 
-For standard_webhooks and hmac routes, the flags repeat the route's scheme
+A preset (paddle, square, …) signs its own sample, which its route takes
+with exactly the --status, --amount, --currency and --reference given. For
+standard_webhooks and hmac routes, the flags repeat the route's scheme
 (for hmac: --header, --algorithm, --content, …, as in the Caddyfile), and
 --body sends a payload of your own (the provider's example, to try a map).
 
 Examples:
   caddy payhook send ixopay --secret "$IXOPAY_SHARED_SECRET" --status captured \
       http://localhost:8880/callbacks/ixopay
+  caddy payhook send paddle --secret "$PADDLE_WEBHOOK_SECRET" --status refunded \
+      --amount 25.00 --currency USD --reference order-1042 http://localhost:8880/hooks/paddle
   caddy payhook send standard_webhooks --secret "$ACME_WEBHOOK_SECRET" \
       --body event.json http://localhost:8880/hooks/acme
   caddy payhook send hmac --secret "$PADDLE_WEBHOOK_SECRET" --header Paddle-Signature \
@@ -147,47 +150,31 @@ func sendSample(ctx context.Context, providerName, target string, opts sendOptio
 	}
 	sample := normalize.Sample{Status: normalize.Status(opts.status), Amount: amount, MerchantReference: opts.reference, ProviderReference: id}
 
-	var body []byte
-	var contentType string
-	var sign func(*http.Request) error
-	switch providerName {
-	case "standard_webhooks", "hmac":
-		if body, err = genericSampleBody(opts.body, sample); err != nil {
+	provider, err := NewProvider(providerName)
+	if err != nil {
+		return nil, nil, err
+	}
+	if generic, ok := provider.(sendConfigurable); ok {
+		if err := generic.configureSend(opts); err != nil {
 			return nil, nil, err
 		}
-		contentType = "application/json"
-		if opts.secret == "" {
-			return nil, nil, errors.New("--secret is required: " + providerName + " callbacks are signed")
-		}
-		if providerName == "standard_webhooks" {
-			sign = func(r *http.Request) error {
-				return signStandardWebhooks(r, body, opts.secret, opts.headerPrefix, "msg_"+randomID(), time.Now())
-			}
-		} else {
-			sign = func(r *http.Request) error { return signGenericHMAC(r, body, opts, target) }
-		}
-	default:
-		provider, err := NewProvider(providerName)
-		if err != nil {
-			return nil, nil, err
-		}
-		p, ok := provider.(SampleSender)
+	}
+	p, ok := provider.(SampleSender)
+	if !ok {
+		return nil, nil, fmt.Errorf("payhook cannot fabricate %s callbacks", providerName)
+	}
+	body, contentType, err := p.Sample(sample)
+	if err != nil {
+		return nil, nil, err
+	}
+	if opts.api != "" {
+		standIn, ok := provider.(SampleAPIStandIn)
 		if !ok {
-			return nil, nil, fmt.Errorf("payhook cannot fabricate %s callbacks", providerName)
+			return nil, nil, fmt.Errorf("--api: %s callbacks need no stand-in of an API", providerName)
 		}
-		if body, contentType, err = p.Sample(sample); err != nil {
+		if err := storeAtStandIn(ctx, opts, standIn, sample); err != nil {
 			return nil, nil, err
 		}
-		if opts.api != "" {
-			standIn, ok := provider.(SampleAPIStandIn)
-			if !ok {
-				return nil, nil, fmt.Errorf("--api: %s callbacks need no stand-in of an API", providerName)
-			}
-			if err := storeAtStandIn(ctx, opts, standIn, sample); err != nil {
-				return nil, nil, err
-			}
-		}
-		sign = func(r *http.Request) error { return p.SignSample(r, body, []byte(opts.secret)) }
 	}
 	ctx, cancel := context.WithTimeout(ctx, opts.timeout)
 	defer cancel()
@@ -197,7 +184,7 @@ func sendSample(ctx context.Context, providerName, target string, opts sendOptio
 	}
 	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("User-Agent", "caddy-payhook-send")
-	if err := sign(req); err != nil {
+	if err := p.SignSample(req, body, []byte(opts.secret)); err != nil {
 		return nil, nil, err
 	}
 	resp, err := http.DefaultClient.Do(req)
@@ -279,57 +266,56 @@ func genericSampleBody(file string, s normalize.Sample) ([]byte, error) {
 	})
 }
 
-// signGenericHMAC signs r as the hmac route's scheme, given by the flags,
-// says a sender does, with the verifier's own code.
-func signGenericHMAC(r *http.Request, body []byte, opts sendOptions, target string) error {
-	flags := opts.scheme
-	if flags.Header == "" {
+// sendConfigurable is implemented by the generic providers, whose scheme
+// and payload `caddy payhook send` takes from its flags, as their route
+// takes them from its Caddyfile.
+type sendConfigurable interface {
+	configureSend(opts sendOptions) error
+}
+
+// configureSend takes the hmac scheme from the flags.
+func (p *HMAC) configureSend(opts sendOptions) error {
+	*p = opts.scheme
+	if p.Header == "" {
 		return errors.New("--header is required: the header that carries the signature")
 	}
-	scheme, err := flags.scheme()
-	if err != nil {
-		return err
-	}
-	key, err := verify.DecodeSecret(opts.secret, flags.SecretEncoding)
-	if err != nil {
-		return fmt.Errorf("--secret: %w", err)
-	}
-	now := time.Now()
-	var timestamp string
-	switch flags.TimestampFormat {
-	case "milliseconds":
-		timestamp = strconv.FormatInt(now.UnixMilli(), 10)
-	case "http-date":
-		timestamp = now.UTC().Format(http.TimeFormat)
-	default:
-		timestamp = strconv.FormatInt(now.Unix(), 10)
-	}
-	if flags.TimestampHeader != "" {
-		r.Header.Set(flags.TimestampHeader, timestamp)
-	}
-	id := "msg_" + randomID()
-	if flags.IDHeader != "" {
-		r.Header.Set(flags.IDHeader, id)
-	}
-	if scheme.URL == "" {
-		scheme.URL = target
-	}
-	content, err := scheme.Content.Append(nil, verify.TemplateValues{
-		Body: body, Timestamp: timestamp, ID: id, URL: scheme.URL, Placeholders: requestPlaceholders{r},
-	})
-	if err != nil {
-		return err
-	}
-	signature := scheme.SignHMAC(key, content)
-	switch {
-	case flags.SignatureKey != "" && flags.TimestampKey != "":
-		r.Header.Set(flags.Header, flags.TimestampKey+"="+timestamp+","+flags.SignatureKey+"="+signature)
-	case flags.SignatureKey != "":
-		r.Header.Set(flags.Header, flags.SignatureKey+"="+signature)
-	default:
-		r.Header.Set(flags.Header, signature)
-	}
+	p.sampleBody = opts.body
 	return nil
+}
+
+// Sample is the --body file, or a small payload of the fields a map reads.
+func (p *HMAC) Sample(s normalize.Sample) ([]byte, string, error) {
+	body, err := genericSampleBody(p.sampleBody, s)
+	return body, "application/json", err
+}
+
+// SignSample signs as the scheme says a sender does.
+func (p *HMAC) SignSample(r *http.Request, body []byte, secret []byte) error {
+	if len(secret) == 0 {
+		return errors.New("--secret is required: hmac callbacks are signed")
+	}
+	return p.signRequest(r, body, string(secret), time.Now())
+}
+
+// configureSend takes the headers' prefix and the payload from the flags.
+func (p *StandardWebhooks) configureSend(opts sendOptions) error {
+	p.HeaderPrefix, p.sampleBody = opts.headerPrefix, opts.body
+	return nil
+}
+
+// Sample is the --body file, or a small payload of the fields a map reads.
+func (p *StandardWebhooks) Sample(s normalize.Sample) ([]byte, string, error) {
+	body, err := genericSampleBody(p.sampleBody, s)
+	return body, "application/json", err
+}
+
+// SignSample signs as a Standard Webhooks sender does, with a whsec_
+// secret (v1) or a whsk_ secret key (v1a).
+func (p *StandardWebhooks) SignSample(r *http.Request, body []byte, secret []byte) error {
+	if len(secret) == 0 {
+		return errors.New("--secret is required: standard_webhooks callbacks are signed")
+	}
+	return p.signRequest(r, body, string(secret), time.Now())
 }
 
 // requestPlaceholders resolves the request placeholders a template may

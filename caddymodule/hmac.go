@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -54,8 +55,10 @@ type HMAC struct {
 	SignatureEncoding string `json:"signature_encoding,omitempty"`
 
 	// Prefix starts every signature ("sha256="); it is removed before
-	// decoding.
-	Prefix string `json:"prefix,omitempty"`
+	// decoding. PrefixOptional also accepts signatures without it
+	// (Caddyfile: prefix <text> optional).
+	Prefix         string `json:"prefix,omitempty"`
+	PrefixOptional bool   `json:"prefix_optional,omitempty"`
 
 	// Content is what is signed; default {body}. See verify.Template.
 	Content string `json:"content,omitempty"`
@@ -84,7 +87,8 @@ type HMAC struct {
 	// Mapping maps the payload into the envelope (Caddyfile: map).
 	Mapping *normalize.Mapping `json:"map,omitempty"`
 
-	verifier *verify.HMAC
+	verifier   *verify.HMAC
+	sampleBody string // send --body
 }
 
 // CaddyModule returns the Caddy module information.
@@ -104,7 +108,7 @@ var hmacOptions = []string{"name", "secret", "secret_encoding", "algorithm", "he
 //	    algorithm          sha1|sha256|sha512    # default sha256
 //	    header             <name> [<key>]        # the signature; with <key>, the value of key=… in it
 //	    signature_encoding hex|base64|base64url  # default hex
-//	    prefix             <text>                # e.g. sha256=
+//	    prefix             <text> [optional]     # e.g. sha256=; optional: bare signatures too
 //	    content            <template>            # default {body}
 //	    url                <value>               # the template's {url}
 //	    timestamp_header   <name> [seconds|milliseconds|http-date]
@@ -139,7 +143,11 @@ func (p *HMAC) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "signature_encoding":
 			err = singleArg(d, &p.SignatureEncoding)
 		case "prefix":
-			err = singleArg(d, &p.Prefix)
+			args := d.RemainingArgs()
+			if len(args) < 1 || len(args) > 2 || (len(args) == 2 && args[1] != "optional") {
+				return d.Err("prefix <text> [optional]")
+			}
+			p.Prefix, p.PrefixOptional = args[0], len(args) == 2
 		case "content":
 			err = singleArg(d, &p.Content)
 		case "url":
@@ -187,6 +195,7 @@ func (p *HMAC) scheme() (*verify.HMAC, error) {
 		SignatureKey:    p.SignatureKey,
 		Encoding:        p.SignatureEncoding,
 		Prefix:          p.Prefix,
+		PrefixOptional:  p.PrefixOptional,
 		TimestampKey:    p.TimestampKey,
 		TimestampHeader: p.TimestampHeader,
 		TimestampFormat: p.TimestampFormat,
@@ -293,6 +302,56 @@ func (p *HMAC) Verify(ctx context.Context, cb *verify.Callback, _ *normalize.Inp
 // Normalize maps the payload.
 func (p *HMAC) Normalize(in *normalize.Input, res verify.Result, events []*normalize.Event) ([]*normalize.Event, error) {
 	return mapEvents(p.Mapping, in, res.NotificationID, events)
+}
+
+// signRequest makes r, whose body is body, authentic under the scheme with
+// secret (written in SecretEncoding) at now, as a sender does, with the
+// verifier's own code: for `caddy payhook send` and the tests. The
+// template's {url} is r's URL unless URL is set.
+func (p *HMAC) signRequest(r *http.Request, body []byte, secret string, now time.Time) error {
+	scheme, err := p.scheme()
+	if err != nil {
+		return err
+	}
+	key, err := verify.DecodeSecret(secret, p.SecretEncoding)
+	if err != nil {
+		return fmt.Errorf("secret: %w", err)
+	}
+	var timestamp string
+	switch p.TimestampFormat {
+	case "milliseconds":
+		timestamp = strconv.FormatInt(now.UnixMilli(), 10)
+	case "http-date":
+		timestamp = now.UTC().Format(http.TimeFormat)
+	default:
+		timestamp = strconv.FormatInt(now.Unix(), 10)
+	}
+	if p.TimestampHeader != "" {
+		r.Header.Set(p.TimestampHeader, timestamp)
+	}
+	id := "msg_" + randomID()
+	if p.IDHeader != "" {
+		r.Header.Set(p.IDHeader, id)
+	}
+	if scheme.URL == "" {
+		scheme.URL = r.URL.String()
+	}
+	content, err := scheme.Content.Append(nil, verify.TemplateValues{
+		Body: body, Timestamp: timestamp, ID: id, URL: scheme.URL, Placeholders: requestPlaceholders{r},
+	})
+	if err != nil {
+		return err
+	}
+	signature := scheme.SignHMAC(key, content)
+	switch {
+	case p.SignatureKey != "" && p.TimestampKey != "":
+		r.Header.Set(p.Header, p.TimestampKey+"="+timestamp+","+p.SignatureKey+"="+signature)
+	case p.SignatureKey != "":
+		r.Header.Set(p.Header, p.SignatureKey+"="+signature)
+	default:
+		r.Header.Set(p.Header, signature)
+	}
+	return nil
 }
 
 // Acknowledge answers 200 "OK".

@@ -28,6 +28,7 @@ import (
 //	    currency_default   <code>
 //	    merchant_reference <path>...
 //	    provider_reference <path>...
+//	    payment_reference  <path>...        # the payment the event is about
 //	    time               <path>...
 //	    test               <path>...        # or: live <path>...
 //	    failure_code       <path>...        # read on failed and refund_failed only
@@ -38,6 +39,19 @@ import (
 // read. Paths are gjson paths (see normalize.CheckPath); write one with
 // quotes or parentheses in backticks.
 func unmarshalMapping(d *caddyfile.Dispenser) (*normalize.Mapping, error) {
+	m, err := unmarshalMappingFields(d)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.Check(); err != nil {
+		return nil, d.Errf("map: %v", err)
+	}
+	return m, nil
+}
+
+// unmarshalMappingFields reads a map block's fields, unchecked: a preset's
+// route gives only those it changes.
+func unmarshalMappingFields(d *caddyfile.Dispenser) (*normalize.Mapping, error) {
 	m := new(normalize.Mapping)
 	if d.NextArg() {
 		return nil, d.ArgErr()
@@ -76,6 +90,8 @@ func unmarshalMapping(d *caddyfile.Dispenser) (*normalize.Mapping, error) {
 			err = pathsArg(d, &m.MerchantReference)
 		case "provider_reference":
 			err = pathsArg(d, &m.ProviderReference)
+		case "payment_reference":
+			err = pathsArg(d, &m.PaymentReference)
 		case "time":
 			err = pathsArg(d, &m.Time)
 		case "test":
@@ -92,9 +108,6 @@ func unmarshalMapping(d *caddyfile.Dispenser) (*normalize.Mapping, error) {
 		if err != nil {
 			return nil, err
 		}
-	}
-	if err := m.Check(); err != nil {
-		return nil, d.Errf("map: %v", err)
 	}
 	return m, nil
 }

@@ -50,7 +50,8 @@ type StandardWebhooks struct {
 	// Mapping maps the payload into the envelope (Caddyfile: map).
 	Mapping *normalize.Mapping `json:"map,omitempty"`
 
-	verifier *verify.StandardWebhooks
+	verifier   *verify.StandardWebhooks
+	sampleBody string // send --body
 }
 
 // CaddyModule returns the Caddy module information.
@@ -172,6 +173,12 @@ func (p *StandardWebhooks) Normalize(in *normalize.Input, res verify.Result, eve
 
 // Acknowledge answers 200 "OK": Standard Webhooks senders take any 2xx.
 func (*StandardWebhooks) Acknowledge(w http.ResponseWriter) int { return ackOK(w) }
+
+// signRequest makes r, whose body is body, authentic with secret at now,
+// as a Standard Webhooks sender does.
+func (p *StandardWebhooks) signRequest(r *http.Request, body []byte, secret string, now time.Time) error {
+	return signStandardWebhooks(r, body, secret, p.HeaderPrefix, "msg_"+randomID(), now)
+}
 
 // signStandardWebhooks signs r's body as a Standard Webhooks sender does,
 // with secret (whsec_…) or, for v1a, a whsk_ secret key.
