@@ -147,13 +147,12 @@ func TestStandardWebhooksSvixPrefixAndMap(t *testing.T) {
 	}
 }
 
-// A GoCardless batch through the recipe: each event its own envelope, in
+// A GoCardless batch through its preset: each event its own envelope, in
 // order; when the shop refuses the second, the provider gets 502 and its
 // retry skips the first, delivered already.
 func TestHMACBatchThroughCaddy(t *testing.T) {
-	recipe := readmeRecipes(t)["gocardless"]
 	t.Setenv("GOCARDLESS_WEBHOOK_SECRET", "it-gocardless-secret")
-	e := startCaddy(t, "route /hooks/gocardless* {\n"+recipe+"\nreverse_proxy {upstream}\n}")
+	e := startCaddy(t, "route /hooks/gocardless* {\npayhook gocardless {\n\tsecret {env.GOCARDLESS_WEBHOOK_SECRET}\n}\nreverse_proxy {upstream}\n}")
 	body := `{"events":[{"id":"EV001","created_at":"2026-11-20T10:00:00.000Z","resource_type":"payments","action":"confirmed","links":{"payment":"PM001"}},` +
 		`{"id":"EV002","created_at":"2026-11-20T10:00:01.000Z","resource_type":"payments","action":"paid_out","links":{"payment":"PM001"}}]}`
 	mac := hmac.New(sha256.New, []byte("it-gocardless-secret"))
@@ -188,14 +187,14 @@ func TestHMACBatchThroughCaddy(t *testing.T) {
 }
 
 // `caddy payhook send` signs for standard_webhooks and hmac routes from its
-// flags, so a merchant can try a recipe before the provider sends anything.
+// flags, so a merchant can try a map of their own before the provider sends
+// anything; here under the Paddle and Vipps MobilePay presets.
 func TestSendCommandForGenericRoutes(t *testing.T) {
 	t.Setenv("PAYHOOK_TEST_SW_SECRET", swSecret)
 	t.Setenv("PADDLE_WEBHOOK_SECRET", "pdl_ntfset_it_secret")
 	t.Setenv("VIPPS_WEBHOOK_SECRET", "it-vipps-secret")
-	recipes := readmeRecipes(t)
-	e := startCaddy(t, standardWebhooksSite("")+"\n\troute /hooks/paddle* {\n"+recipes["paddle"]+"\nreverse_proxy {upstream}\n}"+
-		"\n\troute /hooks/vipps* {\n"+recipes["vipps"]+"\nreverse_proxy {upstream}\n}")
+	e := startCaddy(t, standardWebhooksSite("")+"\n\troute /hooks/paddle* {\npayhook paddle {\n\tsecret {env.PADDLE_WEBHOOK_SECRET}\n}\nreverse_proxy {upstream}\n}"+
+		"\n\troute /hooks/vipps* {\npayhook vipps {\n\tsecret {env.VIPPS_WEBHOOK_SECRET}\n}\nreverse_proxy {upstream}\n}")
 	paddleEvent := filepath.Join(t.TempDir(), "transaction.json")
 	if err := os.WriteFile(paddleEvent, []byte(`{"event_id":"evt_it_1","event_type":"transaction.completed","occurred_at":"2026-11-20T10:34:47Z",`+
 		`"data":{"id":"txn_1","currency_code":"USD","custom_data":{"order_id":"order-9"},"details":{"totals":{"grand_total":"2500"}}}}`), 0o600); err != nil {
@@ -213,6 +212,9 @@ func TestSendCommandForGenericRoutes(t *testing.T) {
 		{"hmac", "/hooks/vipps", sendOptions{secret: "it-vipps-secret", scheme: HMAC{Header: "Authorization", SignatureKey: "Signature",
 			SignatureEncoding: "base64", TimestampHeader: "X-Ms-Date", TimestampFormat: "http-date",
 			Content: `{http.request.method}\n{http.request.uri}\n{http.request.header.X-Ms-Date};{http.request.hostport};{body.sha256.base64}`}}, "unknown", 0},
+		// The presets' own samples, with the values sent.
+		{"paddle", "/hooks/paddle", sendOptions{secret: "pdl_ntfset_it_secret"}, "captured", 100},
+		{"vipps", "/hooks/vipps", sendOptions{secret: "it-vipps-secret"}, "captured", 100},
 	} {
 		t.Run(tt.path, func(t *testing.T) {
 			e.t = t

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,6 +34,7 @@ import (
 // fuzzRoute is one payhook route of FuzzHandler: its Caddyfile block and
 // how a callback body is made authentic under it.
 type fuzzRoute struct {
+	module    string // the provider module: payhook <module>
 	caddyfile string
 	// sign makes r, whose body is body, authentic; it may replace the body
 	// (Adyen signs each item inside it). Nil: the body is sent as it is
@@ -55,10 +57,14 @@ var fuzzStandardWebhooksSecret = "whsec_" + base64.StdEncoding.EncodeToString([]
 // fuzzStripeSecret is an endpoint's signing secret, as Stripe shows one.
 const fuzzStripeSecret = "whsec_" + fuzzSecret
 
-// fuzzRoutes configures one route per provider; the fetch-verified ones ask
-// the stand-in of their API at apiBase.
+// fuzzPresetSecret signs every preset's routes: hex and base64 as it
+// stands, for presets that take their secret encoded.
+const fuzzPresetSecret = "0123456789abcdef0123456789abcdef"
+
+// fuzzRoutes configures one route per registered provider: the providers
+// with code of their own below, and every preset from the registry; the
+// fetch-verified ones ask the stand-in of their API at apiBase.
 func fuzzRoutes(tb testing.TB, apiBase string) []*fuzzRoute {
-	recipes := readmeRecipes(tb)
 	sample := func(p SampleSender) func(r *http.Request, body []byte) error {
 		return func(r *http.Request, body []byte) error { return p.SignSample(r, body, []byte(fuzzSecret)) }
 	}
@@ -68,11 +74,10 @@ func fuzzRoutes(tb testing.TB, apiBase string) []*fuzzRoute {
 			return nil
 		}
 	}
-	// Secrets come from placeholders, as in production (the recipes name
-	// their own).
+	// Secrets come from placeholders, as in production.
 	for name, value := range map[string]string{
 		"PAYHOOK_FUZZ_SECRET": fuzzSecret, "PAYHOOK_FUZZ_STRIPE_SECRET": fuzzStripeSecret, "PAYHOOK_FUZZ_ADYEN_KEY": fuzzAdyenKey, "PAYHOOK_FUZZ_SW_SECRET": fuzzStandardWebhooksSecret,
-		"PAYHOOK_FUZZ_MOLLIE_KEY": "test_fuzz", "GOCARDLESS_WEBHOOK_SECRET": fuzzSecret, "RAZORPAY_WEBHOOK_SECRET": fuzzSecret,
+		"PAYHOOK_FUZZ_MOLLIE_KEY": "test_fuzz", "PAYHOOK_FUZZ_PRESET_SECRET": fuzzPresetSecret,
 	} {
 		tb.Setenv(name, value)
 	}
@@ -97,13 +102,31 @@ func fuzzRoutes(tb testing.TB, apiBase string) []*fuzzRoute {
 			r.Header.Set("Webhook-Signature", verify.SignStandardWebhooks(key, "msg_fuzz", ts, body))
 			return nil
 		}},
-		{caddyfile: recipes["gocardless"], sign: hexHMAC("Webhook-Signature")},
-		{caddyfile: recipes["razorpay"], sign: hexHMAC("X-Razorpay-Signature")},
+		{caddyfile: "payhook hmac {\n\tname acme\n\tsecret " + secret + "\n\theader X-Acme-Signature\n\tprefix sha256= optional\n" +
+			"\tmap {\n\t\tid id\n\t\tstatus type\n\t\tstatuses {\n\t\t\tpayment.paid captured\n\t\t}\n\t\tamount amount minor\n\t\tcurrency currency\n\t}\n}",
+			sign: hexHMAC("X-Acme-Signature")},
 		{caddyfile: "payhook pyxis {\n\turl_token " + secret + "\n\tcurrency EUR\n}", sign: sample(new(Pyxis))},
 		{caddyfile: "payhook mollie {\n\tapi_key {env.PAYHOOK_FUZZ_MOLLIE_KEY}\n\tsignature_secret " + secret + "\n" + api + "}", sign: sample(new(Mollie))},
 		{caddyfile: "payhook payrexx {\n\tinstance fuzz\n\tapi_key " + secret + "\n" + api + "}"},
+		{caddyfile: "payhook shopandpay {\n\tinstance fuzz\n\tapi_key " + secret + "\n" + api + "}"},
 		{caddyfile: "payhook swedbankpay {\n\ttoken " + secret + "\n" + api + "}"},
 		{caddyfile: "payhook paypal {\n\tclient_id fuzz\n\tclient_secret " + secret + "\n\twebhook_id FUZZWEBHOOK\n" + api + "}", sign: sample(new(PayPal))},
+	}
+	// Every preset, from the registry: a new one is fuzzed without a line
+	// here.
+	for _, name := range ProviderNames() {
+		p, _ := NewProvider(name)
+		if preset, ok := p.(*Preset); ok {
+			routes = append(routes, &fuzzRoute{
+				caddyfile: "payhook " + name + " {\n\tsecret {env.PAYHOOK_FUZZ_PRESET_SECRET}\n}",
+				sign: func(r *http.Request, body []byte) error {
+					return preset.SignSample(r, body, []byte(fuzzPresetSecret))
+				},
+			})
+		}
+	}
+	for _, rt := range routes {
+		rt.module = strings.Fields(rt.caddyfile)[1]
 	}
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	tb.Cleanup(cancel)
@@ -203,14 +226,16 @@ func FuzzHandler(f *testing.F) {
 	}
 
 	for i, rt := range routes {
-		p, err := NewProvider(rt.h.name)
+		p, err := NewProvider(rt.module)
 		if err != nil {
-			// A provider named in its configuration (gocardless, razorpay):
-			// seeded from the README's official vectors below.
-			continue
+			f.Fatal(err)
+		}
+		statuses := []normalize.Status{normalize.StatusCaptured, normalize.StatusRefunded, normalize.StatusFailed}
+		if preset, ok := p.(*Preset); ok {
+			statuses = preset.SampleStatuses()
 		}
 		if s, ok := p.(SampleSender); ok {
-			for _, status := range []normalize.Status{normalize.StatusCaptured, normalize.StatusRefunded, normalize.StatusFailed} {
+			for _, status := range statuses {
 				body, contentType, err := s.Sample(normalize.Sample{
 					Status: status, Amount: normalize.Amount{MinorUnits: 1050, Currency: "EUR"},
 					MerchantReference: "order-1", ProviderReference: "4711",
@@ -221,19 +246,29 @@ func FuzzHandler(f *testing.F) {
 			}
 		}
 	}
-	for _, v := range recipeVectors {
-		for i, rt := range routes {
-			if rt.h.name == v.recipe {
-				body, err := os.ReadFile(filepath.Join("../verify/testdata/vectors", v.bodyFile))
-				if err != nil {
-					f.Fatal(err)
-				}
-				seed(uint8(i), uint8(0), body, nil)
+	// The presets' official vectors and published examples.
+	for i, rt := range routes {
+		if _, err := os.Stat(filepath.Join("testdata/presets", rt.module, "cases.json")); err != nil {
+			continue
+		}
+		cases := readPresetCases(f, rt.module)
+		files := make([]string, 0, len(cases.Vectors)+len(cases.Examples))
+		for _, v := range cases.Vectors {
+			files = append(files, v.Body)
+		}
+		for _, ex := range cases.Examples {
+			files = append(files, ex.File)
+		}
+		for _, file := range files {
+			body, err := os.ReadFile(filepath.Join("testdata/presets", rt.module, file))
+			if err != nil {
+				f.Fatal(err)
 			}
+			seed(uint8(i), uint8(0), body, nil)
 		}
 	}
 	byName := func(name string) uint8 {
-		i := slices.IndexFunc(routes, func(rt *fuzzRoute) bool { return rt.h.name == name })
+		i := slices.IndexFunc(routes, func(rt *fuzzRoute) bool { return rt.module == name })
 		if i < 0 {
 			f.Fatalf("no route for %s", name)
 		}
@@ -246,13 +281,13 @@ func FuzzHandler(f *testing.F) {
 	seed(byName("swedbankpay"), uint8(1), []byte(`{"paymentOrder":{"id":"/psp/paymentorders/4711","instrument":"paymentorders"},"transaction":{"id":"/psp/paymentorders/4711/financialtransactions/1","number":1}}`), []byte("401\n{}"))
 	// The golden callbacks, with the API's answers where they have one.
 	for i, rt := range routes {
-		cases, _ := filepath.Glob(filepath.Join("../normalize/testdata", rt.h.name, "*.in"))
+		cases, _ := filepath.Glob(filepath.Join("../normalize/testdata", rt.module, "*.in"))
 		for _, in := range cases {
 			req, body := readRawRequest(f, in)
 			mediaType, _, _ := mime.ParseMediaType(req.Header.Get("Content-Type"))
 			variant := max(0, slices.Index(rt.h.contentTypes, mediaType))
 			doc, _ := os.ReadFile(strings.TrimSuffix(in, ".in") + ".fetched.json")
-			if rt.h.name == "paypal" {
+			if rt.module == "paypal" {
 				doc = []byte(`{"verification_status":"SUCCESS"}`)
 			}
 			seed(uint8(i), uint8(variant), body, doc)
@@ -350,4 +385,31 @@ func FuzzHandler(f *testing.F) {
 			t.Fatalf("%s: a retry's event ids %q differ from the first delivery's %q\nbody: %q", rt.h.name, retried, ids, sent)
 		}
 	})
+}
+
+// Every registered provider, presets included, has a route in FuzzHandler
+// and a sample for `caddy payhook send`: a new provider is fuzzed and can
+// be tried without a line in a shared file. (A plugin's provider, from
+// another package, is the plugin's to fuzz.)
+func TestEveryProviderIsFuzzedAndHasASample(t *testing.T) {
+	fuzzed := map[string]bool{}
+	for _, rt := range fuzzRoutes(t, "http://127.0.0.1:9") {
+		fuzzed[rt.module] = true
+	}
+	ours := reflect.TypeFor[Handler]().PkgPath()
+	for _, name := range ProviderNames() {
+		if p, _ := NewProvider(name); reflect.TypeOf(p).Elem().PkgPath() != ours {
+			continue
+		}
+		if !fuzzed[name] {
+			t.Errorf("provider %s has no route in FuzzHandler", name)
+		}
+		p, err := NewProvider(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := p.(SampleSender); !ok {
+			t.Errorf("provider %s has no sample for caddy payhook send", name)
+		}
+	}
 }

@@ -1,15 +1,16 @@
 package caddymodule
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 )
 
-// The rejections every provider shares, for Stripe, Adyen, Mollie and
-// PayPal through real Caddy: another method, another content type, a
-// compressed body, a body over max_body. Nothing is forwarded, no API is
-// asked, and the log names the provider.
+// The rejections every provider shares, for Stripe, Adyen, Mollie, PayPal
+// and every preset of the registry, through real Caddy: another method,
+// another content type, a compressed body, a body over max_body. Nothing is
+// forwarded, no API is asked, and the log names the provider.
 func TestMajorProvidersSharedRejections(t *testing.T) {
 	t.Setenv("PAYHOOK_TEST_STRIPE_SECRET", stripeSecret)
 	t.Setenv("PAYHOOK_TEST_ADYEN_KEY", adyenKey)
@@ -17,17 +18,27 @@ func TestMajorProvidersSharedRejections(t *testing.T) {
 	t.Setenv("PAYHOOK_TEST_MOLLIE_KEY", mollieAPIKey)
 	t.Setenv("PAYHOOK_TEST_PAYPAL_ID", payPalClientID)
 	t.Setenv("PAYHOOK_TEST_PAYPAL_SECRET", payPalSecret)
+	t.Setenv("PAYHOOK_TEST_PRESET_SECRET", "0123456789abcdef0123456789abcdef")
 	mollie, paypal := newFakeAPI(t), newFakePayPal(t)
-	e := startCaddy(t, stripeSite()+"\n"+adyenSite("")+"\n"+
-		strings.Replace(mollieSite(mollie, ""), "api_timeout 500ms", "api_timeout 500ms\n\t\t\tmax_body 64KiB", 1)+"\n"+
-		strings.Replace(payPalSite(paypal, ""), "api_timeout 1s", "api_timeout 1s\n\t\t\tmax_body 64KiB", 1))
-	big := `{"pad":"` + strings.Repeat("x", 70<<10) + `"}`
-	for _, provider := range []struct{ name, path, contentType string }{
+	type route struct{ name, path, contentType string }
+	routes := []route{
 		{"stripe", "/hooks/stripe", "application/json"},
 		{"adyen", "/hooks/adyen", "application/json"},
 		{"mollie", "/callbacks/mollie", formType},
 		{"paypal", "/callbacks/paypal", "application/json"},
-	} {
+	}
+	var presetSites strings.Builder
+	for _, name := range presetNames() {
+		p, _ := NewProvider(name)
+		fmt.Fprintf(&presetSites, "\n\troute /presets/%s* {\n\t\tpayhook %s {\n\t\t\tsecret {env.PAYHOOK_TEST_PRESET_SECRET}\n\t\t\tmax_body 64KiB\n\t\t}\n\t\treverse_proxy {upstream}\n\t}",
+			name, name)
+		routes = append(routes, route{p.Name(), "/presets/" + name, "application/json"})
+	}
+	e := startCaddy(t, stripeSite()+"\n"+adyenSite("")+"\n"+
+		strings.Replace(mollieSite(mollie, ""), "api_timeout 500ms", "api_timeout 500ms\n\t\t\tmax_body 64KiB", 1)+"\n"+
+		strings.Replace(payPalSite(paypal, ""), "api_timeout 1s", "api_timeout 1s\n\t\t\tmax_body 64KiB", 1)+presetSites.String())
+	big := `{"pad":"` + strings.Repeat("x", 70<<10) + `"}`
+	for _, provider := range routes {
 		for _, tt := range []struct {
 			name, method, contentType, body string
 			header                          http.Header
@@ -40,7 +51,7 @@ func TestMajorProvidersSharedRejections(t *testing.T) {
 			{"compressed", http.MethodPost, provider.contentType, "{}", http.Header{"Content-Encoding": {"gzip"}}, 415, "content_type_not_accepted"},
 			{"over max_body", http.MethodPost, provider.contentType, big, nil, 413, "body_too_large"},
 		} {
-			t.Run(provider.name+"/"+tt.name, func(t *testing.T) {
+			t.Run(provider.path+"/"+tt.name, func(t *testing.T) {
 				e.t = t
 				e.upstream.reset()
 				var resp *http.Response

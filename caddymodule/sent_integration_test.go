@@ -119,16 +119,13 @@ func TestHMACTemplatesUnderHandlePathSeeTheSentURI(t *testing.T) {
 	}
 }
 
-// Square signs the notification URL and the body: the README's recipe
-// verifies a callback under handle_path.
-func TestSquareRecipeUnderHandlePath(t *testing.T) {
-	recipe, ok := readmeRecipes(t)["square"]
-	if !ok {
-		t.Skip("the README has no Square recipe any more")
-	}
+// Square signs the notification URL and the body: the preset verifies a
+// callback under handle_path.
+func TestSquarePresetUnderHandlePath(t *testing.T) {
+	site := "payhook square {\n\tsecret {env.SQUARE_SIGNATURE_KEY}\n}"
 	const key = "square-signature-key-0123"
 	t.Setenv("SQUARE_SIGNATURE_KEY", key)
-	e := startCaddy(t, rewritingRoutes("/hooks/square", recipe)["handle_path"])
+	e := startCaddy(t, rewritingRoutes("/hooks/square", site)["handle_path"])
 	body := `{"merchant_id":"6SSW7HV8K2ST5","type":"payment.updated","event_id":"13b867cf-db3d-4b1c-90b6-2f32a9d78124","created_at":"2026-11-20T10:34:47.000Z","data":{"type":"payment","id":"KkAkhdMsgzn59SM8A89WgKwekxLZY","object":{"payment":{"id":"KkAkhdMsgzn59SM8A89WgKwekxLZY","status":"COMPLETED","amount_money":{"amount":1000,"currency":"USD"},"reference_id":"order-5"}}}}`
 	mac := hmac.New(sha256.New, []byte(key))
 	mac.Write([]byte(e.base + "/hooks/square" + body))

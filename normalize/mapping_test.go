@@ -15,7 +15,7 @@ import (
 	"github.com/payhook/payhook/verify"
 )
 
-// goCardlessMapping is the README's GoCardless recipe.
+// goCardlessMapping is the GoCardless preset's (caddymodule/presets/gocardless.caddyfile).
 var goCardlessMapping = Mapping{
 	Batch:   "events",
 	ID:      Paths{"id"},
@@ -114,7 +114,7 @@ func TestMappingRules(t *testing.T) {
 	}
 }
 
-// checkoutMapping follows the README's Checkout.com recipe.
+// checkoutMapping follows the Checkout.com preset's.
 var checkoutMapping = Mapping{
 	ID:     Paths{"id"},
 	Status: []string{"type"},
@@ -389,7 +389,7 @@ func FuzzCheckPath(f *testing.F) {
 }
 
 // FuzzMapping feeds arbitrary bodies, JSON or form, through the README's
-// GoCardless recipe (a batch with ids) and a single-event mapping with a
+// GoCardless preset (a batch with ids) and a single-event mapping with a
 // decimal amount: whatever is accepted encodes to a valid envelope, a batch
 // never holds more than MaxBatchEvents events, and two events share an id
 // only when they are one notification (the same id, or the same bytes).
