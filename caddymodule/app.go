@@ -53,6 +53,7 @@ type App struct {
 	legacy    certmagic.Storage // Caddy's storage, where earlier versions kept their records
 	journal   *journalWriter
 	deliverer *deliverer // the inbox's deliveries, for the routes of this configuration
+	dedupers  []*deduper // the routes' dedupers: Stop waits for the records they write
 	ctx       caddy.Context
 	logger    *zap.Logger
 	stop      chan struct{}
@@ -194,6 +195,9 @@ func (a *App) Start() error {
 // finish; it closes at Cleanup.
 func (a *App) Stop() error {
 	a.deliverer.stop(a.gracePeriod())
+	for _, d := range a.dedupers {
+		d.flush() // before Cleanup lets go of the database
+	}
 	close(a.stop)
 	a.journal.close()
 	a.done.Wait()

@@ -52,6 +52,9 @@ type deduper struct {
 	mu      sync.Mutex
 	flights map[string]*flight // deliveries in progress in this process
 	renew   map[*time.Timer]bool
+	// recording counts the delivery records being written after the
+	// provider was answered (see claim); flush waits for them.
+	recording sync.WaitGroup
 }
 
 // flight is one delivery in progress; done is closed when it ends.
@@ -128,12 +131,31 @@ func (d *deduper) claim(ctx context.Context, id string) (duplicate bool, release
 		case store.ClaimNew:
 			renewal := d.keepLease(c)
 			return false, func(delivered bool) {
-				d.stopRenewal(renewal)
-				if delivered {
-					d.cache.add(id, d.now().Add(d.window))
+				if !delivered {
+					d.stopRenewal(renewal)
+					d.record(id, c, false)
+					finish(false)
+					return
 				}
-				d.record(id, c, delivered)
-				finish(delivered)
+				// The shop took the event: this process knows it at once
+				// (the cache, the copies waiting on the flight), and the
+				// provider is answered without waiting for the record's
+				// sync. Until the record is committed the claim's lease
+				// holds the event, so a copy at another instance waits for
+				// it, as for a delivery; a crash before the commit is the
+				// crash between the shop's answer and the record that the
+				// README's limits describe (the lease runs out, a later
+				// copy is delivered again, same id). With the sync in the
+				// answer's path a new event waited for two commits; now for
+				// one (its claim).
+				d.cache.add(id, d.now().Add(d.window))
+				finish(true)
+				d.recording.Add(1)
+				go func() {
+					defer d.recording.Done()
+					d.record(id, c, true)
+					d.stopRenewal(renewal)
+				}()
 			}, nil
 		}
 		select {
@@ -194,9 +216,14 @@ func (d *deduper) stopRenewal(timer *time.Timer) {
 	timer.Stop()
 }
 
+// flush waits for the delivery records being written.
+func (d *deduper) flush() { d.recording.Wait() }
+
 // close stops renewing the leases of claims still held (a stop or a
 // reload): a delivery that goes on past its lease may then be taken over.
+// It first waits for the delivery records being written.
 func (d *deduper) close() {
+	d.flush()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for timer := range d.renew {

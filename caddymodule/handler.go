@@ -212,6 +212,9 @@ func (h *Handler) Provision(ctx caddy.Context) (err error) {
 	}
 	if window > 0 {
 		h.dedupe = newDeduper(h.state, window, h.logger)
+		if h.app != nil {
+			h.app.dedupers = append(h.app.dedupers, h.dedupe)
+		}
 	}
 	if h.Inbox != nil && h.server == nil {
 		return errors.New("inbox: payhook must run in an HTTP server's route")
