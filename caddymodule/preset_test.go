@@ -483,3 +483,23 @@ func TestPresetDefinitionErrors(t *testing.T) {
 		}
 	}
 }
+
+// Worldline Connect checks an endpoint with a GET whose
+// X-GCS-Webhooks-Endpoint-Verification header the endpoint must echo: the
+// route the README shows answers it beside payhook, which takes the POSTs.
+func TestWorldlineEndpointVerificationBesidePayhook(t *testing.T) {
+	t.Setenv("PAYHOOK_TEST_PRESET_SECRET", "hello+world")
+	e := startCaddy(t, `route /hooks/worldline* {
+		@verification method GET
+		respond @verification "{http.request.header.X-GCS-Webhooks-Endpoint-Verification}" 200
+		payhook worldline {
+			secret {env.PAYHOOK_TEST_PRESET_SECRET}
+		}
+		reverse_proxy {upstream}
+	}`)
+	req := e.postRequest("/hooks/worldline", "", "", http.Header{"X-Gcs-Webhooks-Endpoint-Verification": {"a-challenge-4711"}})
+	req.Method = http.MethodGet
+	resp, answer := e.do(req)
+	expectAnswer(t, resp, answer, http.StatusOK, "a-challenge-4711")
+	e.expectNothingForwarded()
+}
