@@ -466,6 +466,22 @@ func TestPresetOverridesAndOptions(t *testing.T) {
 	}
 }
 
+// A preset's answer and envelope name come from its file.
+func TestPresetAnswerAndName(t *testing.T) {
+	def, err := parsePreset("acme-signed", "acme-signed.caddyfile", []byte("name acme\nanswer accepted\nhmac {\n\theader X-Sig\n}\nsample {\n\tbody `{\"id\":\"{id}\"}`\n\tstatus captured\n}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Preset{preset: def}
+	w := httptest.NewRecorder()
+	if status := p.Acknowledge(w); status != http.StatusOK || w.Body.String() != "accepted" || p.Name() != "acme" {
+		t.Errorf("answer %d %q, name %q", status, w.Body, p.Name())
+	}
+	if p.CaddyModule().ID != ProvidersNamespace+".acme-signed" {
+		t.Errorf("module %s", p.CaddyModule().ID)
+	}
+}
+
 // A preset's file is checked as it loads: what is wrong in it is named.
 func TestPresetDefinitionErrors(t *testing.T) {
 	const scheme = "hmac {\n\theader X-Sig\n}\n"
