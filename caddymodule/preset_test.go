@@ -52,8 +52,27 @@ func presetProvider(t *testing.T, name, secret string) Provider {
 	return mod.(Provider)
 }
 
-// presetHMAC is the hmac scheme of a provisioned preset.
-func presetHMAC(p Provider) *HMAC { return p.(*Preset).scheme.(*HMAC) }
+// presetAt sets the clock of a provisioned preset's verifier.
+func presetAt(p Provider, now time.Time) {
+	switch s := p.(*Preset).scheme.(type) {
+	case *HMAC:
+		s.verifier.Now = func() time.Time { return now }
+	case *StandardWebhooks:
+		s.verifier.Now = func() time.Time { return now }
+	}
+}
+
+// presetMapping is a provisioned preset's mapping, the route's overrides
+// merged.
+func presetMapping(p Provider) *normalize.Mapping {
+	switch s := p.(*Preset).scheme.(type) {
+	case *HMAC:
+		return s.Mapping
+	case *StandardWebhooks:
+		return s.Mapping
+	}
+	return nil
+}
 
 // presetNames lists the registered presets.
 func presetNames() []string {
@@ -149,7 +168,7 @@ func TestPresetsVerifyTheOfficialVectors(t *testing.T) {
 func testPresetVector(t *testing.T, preset string, vec presetVector) {
 	p := presetProvider(t, preset, vec.Secret)
 	if !vec.Now.IsZero() {
-		presetHMAC(p).verifier.Now = func() time.Time { return vec.Now }
+		presetAt(p, vec.Now)
 	}
 	body, err := os.ReadFile(filepath.Join("testdata/presets", preset, vec.Body))
 	if err != nil {
@@ -383,7 +402,7 @@ func TestPresetSamplesArriveAsSent(t *testing.T) {
 	const secret = "0123456789abcdef0123456789abcdef" // hex, for datatrans
 	for _, name := range presetNames() {
 		p := presetProvider(t, name, secret)
-		mapping := presetHMAC(p).Mapping
+		mapping := presetMapping(p)
 		sender, _ := NewProvider(name)
 		for _, status := range sender.(*Preset).SampleStatuses() {
 			t.Run(name+"/"+string(status), func(t *testing.T) {
@@ -451,7 +470,7 @@ func TestPresetOverridesAndOptions(t *testing.T) {
 	if err := preset.Provision(caddy.Context{Context: context.Background()}); err != nil {
 		t.Fatal(err)
 	}
-	m := presetHMAC(preset).Mapping
+	m := presetMapping(preset)
 	if strings.Join(m.MerchantReference, " ") != "payload.payment.entity.notes.order" || strings.Join(m.Status, " ") != "event" {
 		t.Errorf("merged mapping %+v", m)
 	}
@@ -479,6 +498,43 @@ func TestPresetAnswerAndName(t *testing.T) {
 	}
 	if p.CaddyModule().ID != ProvidersNamespace+".acme-signed" {
 		t.Errorf("module %s", p.CaddyModule().ID)
+	}
+}
+
+// A preset may be a standard_webhooks scheme: its sample is signed as a
+// Standard Webhooks sender signs, and its route takes it.
+func TestStandardWebhooksPreset(t *testing.T) {
+	def, err := parsePreset("acme", "acme.caddyfile", []byte("standard_webhooks {\n\tmap {\n\t\tid id\n\t\tstatus type\n\t\tstatuses {\n\t\t\tpayment.succeeded captured\n\t\t}\n"+
+		"\t\tamount data.amount minor\n\t\tcurrency data.currency\n\t}\n}\nsample {\n\tbody `{\"id\":\"{id}\",\"type\":\"{type}\",\"data\":{\"amount\":{amount},\"currency\":\"{currency}\"}}`\n"+
+		"\tstatus captured type=payment.succeeded\n}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PAYHOOK_TEST_PRESET_SECRET", swSecret)
+	p := &Preset{preset: def, Secrets: []string{"{env.PAYHOOK_TEST_PRESET_SECRET}"}}
+	if err := p.Provision(caddy.Context{Context: context.Background()}); err != nil {
+		t.Fatal(err)
+	}
+	sent := normalize.Sample{Status: normalize.StatusCaptured, Amount: normalize.Amount{MinorUnits: 999, Currency: "EUR"}}
+	body, _, err := p.Sample(sent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest(http.MethodPost, "/hooks/acme", strings.NewReader(string(body)))
+	if err := p.SignSample(r, body, []byte(swSecret)); err != nil {
+		t.Fatal(err)
+	}
+	in := &normalize.Input{Provider: p.Name(), ContentType: "application/json", Body: body}
+	res, err := p.Verify(context.Background(), &verify.Callback{Method: http.MethodPost, Header: r.Header, Body: body}, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events, err := p.Normalize(in, res, nil)
+	if err != nil || len(events) != 1 || events[0].Status != normalize.StatusCaptured || *events[0].Amount != sent.Amount {
+		t.Fatalf("Normalize = %+v, %v", events, err)
+	}
+	if err := (&Preset{preset: def, Secrets: []string{"s"}, URL: "https://x"}).Validate(); err == nil {
+		t.Error("a url on a standard_webhooks preset was taken")
 	}
 }
 
