@@ -302,7 +302,7 @@ func TestAdyenDedupeOutlivesItsRetries(t *testing.T) {
 			e := startCaddy(t, adyenSite(tt.option))
 			resp, answer := e.post("/hooks/adyen", "application/json", signed, nil)
 			expectAnswer(t, resp, answer, http.StatusOK, "[accepted]")
-			kept := deliveryRecordsKeptFor(t, e)
+			kept := deliveryRecordsKeptFor(t, e, 3)
 			if len(kept) != 3 {
 				t.Fatalf("%d delivery records, want 3", len(kept))
 			}

@@ -350,27 +350,33 @@ func (e *env) database() string { return filepath.Join(e.storage, "payhook.db") 
 
 // deliveryRecordsKeptFor reads how long each delivery record of the test's
 // database is still kept.
-func deliveryRecordsKeptFor(t *testing.T, e *env) []time.Duration {
+// The records are written once the provider is answered: it waits until
+// there are want of them (or 10 s passed).
+func deliveryRecordsKeptFor(t *testing.T, e *env, want int) []time.Duration {
 	t.Helper()
 	db, err := sql.Open("sqlite", "file:"+e.database()+"?mode=ro")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	rows, err := db.Query(`SELECT until FROM payhook_claims WHERE state = 2`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var kept []time.Duration
-	for rows.Next() {
-		var until int64
-		if err := rows.Scan(&until); err != nil {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		rows, err := db.Query(`SELECT until FROM payhook_claims WHERE state = 2`)
+		if err != nil {
 			t.Fatal(err)
 		}
-		kept = append(kept, time.Until(time.UnixMilli(until)))
+		var kept []time.Duration
+		for rows.Next() {
+			var until int64
+			if err := rows.Scan(&until); err != nil {
+				t.Fatal(err)
+			}
+			kept = append(kept, time.Until(time.UnixMilli(until)))
+		}
+		rows.Close()
+		if len(kept) >= want || time.Now().After(deadline) {
+			return kept
+		}
 	}
-	return kept
 }
 
 // stopCaddy loads a configuration without apps into the running Caddy,

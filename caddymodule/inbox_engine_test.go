@@ -328,7 +328,9 @@ func TestInboxStoreOutageOnSQLite(t *testing.T) {
 		t.Fatal(err)
 	}
 	up.setStatus(http.StatusOK)
-	resp, answer := e.send(ixopayCallback(payment("payL", "DEBIT", "OK")))
+	// payhook gives up on the store after 5 s; a write already handed to
+	// it may wait for the lock as long again: a provider's patience.
+	resp, answer := e.doWith(&http.Client{Timeout: 30 * time.Second}, e.callbackRequest(ixopayCallback(payment("payL", "DEBIT", "OK"))))
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("with the store locked: %d %q, want 503", resp.StatusCode, answer)
 	}
