@@ -104,11 +104,11 @@ func TestDemoStartsAfreshFromAnywhere(t *testing.T) {
 			}
 		}
 		send()
-		if n := demo.shopReceived(); n != 1 {
+		if n := demo.shopReceivedWithin(1, 5*time.Second); n != 1 {
 			t.Errorf("demo %d: the shop received --id 42 %d times, want once:\n%s", run, n, demo.output())
 		}
 		send() // a duplicate within one demo
-		if n := demo.shopReceived(); n != 1 {
+		if n := demo.shopReceivedWithin(2, time.Second); n != 1 {
 			t.Errorf("demo %d: the shop received --id 42 again within the demo:\n%s", run, demo.output())
 		}
 		demo.stop()
@@ -192,6 +192,17 @@ func (d *demoProcess) output() string {
 // shopReceived counts the envelopes the demo's shop printed.
 func (d *demoProcess) shopReceived() int {
 	return strings.Count(d.output(), "── the shop received POST /callbacks/ixopay")
+}
+
+// shopReceivedWithin waits until the shop's lines in the demo's output
+// number n, for within at most (they reach the test through a pipe, a
+// moment after the callback's answer), and returns how many there are.
+func (d *demoProcess) shopReceivedWithin(n int, within time.Duration) int {
+	for deadline := time.Now().Add(within); ; time.Sleep(20 * time.Millisecond) {
+		if got := d.shopReceived(); got >= n || time.Now().After(deadline) {
+			return got
+		}
+	}
 }
 
 // stop interrupts the demo, as Ctrl-C does, and waits for it to end.
