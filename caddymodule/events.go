@@ -83,6 +83,15 @@ type entryAttempt struct {
 	Error     string    `json:"error,omitempty"`
 }
 
+// viewAttempts shows delivery attempts as the admin API does.
+func viewAttempts(attempts []store.Attempt) []entryAttempt {
+	out := make([]entryAttempt, 0, len(attempts))
+	for _, a := range attempts {
+		out = append(out, entryAttempt{At: a.At, Status: a.Status, LatencyMS: float64(a.Latency.Microseconds()) / 1000, Error: a.Error})
+	}
+	return out
+}
+
 func viewEntry(e store.Entry) journalEntry {
 	v := journalEntry{Seq: e.Seq, At: e.At, Route: e.Route, Provider: e.Provider, Outcome: e.Outcome, Reason: e.Reason,
 		EventID: e.EventID, EventType: e.EventType, Status: e.Status, Merchant: e.Merchant, Reference: e.Reference,
@@ -172,9 +181,7 @@ func (a *eventsAdmin) handleEvents(w http.ResponseWriter, r *http.Request) error
 			if err != nil {
 				return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: err}
 			}
-			for _, a := range attempts {
-				v.Attempts = append(v.Attempts, entryAttempt{At: a.At, Status: a.Status, LatencyMS: float64(a.Latency.Microseconds()) / 1000, Error: a.Error})
-			}
+			v.Attempts = viewAttempts(attempts)
 		}
 		out.Events = append(out.Events, v)
 	}

@@ -333,18 +333,7 @@ func (a *App) eventView(ctx context.Context, ev *store.InboxEvent) map[string]an
 		place = ib.place()
 	}
 	if attempts, err := a.state.Attempts(ctx, place, ev.EventID); err == nil && place != "" {
-		list := make([]map[string]any, 0, len(attempts))
-		for _, at := range attempts {
-			item := map[string]any{"at": at.At, "latency_ms": at.Latency.Milliseconds()}
-			if at.Status != 0 {
-				item["status"] = at.Status
-			}
-			if at.Error != "" {
-				item["error"] = at.Error
-			}
-			list = append(list, item)
-		}
-		view["attempts"] = list
+		view["attempts"] = viewAttempts(attempts)
 	}
 	return view
 }

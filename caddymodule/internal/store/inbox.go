@@ -141,7 +141,7 @@ func (s *Store) Enqueue(ctx context.Context, ev *InboxEvent, claim string, keep 
 			return err
 		}
 		ev.Seq, ev.State, ev.NextAt = seq, Pending, now
-		return s.notify(ctx, ex)
+		return nil
 	})
 	return result, s.woke(err)
 }
@@ -253,7 +253,7 @@ func (s *Store) Release(ctx context.Context, ev *InboxEvent) error {
 		if err := affected(res, err, "releasing an inbox lease"); err != nil {
 			return err
 		}
-		return s.notify(ctx, ex)
+		return nil
 	})
 	return s.woke(err)
 }
@@ -304,7 +304,7 @@ func (s *Store) Settle(ctx context.Context, ev *InboxEvent, out Settlement) erro
 		if err := s.promote(ctx, ex, ev.Route, ev.Queue); err != nil {
 			return err
 		}
-		return s.notify(ctx, ex)
+		return nil
 	})
 	if out.State == Pending {
 		return err
@@ -357,7 +357,7 @@ func (s *Store) Replay(ctx context.Context, seq int64, seen InboxState, asked ti
 				return unavailable("replaying an event", err)
 			}
 			out = ev
-			return s.notify(ctx, ex)
+			return nil
 		}
 		if err := s.queueLock(ctx, ex, ev.Route, ev.Queue); err != nil {
 			return unavailable("locking a queue", err)
@@ -377,7 +377,7 @@ func (s *Store) Replay(ctx context.Context, seq int64, seen InboxState, asked ti
 		}
 		ev.State, ev.NextAt, ev.DoneAt, ev.Attempts, ev.Refused, ev.LastError = Pending, now, time.Time{}, 0, false, ""
 		out = ev
-		return s.notify(ctx, ex)
+		return nil
 	})
 	return out, s.woke(err)
 }
@@ -536,7 +536,7 @@ func (s *Store) MoveInbox(ctx context.Context, from, to string) (int, error) {
 			WHERE route = ? AND state = 0`), text(to)); err != nil {
 			return unavailable("moving inbox events", err)
 		}
-		return s.notify(ctx, ex)
+		return nil
 	})
 	return int(moved), s.woke(err)
 }
@@ -582,7 +582,7 @@ func (s *Store) ImportInbox(ctx context.Context, events []*InboxEvent) (int, err
 				}
 			}
 			took = true
-			return s.notify(ctx, ex)
+			return nil
 		})
 		if err != nil {
 			return stored, err
