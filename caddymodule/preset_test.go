@@ -108,6 +108,9 @@ type presetCases struct {
 
 // presetVector is a provider's official test vector for its preset.
 type presetVector struct {
+	// Source says where the vector comes from: the provider's page, or
+	// its SDK (package, version, function) that signed or verified it.
+	Source       string       `json:"source,omitempty"`
 	Secret       string       `json:"secret"`
 	Body         string       `json:"body"` // the file, relative to the preset's directory
 	Header       http.Header  `json:"header"`
