@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -104,6 +105,24 @@ type presetCases struct {
 	// Examples are the provider's published events (SOURCES.md) and what
 	// the preset's map must make of each.
 	Examples []presetExample `json:"examples"`
+	// SDK is the provider's own verifier, run on what payhook signs.
+	SDK *presetSDK `json:"sdk,omitempty"`
+}
+
+// presetSDK runs the provider's own verification code on a callback that
+// payhook's sender signed: its SDK from npm (Package, name@version,
+// installed by the test), or where the provider publishes its verify
+// function in another language only, a line-by-line port of it (no
+// Package). Script, a file in the preset's directory, is run by node with
+// one argument, the callback as JSON ({"secret", "method", "url",
+// "headers": {name: value}, "body"}), and prints "valid" when the
+// provider's code accepts it, anything else when it does not.
+type presetSDK struct {
+	Package string `json:"package,omitempty"`
+	Script  string `json:"script"`
+	// BodyUnsigned says the provider's scheme does not cover the body (a
+	// header that carries the secret): a changed body is not the test.
+	BodyUnsigned bool `json:"body_unsigned,omitempty"`
 }
 
 // presetVector is a provider's official test vector for its preset.
@@ -447,6 +466,66 @@ func TestPresetSamplesArriveAsSent(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// Every preset whose provider publishes verification code has that code
+// accept what payhook's sender signs, and refuse it with the body changed:
+// payhook signs as the provider does, checked by the provider's words
+// rather than payhook's own verifier.
+func TestPresetsSignAsTheProvidersOwnCode(t *testing.T) {
+	const secret = "0123456789abcdef0123456789abcdef"
+	for _, name := range presetNames() {
+		sdk := readPresetCases(t, name).SDK
+		if sdk == nil {
+			continue
+		}
+		t.Run(name, func(t *testing.T) {
+			script, err := os.ReadFile(filepath.Join("testdata/presets", name, sdk.Script))
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			if sdk.Package != "" {
+				dir = npmPackage(t, sdk.Package)
+			} else if _, err := exec.LookPath("node"); err != nil {
+				if os.Getenv("CI") != "" {
+					t.Fatal("node is needed for the providers' verification code")
+				}
+				t.Skip("node is not installed")
+			}
+			sender, _ := NewProvider(name)
+			statuses := sender.(*Preset).SampleStatuses()
+			body, _, err := sender.(SampleSender).Sample(normalize.Sample{Status: statuses[0],
+				Amount: normalize.Amount{MinorUnits: 1234, Currency: "EUR"}, MerchantReference: "order-1042", ProviderReference: "4711"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			const url = "https://shop.example.com/hooks/payments?a=1"
+			r := httptest.NewRequest(http.MethodPost, url, strings.NewReader(string(body)))
+			if err := sender.(SampleSender).SignSample(r, body, []byte(secret)); err != nil {
+				t.Fatal(err)
+			}
+			judge := func(secret string, body []byte) string {
+				headers := map[string]string{}
+				for k := range r.Header {
+					headers[k] = r.Header.Get(k)
+				}
+				arg, _ := json.Marshal(map[string]any{"secret": secret, "method": http.MethodPost, "url": r.URL.String(), "headers": headers, "body": string(body)})
+				return runNode(t, dir, string(script), string(arg))
+			}
+			if got := judge(secret, body); got != "valid" {
+				t.Fatalf("%s's code refuses payhook's signature: %s\n%s", name, got, body)
+			}
+			if got := judge("fedcba9876543210fedcba9876543210", body); got == "valid" {
+				t.Fatalf("%s's code accepts another secret: the script checks nothing", name)
+			}
+			tampered := append([]byte(nil), body...)
+			tampered[len(tampered)/2] ^= 1
+			if got := judge(secret, tampered); got == "valid" && !sdk.BodyUnsigned {
+				t.Fatalf("%s's code accepts a changed body", name)
+			}
+		})
 	}
 }
 
