@@ -326,8 +326,6 @@ func (p requestPlaceholders) Get(name string) (any, bool) {
 	switch name {
 	case "http.request.method":
 		return p.r.Method, true
-	case "http.request.uri":
-		return p.r.URL.RequestURI(), true
 	case "http.request.host":
 		return p.r.URL.Hostname(), true
 	case "http.request.hostport":
@@ -335,6 +333,9 @@ func (p requestPlaceholders) Get(name string) (any, bool) {
 	}
 	if header, ok := strings.CutPrefix(name, "http.request.header."); ok {
 		return p.r.Header.Get(header), true
+	}
+	if uri, ok := strings.CutPrefix(name, "http.request.uri"); ok {
+		return uriPlaceholder(uri, p.r.URL.RequestURI(), p.r.URL)
 	}
 	return nil, false
 }

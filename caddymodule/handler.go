@@ -358,8 +358,10 @@ func (h *Handler) verify(r *http.Request, cb *verify.Callback, in *normalize.Inp
 		if err != nil {
 			return verify.Result{}, err
 		}
-		if err := h.bindTransmission(r, transmission, cb.Body); err != nil {
-			return verify.Result{}, err
+		if transmission != "" {
+			if err := h.bindTransmission(r, transmission, cb.Body); err != nil {
+				return verify.Result{}, err
+			}
 		}
 	}
 	result, err := h.provider.Verify(r.Context(), cb, in)

@@ -40,16 +40,48 @@ type HMAC struct {
 	// they are, the default), base64 or hex.
 	SecretEncoding string `json:"secret_encoding,omitempty"`
 
-	// Algorithm is sha1, sha256 (default) or sha512.
+	// Mode is how a signature is made from a secret: hmac (the default,
+	// an HMAC of the content keyed with the secret), hash (the digest of
+	// the content, which holds {secret}: PayU), secret (the header carries
+	// the secret itself: Flutterwave's verif-hash) or secret_hash (the
+	// header carries the secret's digest: PhonePe). With secret and
+	// secret_hash, the body is not signed.
+	Mode string `json:"mode,omitempty"`
+
+	// Algorithm is md5, sha1, sha256 (default) or sha512.
 	Algorithm string `json:"algorithm,omitempty"`
+
+	// Algorithms are the hashes accepted when the header names each
+	// signature's algorithm (AlgorithmKey, or an algorithm field);
+	// default: Algorithm alone (Caddyfile: algorithm <first> <other>...).
+	Algorithms []string `json:"algorithms,omitempty"`
 
 	// Header carries the signature. Required.
 	Header string `json:"header,omitempty"`
 
+	// HeaderEncoding base64: the header's value is base64 of what is read
+	// (MultiSafepay's Auth).
+	HeaderEncoding string `json:"header_encoding,omitempty"`
+
 	// SignatureKey, when set, makes Header a list of key=value pairs
 	// (Stripe's "t=…,v1=…", Paddle's "ts=…;h1=…"): the signature is the
-	// value of this key (several are candidates).
+	// value of this key (several are candidates). AlgorithmKey is the key
+	// that names their algorithm (PayU's algorithm=MD5).
 	SignatureKey string `json:"signature_key,omitempty"`
+	AlgorithmKey string `json:"algorithm_key,omitempty"`
+
+	// Fields, when set, makes Header a list of comma-separated entries,
+	// each made of these fields in order, separated by FieldSeparator:
+	// signature, timestamp, algorithm, key_id or _ (Worldpay's
+	// "1/SHA256/<hex>": separator "/", fields key_id algorithm signature).
+	Fields         []string `json:"fields,omitempty"`
+	FieldSeparator string   `json:"field_separator,omitempty"`
+
+	// UnsignedBody accepts a content that leaves the body out, for the
+	// providers whose signature does (Mercado Pago). The route then binds
+	// each signature to the first body it arrives with, for the dedupe
+	// window, which must be at least max_skew; a timestamp is required.
+	UnsignedBody bool `json:"unsigned_body,omitempty"`
 
 	// SignatureEncoding is hex (default), base64 or base64url.
 	SignatureEncoding string `json:"signature_encoding,omitempty"`
@@ -68,7 +100,7 @@ type HMAC struct {
 
 	// TimestampHeader carries the timestamp; TimestampKey takes it from
 	// Header's key=value pairs instead. TimestampFormat is seconds
-	// (default), milliseconds or http-date.
+	// (default), milliseconds, http-date or rfc3339.
 	TimestampHeader string `json:"timestamp_header,omitempty"`
 	TimestampKey    string `json:"timestamp_key,omitempty"`
 	TimestampFormat string `json:"timestamp_format,omitempty"`
@@ -96,8 +128,9 @@ func (HMAC) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{ID: ProvidersNamespace + ".hmac", New: func() caddy.Module { return new(HMAC) }}
 }
 
-var hmacOptions = []string{"name", "secret", "secret_encoding", "algorithm", "header", "signature_encoding", "prefix",
-	"content", "url", "timestamp_header", "timestamp_key", "max_skew", "id_header", "content_types", "map"}
+var hmacOptions = []string{"name", "secret", "secret_encoding", "mode", "algorithm", "algorithm_key", "header", "header_encoding",
+	"fields", "signature_encoding", "prefix", "content", "unsigned_body", "url", "timestamp_header", "timestamp_key", "max_skew",
+	"id_header", "content_types", "map"}
 
 // UnmarshalCaddyfile reads the provider's options of a payhook block:
 //
@@ -105,13 +138,18 @@ var hmacOptions = []string{"name", "secret", "secret_encoding", "algorithm", "he
 //	    name               <provider>            # required: the name in the envelope
 //	    secret             <value>               # repeatable
 //	    secret_encoding    raw|base64|hex        # default raw
-//	    algorithm          sha1|sha256|sha512    # default sha256
+//	    mode               hmac|hash|secret|secret_hash   # default hmac
+//	    algorithm          md5|sha1|sha256|sha512...      # default sha256; several when the header names it
+//	    algorithm_key      <key>                 # the key=… that names a signature's algorithm
 //	    header             <name> [<key>]        # the signature; with <key>, the value of key=… in it
+//	    header_encoding    base64                # the header's value is base64
+//	    fields             <separator> <field>...         # entries of signature|timestamp|algorithm|key_id|_
 //	    signature_encoding hex|base64|base64url  # default hex
 //	    prefix             <text> [optional]     # e.g. sha256=; optional: bare signatures too
 //	    content            <template>            # default {body}
+//	    unsigned_body                            # the content leaves the body out (Mercado Pago)
 //	    url                <value>               # the template's {url}
-//	    timestamp_header   <name> [seconds|milliseconds|http-date]
+//	    timestamp_header   <name> [seconds|milliseconds|http-date|rfc3339]
 //	    timestamp_key      <key> [seconds|milliseconds]   # in the signature header
 //	    max_skew           <duration>            # default 5m
 //	    id_header          <name>                # the template's {id}
@@ -129,8 +167,32 @@ func (p *HMAC) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = appendArg(d, &p.Secrets)
 		case "secret_encoding":
 			err = singleArg(d, &p.SecretEncoding)
+		case "mode":
+			err = singleArg(d, &p.Mode)
 		case "algorithm":
-			err = singleArg(d, &p.Algorithm)
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.Err("algorithm <name>... (md5, sha1, sha256, sha512)")
+			}
+			p.Algorithm = args[0]
+			if len(args) > 1 {
+				p.Algorithms = args
+			}
+		case "algorithm_key":
+			err = singleArg(d, &p.AlgorithmKey)
+		case "header_encoding":
+			err = singleArg(d, &p.HeaderEncoding)
+		case "fields":
+			args := d.RemainingArgs()
+			if len(args) < 2 {
+				return d.Err("fields <separator> <field>... (signature, timestamp, algorithm, key_id, _)")
+			}
+			p.FieldSeparator, p.Fields = args[0], args[1:]
+		case "unsigned_body":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			p.UnsignedBody = true
 		case "header":
 			args := d.RemainingArgs()
 			if len(args) < 1 || len(args) > 2 {
@@ -156,7 +218,7 @@ func (p *HMAC) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			option := d.Val()
 			args := d.RemainingArgs()
 			if len(args) < 1 || len(args) > 2 {
-				return d.Errf("%s <name> [seconds|milliseconds|http-date]", option)
+				return d.Errf("%s <name> [seconds|milliseconds|http-date|rfc3339]", option)
 			}
 			if option == "timestamp_header" {
 				p.TimestampHeader = args[0]
@@ -190,9 +252,16 @@ func (p *HMAC) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 // scheme is the verifier the configuration describes, less its secrets.
 func (p *HMAC) scheme() (*verify.HMAC, error) {
 	v := &verify.HMAC{
+		Mode:            p.Mode,
 		Algorithm:       p.Algorithm,
+		Algorithms:      p.Algorithms,
 		Header:          p.Header,
+		HeaderEncoding:  p.HeaderEncoding,
 		SignatureKey:    p.SignatureKey,
+		AlgorithmKey:    p.AlgorithmKey,
+		Fields:          p.Fields,
+		FieldSeparator:  p.FieldSeparator,
+		UnsignedBody:    p.UnsignedBody,
 		Encoding:        p.SignatureEncoding,
 		Prefix:          p.Prefix,
 		PrefixOptional:  p.PrefixOptional,
@@ -212,12 +281,18 @@ func (p *HMAC) scheme() (*verify.HMAC, error) {
 	if v.MaxSkew == 0 {
 		v.MaxSkew = DefaultMaxSkew
 	}
+	if p.Mode == verify.ModeSecret || p.Mode == verify.ModeSecretHash {
+		if p.Content != "" {
+			return nil, fmt.Errorf("mode %s: the header carries the secret itself, so no content is signed", p.Mode)
+		}
+		return v, v.Check()
+	}
 	content := p.Content
 	if content == "" {
 		content = "{body}"
 	}
 	var err error
-	if v.Content, err = verify.ParseTemplate(content); err != nil {
+	if v.Content, err = verify.ParseTemplateWithoutBody(content); err != nil {
 		return nil, fmt.Errorf("content: %w", err)
 	}
 	return v, v.Check()
@@ -323,6 +398,8 @@ func (p *HMAC) signRequest(r *http.Request, body []byte, secret string, now time
 		timestamp = strconv.FormatInt(now.UnixMilli(), 10)
 	case "http-date":
 		timestamp = now.UTC().Format(http.TimeFormat)
+	case "rfc3339":
+		timestamp = now.UTC().Format("2006-01-02T15:04:05.000Z07:00")
 	default:
 		timestamp = strconv.FormatInt(now.Unix(), 10)
 	}
@@ -336,23 +413,44 @@ func (p *HMAC) signRequest(r *http.Request, body []byte, secret string, now time
 	if scheme.URL == "" {
 		scheme.URL = r.URL.String()
 	}
-	content, err := scheme.Content.Append(nil, verify.TemplateValues{
+	signature, err := scheme.Sign(key, verify.TemplateValues{
 		Body: body, Timestamp: timestamp, ID: id, URL: scheme.URL, Placeholders: requestPlaceholders{r},
 	})
 	if err != nil {
 		return err
 	}
-	signature := scheme.SignHMAC(key, content)
-	switch {
-	case p.SignatureKey != "" && p.TimestampKey != "":
-		r.Header.Set(p.Header, p.TimestampKey+"="+timestamp+","+p.SignatureKey+"="+signature)
-	case p.SignatureKey != "":
-		r.Header.Set(p.Header, p.SignatureKey+"="+signature)
-	default:
-		r.Header.Set(p.Header, signature)
-	}
+	r.Header.Set(p.Header, signature)
 	return nil
 }
+
+// Transmission is, for a scheme whose signature leaves the body out
+// (unsigned_body), the signature header once it verifies: the handler
+// binds it to the first body it arrives with. Verifying here, before the
+// binding, keeps a forger from binding anything. For any other scheme it
+// is "": the signature covers the body, nothing to bind.
+func (p *HMAC) Transmission(cb *verify.Callback) (string, error) {
+	if !p.UnsignedBody {
+		return "", nil
+	}
+	if _, err := p.verifier.Verify(context.Background(), cb); err != nil {
+		return "", err
+	}
+	return strings.Join(cb.Header.Values(p.Header), "\n"), nil
+}
+
+// TransmissionWindow is max_skew for a scheme whose signature leaves the
+// body out, the time a signature is accepted; 0 for any other.
+func (p *HMAC) TransmissionWindow() time.Duration {
+	if !p.UnsignedBody {
+		return 0
+	}
+	if p.MaxSkew == 0 {
+		return DefaultMaxSkew
+	}
+	return time.Duration(p.MaxSkew)
+}
+
+var _ WeaklySigned = (*HMAC)(nil)
 
 // Acknowledge answers 200 "OK".
 func (*HMAC) Acknowledge(w http.ResponseWriter) int { return ackOK(w) }

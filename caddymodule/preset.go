@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net/http"
 	"path"
 	"reflect"
@@ -75,6 +76,9 @@ type Preset struct {
 
 	preset *presetDefinition
 	scheme presetScheme
+	// sampled is the last Sample's, whose headers and query SignSample
+	// sets (send makes one request at a time).
+	sampled *renderedSample
 }
 
 // presetScheme is a generic module a preset configures.
@@ -103,6 +107,8 @@ type presetDefinition struct {
 // placeholders that make the provider's words for it.
 type presetSample struct {
 	body     string
+	headers  [][2]string       // name, value template: set on the request before it is signed
+	query    [][2]string       // name, value template: added to the URL's query
 	defaults map[string]string // placeholder values for statuses that give none
 	statuses map[normalize.Status]map[string]string
 	order    []normalize.Status
@@ -206,6 +212,17 @@ func parseSample(d *caddyfile.Dispenser) (presetSample, error) {
 			if !json.Valid([]byte(samplePlaceholder.ReplaceAllString(s.body, "0"))) {
 				return s, d.Err("sample body: not JSON once its placeholders are filled")
 			}
+		case "header", "query":
+			option := d.Val()
+			var name, value string
+			if !d.Args(&name, &value) || d.NextArg() {
+				return s, d.Errf("%s <name> <value>", option)
+			}
+			if option == "header" {
+				s.headers = append(s.headers, [2]string{name, value})
+			} else {
+				s.query = append(s.query, [2]string{name, value})
+			}
 		case "default":
 			var name, value string
 			if !d.Args(&name, &value) || d.NextArg() {
@@ -236,15 +253,21 @@ func parseSample(d *caddyfile.Dispenser) (presetSample, error) {
 			s.statuses[status] = values
 			s.order = append(s.order, status)
 		default:
-			return s, d.Errf("unrecognized sample option %q (known: body, default, status)", d.Val())
+			return s, d.Errf("unrecognized sample option %q (known: body, header, query, default, status)", d.Val())
 		}
 	}
 	if s.body == "" {
 		return s, d.Err("sample needs a body")
 	}
-	for _, m := range samplePlaceholder.FindAllStringSubmatch(s.body, -1) {
-		if !defined[m[1]] {
-			return s, d.Errf("sample body: placeholder {%s} is neither one of %s nor given by a status", m[1], strings.Join(samplePlaceholders, ", "))
+	templates := []string{s.body}
+	for _, h := range append(slices.Clone(s.headers), s.query...) {
+		templates = append(templates, h[1])
+	}
+	for _, t := range templates {
+		for _, m := range samplePlaceholder.FindAllStringSubmatch(t, -1) {
+			if !defined[m[1]] {
+				return s, d.Errf("sample: placeholder {%s} is neither one of %s nor given by a status", m[1], strings.Join(samplePlaceholders, ", "))
+			}
 		}
 	}
 	return s, nil
@@ -263,9 +286,9 @@ func (def *presetDefinition) newScheme() (presetScheme, error) {
 	return p.(presetScheme), nil
 }
 
-// render fills the sample in for s, at now.
-func (sample presetSample) render(s normalize.Sample, id string, now time.Time) ([]byte, error) {
-	values, ok := sample.statuses[s.Status]
+// values are the placeholders' values of the sample for s, at now.
+func (sample presetSample) values(s normalize.Sample, id string, now time.Time) (map[string]string, error) {
+	own, ok := sample.statuses[s.Status]
 	if !ok {
 		known := make([]string, len(sample.order))
 		for i, st := range sample.order {
@@ -277,26 +300,79 @@ func (sample presetSample) render(s normalize.Sample, id string, now time.Time) 
 	if err != nil {
 		return nil, err
 	}
-	standard := map[string]string{
+	values := maps.Clone(sample.defaults)
+	maps.Copy(values, own)
+	maps.Copy(values, map[string]string{
 		"id": id, "time": now.UTC().Format(time.RFC3339), "time.unix": strconv.FormatInt(now.Unix(), 10),
 		"amount": strconv.FormatInt(s.Amount.MinorUnits, 10), "amount.decimal": decimal, "currency": s.Amount.Currency,
 		"reference": s.MerchantReference, "provider_reference": s.ProviderReference,
-	}
-	body := samplePlaceholder.ReplaceAllStringFunc(sample.body, func(placeholder string) string {
-		name := placeholder[1 : len(placeholder)-1]
-		value, ok := standard[name]
-		if !ok {
-			if value, ok = values[name]; !ok {
-				value = sample.defaults[name]
-			}
+	})
+	return values, nil
+}
+
+// fillSample replaces the placeholders of template with values, JSON-escaped
+// for a body (inside the template's quotes).
+func fillSample(template string, values map[string]string, escape bool) string {
+	return samplePlaceholder.ReplaceAllStringFunc(template, func(placeholder string) string {
+		value := values[placeholder[1:len(placeholder)-1]]
+		if !escape {
+			return value
 		}
 		quoted, _ := json.Marshal(value)
-		return string(quoted[1 : len(quoted)-1]) // inside the template's quotes
+		return string(quoted[1 : len(quoted)-1])
 	})
-	if !json.Valid([]byte(body)) {
-		return nil, fmt.Errorf("the sample for %s is not JSON", s.Status)
+}
+
+// render fills the sample in for s, at now.
+func (sample presetSample) render(s normalize.Sample, id string, now time.Time) ([]byte, map[string]string, error) {
+	values, err := sample.values(s, id, now)
+	if err != nil {
+		return nil, nil, err
 	}
-	return []byte(body), nil
+	body := fillSample(sample.body, values, true)
+	if !json.Valid([]byte(body)) {
+		return nil, nil, fmt.Errorf("the sample for %s is not JSON", s.Status)
+	}
+	return []byte(body), values, nil
+}
+
+// prepare sets the sample's headers and query parameters on r, with the
+// values body was rendered with (or, for another body, the first status's
+// with random references).
+func (sample presetSample) prepare(r *http.Request, rendered *renderedSample, body []byte) error {
+	if len(sample.headers) == 0 && len(sample.query) == 0 {
+		return nil
+	}
+	var values map[string]string
+	if rendered != nil && rendered.body == string(body) {
+		values = rendered.values
+	} else {
+		var err error
+		ref := randomID()
+		values, err = sample.values(normalize.Sample{Status: sample.order[0], Amount: normalize.Amount{MinorUnits: 100, Currency: "EUR"},
+			MerchantReference: "order-" + ref, ProviderReference: ref}, randomID(), time.Now())
+		if err != nil {
+			return err
+		}
+	}
+	for _, h := range sample.headers {
+		r.Header.Set(h[0], fillSample(h[1], values, false))
+	}
+	if len(sample.query) > 0 {
+		q := r.URL.Query()
+		for _, kv := range sample.query {
+			q.Set(kv[0], fillSample(kv[1], values, false))
+		}
+		r.URL.RawQuery = q.Encode()
+		r.RequestURI = ""
+	}
+	return nil
+}
+
+// renderedSample is the last sample a Preset made, for SignSample.
+type renderedSample struct {
+	body   string
+	values map[string]string
 }
 
 // CaddyModule returns the Caddy module information.
@@ -404,8 +480,12 @@ func (p *Preset) Acknowledge(w http.ResponseWriter) int { return p.preset.answer
 
 // Sample fills the preset's sample in for s.
 func (p *Preset) Sample(s normalize.Sample) ([]byte, string, error) {
-	body, err := p.preset.sample.render(s, randomID(), time.Now())
-	return body, "application/json", err
+	body, values, err := p.preset.sample.render(s, randomID(), time.Now())
+	if err != nil {
+		return nil, "", err
+	}
+	p.sampled = &renderedSample{body: string(body), values: values}
+	return body, "application/json", nil
 }
 
 // SignSample signs as the provider does, with the scheme's own code.
@@ -417,7 +497,27 @@ func (p *Preset) SignSample(r *http.Request, body []byte, secret []byte) error {
 	if err != nil {
 		return err
 	}
+	if err := p.preset.sample.prepare(r, p.sampled, body); err != nil {
+		return err
+	}
 	return s.signRequest(r, body, string(secret), time.Now())
+}
+
+// Transmission is the scheme's, for one whose signature leaves the body
+// out (unsigned_body); "" for any other.
+func (p *Preset) Transmission(cb *verify.Callback) (string, error) {
+	if weak, ok := p.scheme.(WeaklySigned); ok {
+		return weak.Transmission(cb)
+	}
+	return "", nil
+}
+
+// TransmissionWindow is the scheme's.
+func (p *Preset) TransmissionWindow() time.Duration {
+	if weak, ok := p.scheme.(WeaklySigned); ok {
+		return weak.TransmissionWindow()
+	}
+	return 0
 }
 
 // SampleStatuses lists the statuses the preset's sample can send.
@@ -472,6 +572,7 @@ func overrideMapping(base, override *normalize.Mapping) *normalize.Mapping {
 var (
 	_ Provider              = (*Preset)(nil)
 	_ SampleSender          = (*Preset)(nil)
+	_ WeaklySigned          = (*Preset)(nil)
 	_ caddy.Provisioner     = (*Preset)(nil)
 	_ caddy.Validator       = (*Preset)(nil)
 	_ caddyfile.Unmarshaler = (*Preset)(nil)

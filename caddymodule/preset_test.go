@@ -21,6 +21,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/payhook/payhook/normalize"
 	"github.com/payhook/payhook/normalize/envelopetest"
@@ -438,9 +439,10 @@ func TestPresetSamplesArriveAsSent(t *testing.T) {
 				if err := sender.(SampleSender).SignSample(r, body, []byte(secret)); err != nil {
 					t.Fatal(err)
 				}
+				// The placeholders as Caddy answers them for the request sent.
+				r.RequestURI = r.URL.RequestURI()
 				cb := &verify.Callback{Method: http.MethodPost, RequestURI: r.URL.RequestURI(), Scheme: "https", Host: r.Host, Header: r.Header, Body: body,
-					Placeholders: placeholders{"http.request.method": http.MethodPost, "http.request.uri": r.URL.RequestURI(), "http.request.hostport": r.Host,
-						"http.request.header.X-Ms-Date": r.Header.Get("X-Ms-Date")}}
+					Placeholders: &sentPlaceholders{repl: caddyhttp.NewTestReplacer(r), r: r}}
 				in := &normalize.Input{Provider: p.Name(), ContentType: contentType, Body: body}
 				res, err := p.Verify(context.Background(), cb, in)
 				if err != nil {

@@ -106,7 +106,9 @@ type DedupeScoper interface {
 // in the dedupe records.
 type WeaklySigned interface {
 	// Transmission runs the checks that need no network (the headers, the
-	// time window) and returns the id of the callback's transmission.
+	// time window) and returns the id of the callback's transmission; ""
+	// when this route's signature covers the body (a generic scheme that
+	// does so), and there is nothing to bind.
 	Transmission(cb *verify.Callback) (string, error)
 	// TransmissionWindow is how long after it was sent a transmission is
 	// accepted.

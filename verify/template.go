@@ -17,9 +17,15 @@ import (
 //	{timestamp}           the timestamp, exactly as sent
 //	{id}                  the notification id header, exactly as sent
 //	{url}                 the URL called (or the configured one)
+//	{secret}              the secret itself, for schemes that hash it with
+//	                      the content instead of keying an HMAC (PayU)
 //	{<anything else>}     the server's placeholder of that name, such as
 //	                      {http.request.method}, {http.request.uri},
-//	                      {http.request.header.X-Date}
+//	                      {http.request.header.X-Date},
+//	                      {http.request.uri.query.data.id}
+//
+// A server placeholder may end in |lower for its value in lower case
+// ({http.request.uri.query.data.id|lower}).
 //
 // In literal text, \n, \r and \t stand for a line feed, a carriage return
 // and a tab, \\ for a backslash, \{ and \} for braces.
@@ -37,12 +43,14 @@ const (
 	partTimestamp
 	partID
 	partURL
+	partSecret
 	partPlaceholder
 )
 
 type templatePart struct {
-	kind partKind
-	text string // the literal, or the placeholder's name
+	kind  partKind
+	text  string // the literal, or the placeholder's name
+	lower bool   // the placeholder's value in lower case
 }
 
 // maxTemplateLen bounds a template; real ones are a few dozen bytes.
@@ -53,6 +61,24 @@ const maxTemplateLen = 1024
 // body ({body} or one of its digests): a signature that leaves the body
 // out authenticates nothing the shop receives.
 func ParseTemplate(s string) (Template, error) {
+	t, err := ParseTemplateWithoutBody(s)
+	if err == nil && !t.CoversBody() {
+		return Template{}, fmt.Errorf("template does not cover the body: use {body} or one of its digests")
+	}
+	return t, err
+}
+
+// CoversBody reports whether the template signs the body ({body} or one
+// of its digests).
+func (t Template) CoversBody() bool {
+	return t.uses(partBody) || t.uses(partBodySHA256Hex) || t.uses(partBodySHA256Base64)
+}
+
+// ParseTemplateWithoutBody reads a template that need not cover the body,
+// for the providers whose signature leaves it out (Mercado Pago signs the
+// resource's id, the request's id and a timestamp): the caller binds the
+// body some other way.
+func ParseTemplateWithoutBody(s string) (Template, error) {
 	if len(s) > maxTemplateLen {
 		return Template{}, fmt.Errorf("template longer than %d bytes", maxTemplateLen)
 	}
@@ -93,7 +119,17 @@ func ParseTemplate(s string) (Template, error) {
 				return Template{}, fmt.Errorf("template has an invalid placeholder {%s}", name)
 			}
 			flush()
-			t.parts = append(t.parts, templatePart{kind: placeholderKind(name), text: name})
+			part := templatePart{kind: placeholderKind(name), text: name}
+			if base, ok := strings.CutSuffix(name, "|lower"); ok {
+				part = templatePart{kind: placeholderKind(base), text: base, lower: true}
+				if part.kind != partPlaceholder {
+					return Template{}, fmt.Errorf("template: {%s}: only a server placeholder takes |lower", name)
+				}
+			}
+			if strings.ContainsRune(part.text, '|') {
+				return Template{}, fmt.Errorf("template: {%s}: the only filter is |lower", name)
+			}
+			t.parts = append(t.parts, part)
 			i += end
 		case '}':
 			return Template{}, fmt.Errorf("template has an unmatched } at byte %d", i)
@@ -102,9 +138,6 @@ func ParseTemplate(s string) (Template, error) {
 		}
 	}
 	flush()
-	if !t.uses(partBody) && !t.uses(partBodySHA256Hex) && !t.uses(partBodySHA256Base64) {
-		return Template{}, fmt.Errorf("template does not cover the body: use {body} or one of its digests")
-	}
 	return t, nil
 }
 
@@ -122,6 +155,8 @@ func placeholderKind(name string) partKind {
 		return partID
 	case "url":
 		return partURL
+	case "secret":
+		return partSecret
 	}
 	return partPlaceholder
 }
@@ -141,6 +176,7 @@ type TemplateValues struct {
 	Timestamp    string
 	ID           string
 	URL          string
+	Secret       []byte
 	Placeholders Placeholders
 }
 
@@ -165,6 +201,8 @@ func (t Template) Append(dst []byte, v TemplateValues) ([]byte, error) {
 			dst = append(dst, v.ID...)
 		case partURL:
 			dst = append(dst, v.URL...)
+		case partSecret:
+			dst = append(dst, v.Secret...)
 		case partPlaceholder:
 			var value any
 			ok := false
@@ -174,11 +212,14 @@ func (t Template) Append(dst []byte, v TemplateValues) ([]byte, error) {
 			if !ok {
 				return nil, fmt.Errorf("%w: {%s} has no value", ErrNotSigned, p.text)
 			}
-			if s, isString := value.(string); isString {
-				dst = append(dst, s...)
-			} else {
-				dst = fmt.Append(dst, value)
+			s, isString := value.(string)
+			if !isString {
+				s = fmt.Sprint(value)
 			}
+			if p.lower {
+				s = strings.ToLower(s)
+			}
+			dst = append(dst, s...)
 		}
 	}
 	return dst, nil
