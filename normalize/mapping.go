@@ -414,6 +414,13 @@ func (m *Mapping) event(in *Input, doc gjson.Result, raw []byte, notificationID 
 		if currency == "" {
 			currency = m.CurrencyDefault
 		}
+		if currency == "" {
+			// An amount without its currency says nothing the shop can
+			// use: the event goes without one (the payload still has
+			// it), never refused for it (Paystack's invoice.payment_failed
+			// names none; refusing a genuine event would lose it).
+			return ev, nil
+		}
 		parse := ParseMinorUnits
 		if m.AmountUnit == "decimal" {
 			parse = ParseDecimalAmount

@@ -91,7 +91,8 @@ func TestMappingRules(t *testing.T) {
 		{"quirk_unmapped_status_is_unknown_and_flagged", `{"status":"weird"}`, MappingInput{Mapped: true},
 			func(e *Event) bool { return e.Status == StatusUnknown && e.Unmapped && e.ProviderStatus == "weird" }, nil},
 		{"inexact amount", `{"status":"paid","amount":{"value":"10.001","currency":"EUR"}}`, MappingInput{}, nil, ErrInexactAmount},
-		{"amount without currency", `{"status":"paid","amount":{"value":"10.00"}}`, MappingInput{}, nil, ErrMissingField},
+		{"quirk_amount_without_currency_is_no_amount", `{"status":"paid","amount":{"value":"10.00"}}`, MappingInput{Mapped: true},
+			func(e *Event) bool { return e.Amount == nil && e.Status == StatusCaptured }, nil},
 		{"not JSON", `status=paid`, MappingInput{}, nil, ErrMalformed},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
