@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/payhook/payhook/normalize"
+	"github.com/payhook/payhook/verify"
 )
 
 func init() {
@@ -107,7 +108,7 @@ Examples:
 	f.StringVar(&opts.secret, "secret", "", "shared secret to sign with (required for providers that sign)")
 	f.StringVar(&opts.status, "status", "captured", "canonical status of the sample payment")
 	f.StringVar(&opts.amount, "amount", "9.99", "amount as a decimal in the currency's major unit")
-	f.StringVar(&opts.currency, "currency", "EUR", "ISO 4217 currency code")
+	f.StringVar(&opts.currency, "currency", "", "ISO 4217 currency code (default: the provider's only currency, where its callbacks name none; else EUR)")
 	f.StringVar(&opts.reference, "reference", "order-1042", "merchant reference (the shop's order id)")
 	f.StringVar(&opts.id, "id", "", "provider's transaction id (default: random, so each send is a new event)")
 	f.StringVar(&opts.body, "body", "", "standard_webhooks, hmac: a file with the payload to send (default: a small sample)")
@@ -116,7 +117,9 @@ Examples:
 	f.StringVar(&opts.headerPrefix, "header-prefix", "webhook", "standard_webhooks: the headers' prefix (svix)")
 	s := &opts.scheme
 	f.StringVar(&s.SecretEncoding, "secret-encoding", "raw", "hmac: raw, base64 or hex")
-	f.StringVar(&s.Algorithm, "algorithm", "sha256", "hmac: sha1, sha256 or sha512")
+	f.StringVar(&s.Mode, "mode", "hmac", "hmac: hmac, hash, secret or secret_hash")
+	f.StringVar(&s.Algorithm, "algorithm", "sha256", "hmac: md5, sha1, sha256 or sha512")
+	f.StringVar(&s.HeaderEncoding, "header-encoding", "", "hmac: base64 when the header's value is base64")
 	f.StringVar(&s.Header, "header", "", "hmac: the signature header")
 	f.StringVar(&s.SignatureKey, "signature-key", "", "hmac: the signature's key in a header of key=value pairs")
 	f.StringVar(&s.SignatureEncoding, "signature-encoding", "hex", "hmac: hex, base64 or base64url")
@@ -125,7 +128,7 @@ Examples:
 	f.StringVar(&s.URL, "url", "", "hmac: the template's {url} (default: <url>)")
 	f.StringVar(&s.TimestampHeader, "timestamp-header", "", "hmac: the timestamp's header")
 	f.StringVar(&s.TimestampKey, "timestamp-key", "", "hmac: the timestamp's key in the signature header")
-	f.StringVar(&s.TimestampFormat, "timestamp-format", "seconds", "hmac: seconds, milliseconds or http-date")
+	f.StringVar(&s.TimestampFormat, "timestamp-format", "seconds", "hmac: seconds, milliseconds, http-date or rfc3339")
 	f.StringVar(&s.IDHeader, "id-header", "", "hmac: the {id}'s header")
 	return cmd
 }
@@ -139,7 +142,17 @@ func sendSample(ctx context.Context, providerName, target string, opts sendOptio
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, nil, fmt.Errorf("invalid URL %q: want http(s)://host/path", target)
 	}
+	provider, err := NewProvider(providerName)
+	if err != nil {
+		return nil, nil, err
+	}
 	currency := strings.ToUpper(opts.currency)
+	if currency == "" {
+		currency = "EUR"
+		if p, ok := provider.(*Preset); ok && p.OnlyCurrency() != "" {
+			currency = p.OnlyCurrency()
+		}
+	}
 	amount, err := normalize.ParseDecimalAmount(opts.amount, currency)
 	if err != nil {
 		return nil, nil, fmt.Errorf("--amount %s --currency %s: %w", opts.amount, opts.currency, err)
@@ -150,10 +163,6 @@ func sendSample(ctx context.Context, providerName, target string, opts sendOptio
 	}
 	sample := normalize.Sample{Status: normalize.Status(opts.status), Amount: amount, MerchantReference: opts.reference, ProviderReference: id}
 
-	provider, err := NewProvider(providerName)
-	if err != nil {
-		return nil, nil, err
-	}
 	if generic, ok := provider.(sendConfigurable); ok {
 		if err := generic.configureSend(opts); err != nil {
 			return nil, nil, err
@@ -278,6 +287,9 @@ func (p *HMAC) configureSend(opts sendOptions) error {
 	*p = opts.scheme
 	if p.Header == "" {
 		return errors.New("--header is required: the header that carries the signature")
+	}
+	if (p.Mode == verify.ModeSecret || p.Mode == verify.ModeSecretHash) && p.Content == "{body}" {
+		p.Content = "" // --content's default: these modes sign nothing
 	}
 	p.sampleBody = opts.body
 	return nil

@@ -520,6 +520,27 @@ func (p *Preset) TransmissionWindow() time.Duration {
 	return 0
 }
 
+// OnlyCurrency is the preset's currency_default where its map reads no
+// currency (Authorize.Net's and Affirm's callbacks name none): the only
+// currency its callbacks can arrive in, unless a route overrides it.
+func (p *Preset) OnlyCurrency() string {
+	s, err := p.preset.newScheme()
+	if err != nil {
+		return ""
+	}
+	var m *normalize.Mapping
+	switch s := s.(type) {
+	case *HMAC:
+		m = s.Mapping
+	case *StandardWebhooks:
+		m = s.Mapping
+	}
+	if m == nil || len(m.Currency) > 0 {
+		return ""
+	}
+	return m.CurrencyDefault
+}
+
 // SampleStatuses lists the statuses the preset's sample can send.
 func (p *Preset) SampleStatuses() []normalize.Status { return p.preset.sample.order }
 

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -429,7 +430,7 @@ func TestPresetSamplesArriveAsSent(t *testing.T) {
 		sender, _ := NewProvider(name)
 		for _, status := range sender.(*Preset).SampleStatuses() {
 			t.Run(name+"/"+string(status), func(t *testing.T) {
-				sent := normalize.Sample{Status: status, Amount: normalize.Amount{MinorUnits: 1234, Currency: "EUR"},
+				sent := normalize.Sample{Status: status, Amount: normalize.Amount{MinorUnits: 1234, Currency: cmp.Or(sender.(*Preset).OnlyCurrency(), "EUR")},
 					MerchantReference: "order-1042", ProviderReference: "4711"}
 				body, contentType, err := sender.(SampleSender).Sample(sent)
 				if err != nil {
