@@ -1,12 +1,14 @@
 package caddymodule
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // npmPackages installs npm packages the tests use as independent
@@ -45,7 +47,10 @@ func npmPackage(t *testing.T, pkg string) string {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		cmd := exec.Command("npm", "install", "--no-audit", "--no-fund", "--no-save", "--prefix", dir, pkg)
+		// Without a registry (no network) npm would wait for good.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "npm", "install", "--no-audit", "--no-fund", "--no-save", "--prefix", dir, pkg)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("npm install %s: %v\n%s", pkg, err, out)
 		}
