@@ -36,6 +36,8 @@ var rejections = []rejection{
 	{verify.ErrDateOutsideWindow, http.StatusUnauthorized, "date_outside_window", ""},
 	{verify.ErrUnknownResource, http.StatusUnauthorized, "resource_unknown", ""},
 	{verify.ErrAPIUnavailable, http.StatusServiceUnavailable, "api_unavailable", ""},
+	{errStripeThinWithoutKey, http.StatusServiceUnavailable, "thin_event_without_api_key",
+		"give the stripe route an api_key (a restricted key, rk_…, that can read the objects the events name)"},
 	{verify.ErrRecentlyUnknown, http.StatusServiceUnavailable, "resource_unknown_recently", ""},
 	{verify.ErrAPIThrottled, http.StatusServiceUnavailable, "api_throttled", "raise api_rate if genuine callbacks arrive faster"},
 	{verify.ErrAPIRefused, http.StatusServiceUnavailable, "api_refused",

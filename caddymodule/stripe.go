@@ -11,6 +11,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/tidwall/gjson"
 
 	"github.com/payhook/payhook/normalize"
 	"github.com/payhook/payhook/verify"
@@ -40,8 +41,28 @@ type Stripe struct {
 	// when the object has no client_reference_id. Default: order_id.
 	MetadataKey string `json:"metadata_key,omitempty"`
 
+	// APIKey is a restricted key (rk_…, read access to the objects the
+	// events name) or a secret key (sk_…), for thin events (API v2 event
+	// destinations), which name the object they are about instead of
+	// carrying it: payhook fetches it from Stripe's API once the event's
+	// signature verified. Use a placeholder. Without it, a thin event is
+	// answered 503 (Stripe retries for three days) and logged.
+	APIKey string `json:"api_key,omitempty"`
+
+	// APIBase, APITimeout and APIRate bound the thin events' fetches as
+	// for the fetch-back providers. Default: https://api.stripe.com, 5s,
+	// 50 requests a second.
+	APIBase    string         `json:"api_base,omitempty"`
+	APITimeout caddy.Duration `json:"api_timeout,omitempty"`
+	APIRate    int            `json:"api_rate,omitempty"`
+
 	verifier *verify.HMAC
+	api      API // not embedded: Stripe's dedupe scope is not its API's
+	thin     *verify.StripeThin
 }
+
+// stripeAPI is Stripe's API.
+const stripeAPI = "https://api.stripe.com"
 
 // CaddyModule returns the Caddy module information.
 func (Stripe) CaddyModule() caddy.ModuleInfo {
@@ -54,6 +75,10 @@ func (Stripe) CaddyModule() caddy.ModuleInfo {
 //	    secret       <value>     # repeatable: whsec_…, for rolling
 //	    max_skew     <duration>  # default 5m
 //	    metadata_key <key>       # the merchant's reference in metadata; default order_id
+//	    api_key      <value>     # rk_… or sk_…: thin events' objects are fetched with it
+//	    api_base     <url>       # default https://api.stripe.com
+//	    api_timeout  <duration>  # per API request; default 5s
+//	    api_rate     <n>         # API requests per second; default 50
 //	}
 func (p *Stripe) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the provider's name
@@ -66,8 +91,16 @@ func (p *Stripe) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			p.MaxSkew, err = durationArg(d, "max_skew")
 		case "metadata_key":
 			err = singleArg(d, &p.MetadataKey)
+		case "api_key":
+			err = singleArg(d, &p.APIKey)
+		case "api_base":
+			err = singleArg(d, &p.APIBase)
+		case "api_timeout":
+			p.APITimeout, err = durationArg(d, "api_timeout")
+		case "api_rate":
+			p.APIRate, err = positiveIntArg(d, "api_rate")
 		default:
-			return UnrecognizedOption(d, "stripe", "secret", "max_skew", "metadata_key")
+			return UnrecognizedOption(d, "stripe", "secret", "max_skew", "metadata_key", "api_key", "api_base", "api_timeout", "api_rate")
 		}
 		if err != nil {
 			return err
@@ -103,7 +136,28 @@ func (p *Stripe) Validate() error {
 			return fmt.Errorf("secret #%d: %w", i+1, err)
 		}
 	}
-	return nil
+	if p.APIKey != "" && !strings.Contains(p.APIKey, "{") {
+		if _, err := stripeAPIKey(p.APIKey); err != nil {
+			return err
+		}
+	}
+	return p.stripeAPIConfig().validateAPI()
+}
+
+// stripeAPIConfig is the API configuration the options give.
+func (p *Stripe) stripeAPIConfig() *API {
+	p.api.APIBase, p.api.APITimeout, p.api.APIRate = p.APIBase, p.APITimeout, p.APIRate
+	return &p.api
+}
+
+// stripeAPIKey accepts a key that can read objects: a restricted key
+// (rk_…) or a secret key (sk_…). A publishable key (pk_…) or a signing
+// secret pasted by mistake could never fetch anything.
+func stripeAPIKey(key string) ([]byte, error) {
+	if !strings.HasPrefix(key, "rk_") && !strings.HasPrefix(key, "sk_") {
+		return nil, errors.New("api_key: not a Stripe restricted or secret key: want rk_… (a restricted key with read access to the objects your events name) or sk_…")
+	}
+	return []byte(key), nil
 }
 
 // Provision expands the secrets and builds the verifier.
@@ -117,9 +171,26 @@ func (p *Stripe) Provision(ctx caddy.Context) error {
 	}
 	p.verifier = stripeScheme(skew)
 	var err error
-	p.verifier.Secrets, err = DecodedSecrets(ctx.Logger(), "secret", p.Secrets, stripeSigningSecret)
-	return err
+	if p.verifier.Secrets, err = DecodedSecrets(ctx.Logger(), "secret", p.Secrets, stripeSigningSecret); err != nil {
+		return err
+	}
+	if p.APIKey == "" {
+		return nil
+	}
+	keys, err := DecodedSecrets(ctx.Logger(), "api_key", []string{p.APIKey}, stripeAPIKey)
+	if err != nil {
+		return err
+	}
+	api := p.stripeAPIConfig()
+	if err := api.provisionAPI(stripeAPI); err != nil {
+		return err
+	}
+	p.thin = &verify.StripeThin{APIBase: api.base, APIKey: keys[0], Fetcher: api.fetcher}
+	return nil
 }
+
+// Cleanup closes the API client's idle connections.
+func (p *Stripe) Cleanup() error { return p.api.Cleanup() }
 
 // stripeSigningSecret accepts an endpoint's signing secret, keyed as
 // written: Stripe shows it as whsec_… A value of another form (an API key
@@ -138,14 +209,47 @@ func (*Stripe) Name() string { return "stripe" }
 // ContentTypes: Stripe posts JSON.
 func (*Stripe) ContentTypes() []string { return jsonOnly }
 
-// Verify checks Stripe-Signature over the raw bytes before anything is parsed.
+// errStripeThinWithoutKey means a genuine thin event came to a route that
+// has no api_key to fetch its object with: answered 503, so that Stripe
+// retries (for three days) until the operator configures one.
+var errStripeThinWithoutKey = errors.New("a Stripe thin event, and no api_key to fetch its object with")
+
+// Verify checks Stripe-Signature over the raw bytes before anything is
+// parsed; a thin event's object is then fetched from Stripe's API.
 func (p *Stripe) Verify(ctx context.Context, cb *verify.Callback, _ *normalize.Input) (verify.Result, error) {
-	return p.verifier.Verify(ctx, cb)
+	res, err := p.verifier.Verify(ctx, cb)
+	if err != nil || !normalize.StripeThinEvent(cb.Body) {
+		return res, err
+	}
+	if p.thin == nil {
+		return verify.Result{}, errStripeThinWithoutKey
+	}
+	eventID := gjson.GetBytes(cb.Body, "id").Str
+	id, path, stripeContext, err := normalize.StripeThinObject(cb.Body)
+	if err != nil {
+		return verify.Result{}, err
+	}
+	cb.Claim = verify.Claim{Kind: "stripe object", ID: path}
+	fetched, err := p.api.fetcher.Lookup(ctx, stripeContext+" "+path, func(ctx context.Context) (verify.Result, error) {
+		doc, err := p.thin.Fetch(ctx, eventID, id, path, stripeContext)
+		return verify.Result{Fetched: doc}, err
+	})
+	if err != nil {
+		return verify.Result{}, err
+	}
+	res.Also, res.Resource, res.Fetched = append(res.Also, "api-fetch"), path, fetched.Fetched
+	return res, nil
 }
 
-// Normalize reads the event.
-func (p *Stripe) Normalize(in *normalize.Input, _ verify.Result, events []*normalize.Event) ([]*normalize.Event, error) {
-	ev, err := normalize.Stripe(in, normalize.StripeOptions{MetadataKey: p.MetadataKey})
+// Normalize reads the event (a thin event with the object fetched for it).
+func (p *Stripe) Normalize(in *normalize.Input, res verify.Result, events []*normalize.Event) ([]*normalize.Event, error) {
+	opts := normalize.StripeOptions{MetadataKey: p.MetadataKey}
+	if res.Fetched != nil {
+		in.Fetched = res.Fetched
+		ev, err := normalize.StripeThin(in, opts)
+		return appendEvent(events, ev, err)
+	}
+	ev, err := normalize.Stripe(in, opts)
 	return appendEvent(events, ev, err)
 }
 
@@ -177,5 +281,6 @@ var (
 	_ SampleSender          = (*Stripe)(nil)
 	_ caddy.Provisioner     = (*Stripe)(nil)
 	_ caddy.Validator       = (*Stripe)(nil)
+	_ caddy.CleanerUpper    = (*Stripe)(nil)
 	_ caddyfile.Unmarshaler = (*Stripe)(nil)
 )

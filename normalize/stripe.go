@@ -1,6 +1,7 @@
 package normalize
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -192,6 +193,81 @@ func Stripe(in *Input, opts StripeOptions) (*Event, error) {
 	if err != nil {
 		return nil, err
 	}
+	return stripeSnapshot(in, doc, raw, opts)
+}
+
+// StripeThinEvent reports whether a verified Stripe body is a thin event
+// (API v2 event destinations: {"object": "v2.core.event", "related_object":
+// {…}}), which names the object it is about instead of carrying it.
+func StripeThinEvent(body []byte) bool {
+	return gjson.GetBytes(body, "object").Str == "v2.core.event"
+}
+
+// StripeThinObject reads what a verified thin event names: the related
+// object's id and its API path, and the context to fetch it in (a connected
+// account), for the caller to fetch.
+func StripeThinObject(body []byte) (id, path, context string, err error) {
+	doc, _, err := parseJSONObject(body)
+	if err != nil {
+		return "", "", "", err
+	}
+	related := doc.Get("related_object")
+	id, path = text(related.Get("id")), text(related.Get("url"))
+	if id == "" || path == "" {
+		return "", "", "", fmt.Errorf("%w: related_object", ErrMissingField)
+	}
+	return id, path, text(doc.Get("context")), nil
+}
+
+// StripeThin normalizes a Stripe thin event, in.Body, with the object it
+// names as the API answered it, in.Fetched: as the snapshot event of the
+// same type would be ("v1.payment_intent.succeeded" as
+// "payment_intent.succeeded"), whose document it builds for data.original
+// ({"id", "object": "event", "type", "created", "livemode", "data":
+// {"object": <fetched>}, "related_object", "context"}).
+func StripeThin(in *Input, opts StripeOptions) (*Event, error) {
+	thin, _, err := parseJSONObject(in.Body)
+	if err != nil {
+		return nil, err
+	}
+	fetched, _, err := parseJSONObject(in.Fetched)
+	if err != nil {
+		return nil, err
+	}
+	eventType := text(thin.Get("type"))
+	if !strings.HasPrefix(eventType, "v2.") {
+		// A v1 resource's thin event names the snapshot event's type.
+		eventType = strings.TrimPrefix(eventType, "v1.")
+	}
+	created := thin.Get("created")
+	if t, err := time.Parse(time.RFC3339Nano, created.Str); err == nil {
+		created = gjson.Parse(strconv.FormatInt(t.Unix(), 10))
+	}
+	quote := func(s string) string {
+		b, _ := json.Marshal(s)
+		return string(b)
+	}
+	var doc bytes.Buffer
+	doc.WriteString(`{"object":"event"`)
+	for _, field := range [][2]string{
+		{"id", quote(text(thin.Get("id")))},
+		{"type", quote(eventType)},
+		{"created", created.Raw},
+		{"livemode", thin.Get("livemode").Raw},
+		{"data", `{"object":` + fetched.Raw + `}`},
+		{"related_object", thin.Get("related_object").Raw},
+		{"context", thin.Get("context").Raw},
+	} {
+		if field[1] != "" {
+			fmt.Fprintf(&doc, ",%q:%s", field[0], field[1])
+		}
+	}
+	doc.WriteByte('}')
+	return stripeSnapshot(in, gjson.ParseBytes(doc.Bytes()), doc.Bytes(), opts)
+}
+
+// stripeSnapshot maps a snapshot event, doc (raw, its bytes).
+func stripeSnapshot(in *Input, doc gjson.Result, raw []byte, opts StripeOptions) (*Event, error) {
 	id, eventType := text(doc.Get("id")), text(doc.Get("type"))
 	if id == "" {
 		return nil, fmt.Errorf("%w: id", ErrMissingField)

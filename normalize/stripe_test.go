@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tidwall/gjson"
+
 	. "github.com/payhook/payhook/normalize"
 	"github.com/payhook/payhook/normalize/envelopetest"
 	"github.com/payhook/payhook/verify"
@@ -151,4 +153,53 @@ func TestStripeGoldenRequestsAreSigned(t *testing.T) {
 			t.Errorf("%s: Stripe-Signature v1 %q, want %q", file, sig, want)
 		}
 	}
+}
+
+// A thin event with the object fetched for it maps as the snapshot event
+// of its type, its id the thin event's (Stripe keeps it across retries),
+// data.original the snapshot-shaped document.
+func TestStripeThin(t *testing.T) {
+	thin := []byte(`{"id":"evt_65R9","object":"v2.core.event","type":"v1.charge.refunded","livemode":true,"created":"2026-12-07T10:00:00.123Z",` +
+		`"related_object":{"id":"ch_1","type":"charge","url":"/v1/charges/ch_1"},"context":null}`)
+	fetched := []byte(`{"id":"ch_1","object":"charge","amount":4000,"amount_refunded":4000,"currency":"eur","refunded":true,"payment_intent":"pi_1","metadata":{"order_id":"o-1"}}`)
+	ev, err := StripeThin(&Input{Provider: "stripe", ContentType: "application/json", Body: thin, Fetched: fetched}, StripeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snapshot := []byte(`{"id":"evt_65R9","object":"event","type":"charge.refunded","livemode":true,"created":1796637600,"data":{"object":` + string(fetched) + `}}`)
+	want, err := Stripe(&Input{Provider: "stripe", ContentType: "application/json", Body: snapshot}, StripeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Status != want.Status || *ev.Amount != *want.Amount || ev.ID() != want.ID() || ev.PaymentReference != "pi_1" ||
+		ev.MerchantReference != "o-1" || *ev.Test || !ev.Time.Equal(time.Unix(1796637600, 0)) {
+		t.Errorf("thin: %+v\nsnapshot: %+v", ev, want)
+	}
+	if !gjson.ValidBytes(ev.Original) || gjson.GetBytes(ev.Original, "data.object.id").Str != "ch_1" || gjson.GetBytes(ev.Original, "related_object.url").Str != "/v1/charges/ch_1" {
+		t.Errorf("original %s", ev.Original)
+	}
+	if !StripeThinEvent(thin) || StripeThinEvent(snapshot) {
+		t.Error("StripeThinEvent")
+	}
+}
+
+// Whatever the thin event and the fetched object, StripeThin either fails
+// or makes an event whose original is JSON and whose id is the thin
+// event's.
+func FuzzStripeThin(f *testing.F) {
+	f.Add([]byte(`{"id":"evt_1","object":"v2.core.event","type":"v1.payment_intent.succeeded","created":"2026-12-07T10:00:00Z","related_object":{"id":"pi_1","url":"/v1/payment_intents/pi_1"}}`),
+		[]byte(`{"id":"pi_1","object":"payment_intent","amount":100,"currency":"eur"}`))
+	f.Add([]byte(`{"id":"evt_\u2028","type":"v2.x","created":"x"}`), []byte(`{}`))
+	f.Fuzz(func(t *testing.T, thin, fetched []byte) {
+		ev, err := StripeThin(&Input{Provider: "stripe", ContentType: "application/json", Body: thin, Fetched: fetched}, StripeOptions{})
+		if err != nil {
+			return
+		}
+		if !gjson.ValidBytes(ev.Original) {
+			t.Fatalf("original not JSON: %s", ev.Original)
+		}
+		if ev.NotificationID != gjson.GetBytes(thin, "id").String() {
+			t.Fatalf("id %q, thin %q", ev.NotificationID, gjson.GetBytes(thin, "id").String())
+		}
+	})
 }
