@@ -70,6 +70,10 @@ type HMAC struct {
 	SignatureKey string `json:"signature_key,omitempty"`
 	AlgorithmKey string `json:"algorithm_key,omitempty"`
 
+	// PairSeparator joins the key=value pairs of the header `caddy payhook
+	// send` signs: , (default), ; (Paddle, PayU) or &. Any of them is read.
+	PairSeparator string `json:"pair_separator,omitempty"`
+
 	// Fields, when set, makes Header a list of comma-separated entries,
 	// each made of these fields in order, separated by FieldSeparator:
 	// signature, timestamp, algorithm, key_id or _ (Worldpay's
@@ -128,7 +132,7 @@ func (HMAC) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{ID: ProvidersNamespace + ".hmac", New: func() caddy.Module { return new(HMAC) }}
 }
 
-var hmacOptions = []string{"name", "secret", "secret_encoding", "mode", "algorithm", "algorithm_key", "header", "header_encoding",
+var hmacOptions = []string{"name", "secret", "secret_encoding", "mode", "algorithm", "algorithm_key", "header", "header_encoding", "pair_separator",
 	"fields", "signature_encoding", "prefix", "content", "unsigned_body", "url", "timestamp_header", "timestamp_key", "max_skew",
 	"id_header", "content_types", "map"}
 
@@ -143,6 +147,7 @@ var hmacOptions = []string{"name", "secret", "secret_encoding", "mode", "algorit
 //	    algorithm_key      <key>                 # the key=… that names a signature's algorithm
 //	    header             <name> [<key>]        # the signature; with <key>, the value of key=… in it
 //	    header_encoding    base64                # the header's value is base64
+//	    pair_separator     ,|;|&                 # joins the pairs send signs; default ,
 //	    fields             <separator> <field>...         # entries of signature|timestamp|algorithm|key_id|_
 //	    signature_encoding hex|base64|base64url  # default hex
 //	    prefix             <text> [optional]     # e.g. sha256=; optional: bare signatures too
@@ -180,6 +185,8 @@ func (p *HMAC) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "algorithm_key":
 			err = singleArg(d, &p.AlgorithmKey)
+		case "pair_separator":
+			err = singleArg(d, &p.PairSeparator)
 		case "header_encoding":
 			err = singleArg(d, &p.HeaderEncoding)
 		case "fields":
@@ -259,6 +266,7 @@ func (p *HMAC) scheme() (*verify.HMAC, error) {
 		HeaderEncoding:  p.HeaderEncoding,
 		SignatureKey:    p.SignatureKey,
 		AlgorithmKey:    p.AlgorithmKey,
+		PairSeparator:   p.PairSeparator,
 		Fields:          p.Fields,
 		FieldSeparator:  p.FieldSeparator,
 		UnsignedBody:    p.UnsignedBody,

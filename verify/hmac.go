@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/md5"
@@ -48,6 +49,10 @@ type HMAC struct {
 	// gives their algorithm (PayU's "algorithm=MD5").
 	SignatureKey string
 	AlgorithmKey string
+	// PairSeparator joins the pairs of a signature Sign makes (default
+	// ","; Paddle's and PayU's libraries split on ";"). Verify reads any
+	// of ',', ';' and '&'.
+	PairSeparator string
 	// Fields, when set, makes Header a list of entries separated by ','
 	// each made of these fields, in this order, separated by
 	// FieldSeparator: "signature", "timestamp", "algorithm", "key_id" or
@@ -188,6 +193,11 @@ func (v *HMAC) Check() error {
 	}
 	if v.TimestampKey != "" && v.SignatureKey == "" {
 		return errors.New("a timestamp key needs signature_key: both come from the signature header's key=value pairs")
+	}
+	switch v.PairSeparator {
+	case "", ",", ";", "&":
+	default:
+		return fmt.Errorf("pair separator %q: want , ; or &", v.PairSeparator)
 	}
 	if v.AlgorithmKey != "" && v.SignatureKey == "" {
 		return errors.New("an algorithm key needs signature_key: both come from the signature header's key=value pairs")
@@ -671,7 +681,7 @@ func (v *HMAC) Sign(secret []byte, values TemplateValues) (string, error) {
 		if v.AlgorithmKey != "" {
 			pairs = append(pairs, v.AlgorithmKey+"="+strings.ToUpper(algorithmName(algorithm)))
 		}
-		value = strings.Join(pairs, ",")
+		value = strings.Join(pairs, cmp.Or(v.PairSeparator, ","))
 	default:
 		value = sig
 	}
