@@ -253,3 +253,30 @@ func mustTemplateWithoutBody(t testing.TB, s string) Template {
 	}
 	return tmpl
 }
+
+// A keyed-hash header that names its algorithm (PayU's) verifies only with
+// the genuine digest under an accepted algorithm; a header that carries the
+// secret (mode secret) only with the secret itself.
+func FuzzHMACHashAndSecretModes(f *testing.F) {
+	body := []byte("body")
+	md5Sum := md5.Sum([]byte("bodyk"))
+	genuine := hex.EncodeToString(md5Sum[:])
+	f.Add("signature=" + genuine + ";algorithm=MD5")
+	f.Add("signature=" + genuine + ";algorithm=SHA-256;algorithm=MD5")
+	f.Add("algorithm=md5;signature=;signature=" + genuine)
+	f.Add("k")
+	f.Fuzz(func(t *testing.T, header string) {
+		hash := &HMAC{Mode: ModeHash, Algorithm: "md5", Algorithms: []string{"md5", "sha256"}, Header: "S", SignatureKey: "signature",
+			AlgorithmKey: "algorithm", Encoding: "hex", Content: mustTemplate(t, "{body}{secret}"), Secrets: [][]byte{[]byte("k")}}
+		if _, err := hash.Verify(context.Background(), &Callback{Header: http.Header{"S": {header}}, Body: body}); err == nil {
+			sha := sha256.Sum256([]byte("bodyk"))
+			if !strings.Contains(strings.ToLower(header), genuine) && !strings.Contains(strings.ToLower(header), hex.EncodeToString(sha[:])) {
+				t.Fatalf("hash mode accepted %q", header)
+			}
+		}
+		secret := &HMAC{Mode: ModeSecret, Header: "S", Secrets: [][]byte{[]byte("k3y")}}
+		if _, err := secret.Verify(context.Background(), &Callback{Header: http.Header{"S": {header}}, Body: body}); err == nil && strings.TrimSpace(header) != "k3y" {
+			t.Fatalf("secret mode accepted %q", header)
+		}
+	})
+}
