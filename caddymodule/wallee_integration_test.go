@@ -319,3 +319,60 @@ func TestWalleeAPIFailuresAre503(t *testing.T) {
 	e.expectReason("resource_invalid")
 	e.expectNothingForwarded()
 }
+
+// `caddy payhook send wallee --id <space>/<transaction>` posts an unsigned
+// notification; payhook reads the transaction from the API (here the
+// stand-in) and the shop gets it.
+func TestSendWallee(t *testing.T) {
+	for _, provider := range []string{"wallee", "postfinance"} {
+		t.Run(provider, func(t *testing.T) {
+			e, api := startWallee(t, provider, "")
+			api.setEntity("/transaction/read?spaceId=405&id=12", `{"id":12,"linkedSpaceId":405,"state":"FULFILL","currency":"CHF",`+
+				`"authorizationAmount":9.95,"completedAmount":9.95,"merchantReference":"order-1042","environment":"PREVIEW"}`)
+			out, err := runSend(t, provider, "--status", "captured", "--id", "405/12", e.base+"/callbacks/"+provider)
+			if err != nil {
+				t.Fatalf("send: %v\n%s", err, out)
+			}
+			got := e.upstream.received()
+			if len(got) != 1 || gjson.GetBytes(got[0].Body, "data.status").String() != "captured" ||
+				gjson.GetBytes(got[0].Body, "data.amount.value").Int() != 995 {
+				t.Fatalf("shop received %d: %v", len(got), got)
+			}
+			if _, err := runSend(t, provider, "--status", "captured", "--id", "405/13", e.base+"/callbacks/"+provider); err == nil {
+				t.Error("send of a transaction the API does not know succeeded")
+			}
+		})
+	}
+}
+
+// The rejections every provider shares: another method, another content
+// type, a compressed body, a body over max_body; nothing is forwarded and
+// the API is not asked.
+func TestWalleeSharedRejections(t *testing.T) {
+	e, api := startWallee(t, "postfinance", "max_body 64KiB")
+	big := `{"pad":"` + strings.Repeat("x", 70<<10) + `"}`
+	for _, tt := range []struct {
+		name, method, contentType, body string
+		header                          http.Header
+		status                          int
+	}{
+		{"GET", http.MethodGet, "", "", nil, 405},
+		{"PUT", http.MethodPut, "application/json", "{}", nil, 405},
+		{"text/plain", http.MethodPost, "text/plain", walleeVectorContent, nil, 415},
+		{"compressed", http.MethodPost, "application/json", walleeVectorContent, http.Header{"Content-Encoding": {"gzip"}}, 415},
+		{"over max_body", http.MethodPost, "application/json", big, nil, 413},
+		{"two signatures", http.MethodPost, "application/json", walleeVectorContent, http.Header{"X-Signature": {walleeVectorHeader, walleeVectorHeader}}, 401},
+		{"not JSON", http.MethodPost, "application/json", `{"entityId":11,`, nil, 400},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			req := e.postRequest("/callbacks/postfinance", tt.contentType, tt.body, tt.header)
+			req.Method = tt.method
+			resp, answer := e.do(req)
+			expectAnswer(t, resp, answer, tt.status, "")
+		})
+	}
+	e.expectNothingForwarded()
+	if n := len(api.requests()); n != 0 {
+		t.Errorf("the API was asked %d times", n)
+	}
+}
