@@ -266,7 +266,7 @@ func (v *Wallee) PublicKey(ctx context.Context, keyID string) (*ecdsa.PublicKey,
 	}
 	key, err := v.readKey(ctx, keyID)
 	if errors.Is(err, ErrUnknownResource) {
-		v.remember(v.unknown, keyID, now.Add(walleeUnknownKeysFor))
+		v.rememberUnknown(keyID, now.Add(walleeUnknownKeysFor))
 		return nil, fmt.Errorf("%w: key id unknown to the API", ErrBadSignature)
 	}
 	if err != nil {
@@ -281,14 +281,15 @@ func (v *Wallee) PublicKey(ctx context.Context, keyID string) (*ecdsa.PublicKey,
 	return key, nil
 }
 
-// remember records keyID in set (v.unknown) until then, in bounded room.
-func (v *Wallee) remember(set map[string]time.Time, keyID string, until time.Time) {
+// rememberUnknown records a key id the API does not know until then, in
+// bounded room.
+func (v *Wallee) rememberUnknown(keyID string, until time.Time) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if len(set) >= unknownCacheSize {
-		clear(set)
+	if len(v.unknown) >= unknownCacheSize {
+		clear(v.unknown)
 	}
-	set[keyID] = until
+	v.unknown[keyID] = until
 }
 
 // readKey GETs /webhook-encryption/read?id=keyID.
@@ -375,11 +376,8 @@ func (v *Wallee) get(ctx context.Context, path, query string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadResource, err)
 	}
-	now := time.Now()
-	if v.now != nil {
-		now = v.now()
-	}
-	header := WalleeMACHeaders(v.UserID, v.AuthenticationKey, now, http.MethodGet, u.EscapedPath()+"?"+u.RawQuery)
+	v.init()
+	header := WalleeMACHeaders(v.UserID, v.AuthenticationKey, v.now(), http.MethodGet, u.EscapedPath()+"?"+u.RawQuery)
 	resp, err := v.Fetcher.Get(ctx, u.String(), header)
 	if err != nil {
 		return nil, err
