@@ -110,6 +110,8 @@ func fuzzRoutes(tb testing.TB, apiBase string) []*fuzzRoute {
 		{caddyfile: "payhook payrexx {\n\tinstance fuzz\n\tapi_key " + secret + "\n" + api + "}"},
 		{caddyfile: "payhook shopandpay {\n\tinstance fuzz\n\tapi_key " + secret + "\n" + api + "}"},
 		{caddyfile: "payhook swedbankpay {\n\ttoken " + secret + "\n" + api + "}"},
+		{caddyfile: "payhook wallee {\n\tuser_id 1\n\tauthentication_key {env.PAYHOOK_FUZZ_PRESET_SECRET}\n" + api + "}"},
+		{caddyfile: "payhook postfinance {\n\tuser_id 1\n\tauthentication_key {env.PAYHOOK_FUZZ_PRESET_SECRET}\n" + api + "}"},
 		{caddyfile: "payhook paypal {\n\tclient_id fuzz\n\tclient_secret " + secret + "\n\twebhook_id FUZZWEBHOOK\n" + api + "}", sign: sample(new(PayPal))},
 	}
 	// Every preset, from the registry: a new one is fuzzed without a line
