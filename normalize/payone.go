@@ -283,8 +283,8 @@ func DecodeLatin1Form(body []byte) []byte {
 }
 
 // Latin1FormToUTF8 rewrites a form body whose text is ISO-8859-1 as the
-// same form in UTF-8: each byte of 0x80 and above, raw or %-escaped,
-// becomes the %-escaped UTF-8 of its code point; everything else,
+// same form in UTF-8: each byte of 0x80 and above becomes the UTF-8 of its
+// code point, raw where it was raw and %-escaped where it was; everything else,
 // separators and invalid escapes included, stays as it is, so the form's
 // pairs and keys are those of the original. The result is at most twice as
 // long.
@@ -309,7 +309,7 @@ func Latin1FormToUTF8(body []byte) []byte {
 			}
 			i += 2
 		case c >= utf8.RuneSelf:
-			escape(c)
+			out = utf8.AppendRune(out, rune(c))
 		default:
 			out = append(out, c)
 		}
