@@ -39,7 +39,8 @@ func TestDecodeLatin1FormMatchesPHP(t *testing.T) {
 	}
 	script := `function conv($v) {
 		if (is_array($v)) { $o = []; foreach ($v as $k => $x) { $o[is_int($k) ? $k : conv($k)] = conv($x); } return $o; }
-		$a = @utf8_encode($v); $b = iconv('ISO-8859-1', 'UTF-8', $v);
+		$b = iconv('ISO-8859-1', 'UTF-8', $v);
+		$a = function_exists('utf8_encode') ? @utf8_encode($v) : $b; // removed after PHP 8
 		if ($a !== $b) { fwrite(STDERR, "utf8_encode and iconv disagree\n"); exit(1); }
 		return $a;
 	}
