@@ -55,6 +55,9 @@ type sendOptions struct {
 	api       string // a stand-in of the provider's API to store the sample's resource at (the demo's)
 	timeout   time.Duration
 
+	// The payment portal's ids of a payone route.
+	payonePortalID, payoneAccountID string
+
 	// The scheme of a standard_webhooks or hmac route, as in its Caddyfile.
 	headerPrefix string
 	scheme       HMAC
@@ -114,6 +117,8 @@ Examples:
 	f.StringVar(&opts.body, "body", "", "standard_webhooks, hmac: a file with the payload to send (default: a small sample)")
 	f.StringVar(&opts.api, "api", "", "mollie: the demo's stand-in of the provider's API, to store the sample payment at first (http://localhost:8881)")
 	f.DurationVar(&opts.timeout, "timeout", 30*time.Second, "how long to wait for the answer")
+	f.StringVar(&opts.payonePortalID, "portal-id", "", "payone: the route's portal_id")
+	f.StringVar(&opts.payoneAccountID, "account-id", "", "payone: the route's account_id")
 	f.StringVar(&opts.headerPrefix, "header-prefix", "webhook", "standard_webhooks: the headers' prefix (svix)")
 	s := &opts.scheme
 	f.StringVar(&s.SecretEncoding, "secret-encoding", "raw", "hmac: raw, base64 or hex")

@@ -59,6 +59,8 @@ type Handler struct {
 	// AllowIPs restricts callbacks to these client addresses or CIDRs, as
 	// Caddy determines the client address (honouring the server's
 	// trusted_proxies). Checked before anything else; others get 403.
+	// Default: the addresses the provider publishes, for providers that do
+	// (PAYONE), else any.
 	AllowIPs []string `json:"allow_ips,omitempty"`
 
 	// Dedupe is how long a delivered event is remembered, so that a later
@@ -175,8 +177,12 @@ func (h *Handler) Provision(ctx caddy.Context) (err error) {
 		}
 		h.urlToken = &verify.URLToken{Tokens: tokens}
 	}
-	if len(h.AllowIPs) > 0 {
-		if h.allowList, err = verify.ParseAllowList(h.AllowIPs); err != nil {
+	allowIPs := h.AllowIPs
+	if ranger, ok := p.(SourceRanger); ok && len(allowIPs) == 0 {
+		allowIPs = ranger.SourceRanges()
+	}
+	if len(allowIPs) > 0 {
+		if h.allowList, err = verify.ParseAllowList(allowIPs); err != nil {
 			return err
 		}
 	}

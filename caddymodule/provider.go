@@ -115,6 +115,14 @@ type WeaklySigned interface {
 	TransmissionWindow() time.Duration
 }
 
+// SourceRanger is implemented by providers that publish the addresses
+// their callbacks come from (PAYONE): a route of theirs without allow_ips
+// allows only these; allow_ips replaces them (allow_ips 0.0.0.0/0 ::/0
+// allows any).
+type SourceRanger interface {
+	SourceRanges() []string
+}
+
 // Retrier is implemented by providers that retry a callback for longer
 // than DefaultDedupeWindow (Adyen: 30 days). Without a dedupe option, the
 // route's window then covers the retries and a day more: an event
