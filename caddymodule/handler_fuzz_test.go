@@ -111,6 +111,9 @@ func fuzzRoutes(tb testing.TB, apiBase string) []*fuzzRoute {
 		{caddyfile: "payhook shopandpay {\n\tinstance fuzz\n\tapi_key " + secret + "\n" + api + "}"},
 		{caddyfile: "payhook swedbankpay {\n\ttoken " + secret + "\n" + api + "}"},
 		{caddyfile: "payhook paypal {\n\tclient_id fuzz\n\tclient_secret " + secret + "\n\twebhook_id FUZZWEBHOOK\n" + api + "}", sign: sample(new(PayPal))},
+		{caddyfile: "payhook braintree {\n\tpublic_key fuzz_public\n\tprivate_key " + secret + "\n}", sign: func(r *http.Request, body []byte) error {
+			return new(Braintree).SignSample(r, body, []byte("fuzz_public|"+fuzzSecret))
+		}},
 	}
 	// Every preset, from the registry: a new one is fuzzed without a line
 	// here.
