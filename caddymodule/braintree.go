@@ -30,7 +30,7 @@ func init() {
 // bt_challenge) the way the official SDKs do.
 type Braintree struct {
 	// PublicKey is the public key of the API key pair Braintree signs with,
-	// as the Control Panel shows it. Required.
+	// as the Control Panel shows it (placeholders are expanded). Required.
 	PublicKey string `json:"public_key,omitempty"`
 
 	// PrivateKey is that pair's private key. Use a placeholder. Required.
@@ -94,12 +94,9 @@ func (p *Braintree) Validate() error {
 	if p.PublicKey == "" || p.PrivateKey == "" {
 		return errors.New("public_key and private_key are required (public_key … and private_key {env.BRAINTREE_PRIVATE_KEY})")
 	}
-	for i, pair := range append([]BraintreeKeyPair{{p.PublicKey, p.PrivateKey}}, p.RotationKeys...) {
-		if err := verify.CheckBraintreePublicKey(pair.PublicKey); err != nil {
-			return fmt.Errorf("public key #%d: %w", i+1, err)
-		}
-		if pair.PrivateKey == "" {
-			return fmt.Errorf("rotation_key #%d: private key is empty", i)
+	for i, pair := range p.RotationKeys {
+		if pair.PublicKey == "" || pair.PrivateKey == "" {
+			return fmt.Errorf("rotation_key #%d: a public key and a private key are required", i+1)
 		}
 	}
 	return nil
@@ -112,15 +109,23 @@ func (p *Braintree) Provision(ctx caddy.Context) error {
 	}
 	p.keys = nil
 	for i, pair := range append([]BraintreeKeyPair{{p.PublicKey, p.PrivateKey}}, p.RotationKeys...) {
-		option := "private_key"
+		publicOption, privateOption := "public_key", "private_key"
 		if i > 0 {
-			option = fmt.Sprintf("rotation_key #%d", i)
+			publicOption = fmt.Sprintf("rotation_key #%d: public key", i)
+			privateOption = fmt.Sprintf("rotation_key #%d: private key", i)
 		}
-		private, err := Secret(ctx.Logger(), option, pair.PrivateKey)
+		public, err := Setting(publicOption, pair.PublicKey)
 		if err != nil {
 			return err
 		}
-		p.keys = append(p.keys, verify.BraintreeKey{PublicKey: pair.PublicKey, PrivateKey: private})
+		if err := verify.CheckBraintreePublicKey(public); err != nil {
+			return fmt.Errorf("%s: %w", publicOption, err)
+		}
+		private, err := Secret(ctx.Logger(), privateOption, pair.PrivateKey)
+		if err != nil {
+			return err
+		}
+		p.keys = append(p.keys, verify.BraintreeKey{PublicKey: public, PrivateKey: private})
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"encoding/base64"
 	"io"
 	"net/http"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/tidwall/gjson"
 
 	"github.com/payhook/payhook/normalize"
@@ -260,5 +263,49 @@ func TestSendBraintree(t *testing.T) {
 	}
 	if out, err := runSend(t, "braintree", "--secret", braintreePrivateKey, e.base+"/hooks/braintree"); err == nil {
 		t.Errorf("sent without a public key: %s", out)
+	}
+}
+
+// The configuration: keys from placeholders, errors that name the option
+// and never the secret.
+func TestBraintreeConfiguration(t *testing.T) {
+	t.Setenv("PAYHOOK_TEST_BT_PUBLIC", "env_public_key")
+	t.Setenv("PAYHOOK_TEST_BT_PRIVATE", "env_private_key")
+	for _, tt := range []struct {
+		block   string
+		refused string // "" when accepted
+	}{
+		{"public_key {env.PAYHOOK_TEST_BT_PUBLIC}\n\tprivate_key {env.PAYHOOK_TEST_BT_PRIVATE}", ""},
+		{"public_key p\n\tprivate_key {env.PAYHOOK_TEST_BT_PRIVATE}\n\trotation_key q {env.PAYHOOK_TEST_BT_PRIVATE}", ""},
+		{"private_key {env.PAYHOOK_TEST_BT_PRIVATE}", "public_key and private_key are required"},
+		{"public_key p", "public_key and private_key are required"},
+		{"public_key a|b\n\tprivate_key {env.PAYHOOK_TEST_BT_PRIVATE}", "public_key: a Braintree public key"},
+		{"public_key p\n\tprivate_key {env.PAYHOOK_TEST_BT_UNSET}", "{env.PAYHOOK_TEST_BT_UNSET} is empty"},
+		{"public_key {env.PAYHOOK_TEST_BT_UNSET}\n\tprivate_key {env.PAYHOOK_TEST_BT_PRIVATE}", "{env.PAYHOOK_TEST_BT_UNSET} is empty"},
+	} {
+		t.Run(tt.block, func(t *testing.T) {
+			p := new(Braintree)
+			if err := p.UnmarshalCaddyfile(caddyfile.NewTestDispenser("braintree {\n\t" + tt.block + "\n}")); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+			defer cancel()
+			err := p.Provision(ctx)
+			switch {
+			case tt.refused == "" && err != nil:
+				t.Fatal(err)
+			case tt.refused != "" && (err == nil || !strings.Contains(err.Error(), tt.refused)):
+				t.Fatalf("Provision = %v, want %q", err, tt.refused)
+			case err != nil && strings.Contains(err.Error(), "env_private_key"):
+				t.Fatalf("the error shows the secret: %v", err)
+			}
+		})
+	}
+	p := new(Braintree)
+	if err := p.UnmarshalCaddyfile(caddyfile.NewTestDispenser("braintree {\n\trotation_key only-one\n}")); err == nil {
+		t.Error("rotation_key with one value was read")
+	}
+	if err := p.UnmarshalCaddyfile(caddyfile.NewTestDispenser("braintree {\n\tsecret x\n}")); err == nil || !strings.Contains(err.Error(), "rotation_key") {
+		t.Errorf("an unknown option: %v", err)
 	}
 }

@@ -163,9 +163,6 @@ func Braintree(in *Input) (*Event, error) {
 	default:
 		ev.ProviderReference = text(subject.Get("id"))
 	}
-	if ev.Status != StatusFailed && ev.Status != StatusRefundFailed {
-		ev.Failure = nil
-	}
 	// A subject without a currency (a subscription's transactions in
 	// Braintree's own samples) leaves the amount out rather than refuse a
 	// genuine notification.
