@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -41,8 +42,20 @@ type Braintree struct {
 	// pair of bt_signature. The URL check is answered with PublicKey.
 	RotationKeys []BraintreeKeyPair `json:"rotation_keys,omitempty"`
 
-	keys []verify.BraintreeKey
+	// MaxAge is how old a notification (its signed timestamp) may be:
+	// Braintree retries for 24 hours; an older one is refused (401), so
+	// that a notification replayed once its dedupe record is gone is not
+	// delivered again. The route's default dedupe window covers it.
+	// Default: 7d.
+	MaxAge caddy.Duration `json:"max_age,omitempty"`
+
+	keys   []verify.BraintreeKey
+	maxAge time.Duration
 }
+
+// defaultBraintreeMaxAge is MaxAge's default: Braintree's 24 hours of
+// retries and days to spare, within the default dedupe window.
+const defaultBraintreeMaxAge = 7 * 24 * time.Hour
 
 // BraintreeKeyPair is one more API key pair of a Braintree account.
 type BraintreeKeyPair struct {
@@ -63,6 +76,7 @@ func (Braintree) CaddyModule() caddy.ModuleInfo {
 //	    public_key   <public key>
 //	    private_key  <value>                      # use a placeholder
 //	    rotation_key <public key> <private key>   # optional, repeatable
+//	    max_age      <duration>                   # default 7d
 //	}
 func (p *Braintree) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the provider's name
@@ -73,6 +87,8 @@ func (p *Braintree) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = singleArg(d, &p.PublicKey)
 		case "private_key":
 			err = singleArg(d, &p.PrivateKey)
+		case "max_age":
+			p.MaxAge, err = durationArg(d, "max_age")
 		case "rotation_key":
 			args := d.RemainingArgs()
 			if len(args) != 2 {
@@ -80,7 +96,7 @@ func (p *Braintree) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			p.RotationKeys = append(p.RotationKeys, BraintreeKeyPair{PublicKey: args[0], PrivateKey: args[1]})
 		default:
-			return UnrecognizedOption(d, "braintree", "public_key", "private_key", "rotation_key")
+			return UnrecognizedOption(d, "braintree", "public_key", "private_key", "rotation_key", "max_age")
 		}
 		if err != nil {
 			return err
@@ -93,6 +109,9 @@ func (p *Braintree) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 func (p *Braintree) Validate() error {
 	if p.PublicKey == "" || p.PrivateKey == "" {
 		return errors.New("public_key and private_key are required (public_key … and private_key {env.BRAINTREE_PRIVATE_KEY})")
+	}
+	if p.MaxAge < 0 {
+		return fmt.Errorf("max_age must be positive, got %s", time.Duration(p.MaxAge))
 	}
 	for i, pair := range p.RotationKeys {
 		if pair.PublicKey == "" || pair.PrivateKey == "" {
@@ -107,6 +126,7 @@ func (p *Braintree) Provision(ctx caddy.Context) error {
 	if err := p.Validate(); err != nil {
 		return err
 	}
+	p.maxAge = cmp.Or(time.Duration(p.MaxAge), defaultBraintreeMaxAge)
 	p.keys = nil
 	for i, pair := range append([]BraintreeKeyPair{{p.PublicKey, p.PrivateKey}}, p.RotationKeys...) {
 		publicOption, privateOption := "public_key", "private_key"
@@ -149,10 +169,24 @@ func (p *Braintree) Verify(_ context.Context, cb *verify.Callback, _ *normalize.
 	return verify.Result{Method: "hmac-sha1"}, nil
 }
 
-// Normalize builds the notification's event from the verified payload.
-func (*Braintree) Normalize(in *normalize.Input, _ verify.Result, events []*normalize.Event) ([]*normalize.Event, error) {
+// Normalize builds the notification's event from the verified payload,
+// whose timestamp must lie within max_age (and no more than
+// DefaultMaxSkew ahead).
+func (p *Braintree) Normalize(in *normalize.Input, _ verify.Result, events []*normalize.Event) ([]*normalize.Event, error) {
 	ev, err := normalize.Braintree(in)
-	return appendEvent(events, ev, err)
+	if err != nil {
+		return events, err
+	}
+	if err := verify.CheckBraintreeTimestamp(ev.Time, time.Now(), p.maxAge, DefaultMaxSkew); err != nil {
+		return events, err
+	}
+	return append(events, ev), nil
+}
+
+// RetryPeriod is max_age: the dedupe window, unless set, covers every
+// notification the route accepts, and a day more.
+func (p *Braintree) RetryPeriod() time.Duration {
+	return cmp.Or(time.Duration(p.MaxAge), defaultBraintreeMaxAge)
 }
 
 // Acknowledge answers 200 "OK": Braintree needs a 2xx within 30 seconds,
@@ -234,6 +268,7 @@ func braintreeBase64Lines(doc []byte) string {
 var (
 	_ Provider              = (*Braintree)(nil)
 	_ Challenger            = (*Braintree)(nil)
+	_ Retrier               = (*Braintree)(nil)
 	_ SampleSender          = (*Braintree)(nil)
 	_ caddy.Provisioner     = (*Braintree)(nil)
 	_ caddy.Validator       = (*Braintree)(nil)

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -122,12 +123,32 @@ func TestBraintreeThroughCaddy(t *testing.T) {
 		})
 	}
 
+	// Signed, but too old (a replay past max_age) or dated ahead.
+	key := verify.BraintreeKey{PublicKey: braintreePublicKey, PrivateKey: []byte(braintreePrivateKey)}
+	for name, at := range map[string]time.Time{"stale": time.Now().Add(-8 * 24 * time.Hour), "future": time.Now().Add(time.Hour)} {
+		t.Run(name, func(t *testing.T) {
+			e.t = t
+			e.upstream.reset()
+			doc, err := normalize.BraintreeSampleXML(normalize.Sample{Status: normalize.StatusCaptured,
+				Amount: normalize.Amount{MinorUnits: 100, Currency: "USD"}, ProviderReference: "it_old"}, at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			payload := braintreeBase64Lines(doc)
+			form := url.Values{"bt_payload": {payload}, "bt_signature": {verify.SignBraintree(key, payload)}}
+			resp, answer := e.post("/hooks/braintree", formType, form.Encode(), nil)
+			expectAnswer(t, resp, answer, http.StatusUnauthorized, "")
+			e.expectNothingForwarded()
+			e.expectReason("date_outside_window")
+		})
+	}
+
 	// Signed, but an XML payhook does not read: 400.
 	e.t = t
 	e.upstream.reset()
 	xxe := `<?xml version="1.0"?><!DOCTYPE n [<!ENTITY x SYSTEM "file:///etc/passwd">]><notification><kind>&x;</kind></notification>`
 	evil := braintreeBase64Lines([]byte(xxe))
-	body := url.Values{"bt_payload": {evil}, "bt_signature": {verify.SignBraintree(verify.BraintreeKey{PublicKey: braintreePublicKey, PrivateKey: []byte(braintreePrivateKey)}, evil)}}.Encode()
+	body := url.Values{"bt_payload": {evil}, "bt_signature": {verify.SignBraintree(key, evil)}}.Encode()
 	resp, answer = e.post("/hooks/braintree", formType, body, nil)
 	expectAnswer(t, resp, answer, http.StatusBadRequest, "")
 	e.expectNothingForwarded()
@@ -243,6 +264,7 @@ func TestBraintreeGoldenThroughCaddy(t *testing.T) {
 		payhook braintree {
 			public_key golden_public_key
 			private_key {env.PAYHOOK_TEST_BRAINTREE_PRIVATE_KEY}
+			max_age 36500d
 			dedupe off
 		}
 		reverse_proxy {upstream}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // Braintree posts a webhook as a form of two fields
@@ -194,4 +195,21 @@ func DecodeBraintreePayload(payload string) ([]byte, error) {
 		return nil, fmt.Errorf("bt_payload is not base64: %w", err)
 	}
 	return xml, nil
+}
+
+// CheckBraintreeTimestamp checks a notification's timestamp (when it was
+// triggered, signed inside the payload): no older than maxAge, so that a
+// notification replayed after the dedupe records are gone is refused, and
+// no further than maxFuture ahead. A zero time (no timestamp, or none that
+// reads as a date) is ErrMalformedDate.
+func CheckBraintreeTimestamp(timestamp, now time.Time, maxAge, maxFuture time.Duration) error {
+	switch {
+	case timestamp.IsZero():
+		return fmt.Errorf("%w: the notification's timestamp", ErrMalformedDate)
+	case now.Sub(timestamp) > maxAge:
+		return fmt.Errorf("%w: the notification is %s old, more than %s", ErrDateOutsideWindow, now.Sub(timestamp).Round(time.Second), maxAge)
+	case timestamp.Sub(now) > maxFuture:
+		return fmt.Errorf("%w: the notification is dated %s ahead", ErrDateOutsideWindow, timestamp.Sub(now).Round(time.Second))
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Vectors computed by braintree_node 3.40.0 (webhookTesting.sampleSignature
@@ -135,4 +136,23 @@ func FuzzBraintreeSignature(f *testing.F) {
 			t.Fatalf("error %v wraps no sentinel", err)
 		}
 	})
+}
+
+func TestCheckBraintreeTimestamp(t *testing.T) {
+	now := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		at  time.Time
+		err error
+	}{
+		{now, nil},
+		{now.Add(-7 * 24 * time.Hour), nil},
+		{now.Add(-7*24*time.Hour - time.Second), ErrDateOutsideWindow},
+		{now.Add(5 * time.Minute), nil},
+		{now.Add(5*time.Minute + time.Second), ErrDateOutsideWindow},
+		{time.Time{}, ErrMalformedDate},
+	} {
+		if err := CheckBraintreeTimestamp(tt.at, now, 7*24*time.Hour, 5*time.Minute); !errors.Is(err, tt.err) || (tt.err == nil && err != nil) {
+			t.Errorf("%s: err = %v, want %v", tt.at, err, tt.err)
+		}
+	}
 }
