@@ -320,6 +320,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		h.reject(w, rec, err)
 		return nil
 	}
+	if challenger, ok := h.provider.(Challenger); ok && r.Method != http.MethodPost {
+		h.challenge(w, r, rec, challenger)
+		return nil
+	}
 	cb, in, pooledBody, err := h.read(w, r, rec)
 	if err != nil {
 		h.reject(w, rec, err)
@@ -348,6 +352,29 @@ func (h *Handler) allow(clientIP string) error {
 		return nil
 	}
 	return h.allowList.Allow(clientIP)
+}
+
+// challenge answers a provider's check of the callback URL (Challenger),
+// once the URL token, when configured, is right; a request that makes no
+// check is refused as another method. Nothing is forwarded.
+func (h *Handler) challenge(w http.ResponseWriter, r *http.Request, rec *record, challenger Challenger) {
+	method, uri, u := sentRequest(r)
+	if h.urlToken != nil {
+		if err := h.urlToken.Check(&verify.Callback{Method: method, RequestURI: uri}); err != nil {
+			h.reject(w, rec, err)
+			return
+		}
+	}
+	answer, err := challenger.Challenge(method, u)
+	if errors.Is(err, errNoChallenge) {
+		err = fmt.Errorf("%w: %q", errMethod, truncate(method, 16))
+	}
+	if err != nil {
+		h.reject(w, rec, err)
+		return
+	}
+	rec.outcome = outcomeChallenge
+	rec.answered = ackText(answer)(w)
 }
 
 // verify checks the URL token (when configured: cheap, before anything is

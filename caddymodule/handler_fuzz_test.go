@@ -114,6 +114,9 @@ func fuzzRoutes(tb testing.TB, apiBase string) []*fuzzRoute {
 		{caddyfile: "payhook postfinance {\n\tuser_id 1\n\tauthentication_key {env.PAYHOOK_FUZZ_PRESET_SECRET}\n" + api + "}"},
 		{caddyfile: "payhook payone {\n\tportal_key " + secret + "\n\tportal_id 1234567\n\taccount_id 12345\n\tallow_ips 0.0.0.0/0 ::/0\n}", sign: sample(new(Payone))},
 		{caddyfile: "payhook paypal {\n\tclient_id fuzz\n\tclient_secret " + secret + "\n\twebhook_id FUZZWEBHOOK\n" + api + "}", sign: sample(new(PayPal))},
+		{caddyfile: "payhook braintree {\n\tpublic_key fuzz_public\n\tprivate_key " + secret + "\n}", sign: func(r *http.Request, body []byte) error {
+			return new(Braintree).SignSample(r, body, []byte("fuzz_public|"+fuzzSecret))
+		}},
 	}
 	// Every preset, from the registry: a new one is fuzzed without a line
 	// here.

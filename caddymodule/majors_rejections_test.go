@@ -20,6 +20,8 @@ func TestMajorProvidersSharedRejections(t *testing.T) {
 	t.Setenv("PAYHOOK_TEST_PAYPAL_SECRET", payPalSecret)
 	t.Setenv("PAYHOOK_TEST_PRESET_SECRET", "0123456789abcdef0123456789abcdef")
 	t.Setenv("PAYHOOK_TEST_PAYONE_KEY", payonePortalKey)
+	t.Setenv("PAYHOOK_TEST_BRAINTREE_PRIVATE_KEY", braintreePrivateKey)
+	t.Setenv("PAYHOOK_TEST_BRAINTREE_NEXT_PRIVATE_KEY", braintreeNextPrivateKey)
 	mollie, paypal := newFakeAPI(t), newFakePayPal(t)
 	type route struct{ name, path, contentType string }
 	routes := []route{
@@ -28,6 +30,7 @@ func TestMajorProvidersSharedRejections(t *testing.T) {
 		{"mollie", "/callbacks/mollie", formType},
 		{"paypal", "/callbacks/paypal", "application/json"},
 		{"payone", "/callbacks/payone", formType},
+		{"braintree", "/hooks/braintree", formType},
 	}
 	var presetSites strings.Builder
 	for _, name := range presetNames() {
@@ -38,7 +41,7 @@ func TestMajorProvidersSharedRejections(t *testing.T) {
 	}
 	e := startCaddy(t, stripeSite()+"\n"+adyenSite("")+"\n"+
 		strings.Replace(mollieSite(mollie, ""), "api_timeout 500ms", "api_timeout 500ms\n\t\t\tmax_body 64KiB", 1)+"\n"+
-		strings.Replace(payPalSite(paypal, ""), "api_timeout 1s", "api_timeout 1s\n\t\t\tmax_body 64KiB", 1)+presetSites.String()+
+		strings.Replace(payPalSite(paypal, ""), "api_timeout 1s", "api_timeout 1s\n\t\t\tmax_body 64KiB", 1)+"\n"+braintreeSite()+presetSites.String()+
 		"\n"+payoneSite("/callbacks/payone*", "2000002", "allow_ips 127.0.0.1\n\t\t\tmax_body 64KiB"))
 	big := `{"pad":"` + strings.Repeat("x", 70<<10) + `"}`
 	for _, provider := range routes {

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -132,6 +133,22 @@ type SourceRanger interface {
 type Retrier interface {
 	RetryPeriod() time.Duration
 }
+
+// Challenger is implemented by providers that check a callback URL with a
+// request of their own before they send callbacks to it (Braintree's GET
+// with bt_challenge). The handler hands it every request that is not a
+// POST, after allow_ips and the url_token, before anything else: the
+// answer goes to the provider, nothing is forwarded.
+type Challenger interface {
+	// Challenge returns the text answering the check that the request
+	// (its method and URL as the provider sent them) makes, errNoChallenge
+	// when it makes none (it is then refused as another method), or an
+	// error wrapping a sentinel for a check that is malformed.
+	Challenge(method string, u *url.URL) (answer string, err error)
+}
+
+// errNoChallenge means a request is no provider's check of the URL.
+var errNoChallenge = errors.New("not a check of the callback URL")
 
 // NewProvider returns a new, unprovisioned provider module by name.
 func NewProvider(name string) (Provider, error) {

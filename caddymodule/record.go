@@ -21,6 +21,9 @@ const (
 	outcomeQueued         = "queued"
 	outcomeRejected       = "rejected"
 	outcomeUpstreamFailed = "upstream_failed"
+	// outcomeChallenge: a provider's check of the callback URL, answered
+	// (Challenger).
+	outcomeChallenge = "challenge_answered"
 )
 
 // record collects what happened to one callback for its log line and metrics.
@@ -62,6 +65,8 @@ func (h *Handler) finish(rec *record) {
 	switch {
 	case rec.outcome == outcomeDuplicate:
 		msg = "callback was a duplicate; acknowledged, not forwarded"
+	case rec.outcome == outcomeChallenge:
+		msg = "the provider's check of the callback URL answered"
 	case rec.outcome == outcomeQueued && unmapped:
 		level, msg = zapcore.WarnLevel, "callback stored in the inbox with unknown status"
 	case rec.outcome == outcomeQueued:
