@@ -303,3 +303,69 @@ func TestUnzerConfigurationErrors(t *testing.T) {
 		}
 	}
 }
+
+// The rejections every provider shares, for Unzer (which posts text/plain,
+// so that is no refusal here): another method, another content type, a
+// compressed body, a body over max_body. Nothing is forwarded and the API
+// is never asked.
+func TestUnzerSharedRejections(t *testing.T) {
+	e, api := startUnzer(t, "max_body 64KiB")
+	big := `{"pad":"` + strings.Repeat("x", 70<<10) + `"}`
+	for _, tt := range []struct {
+		name, method, contentType, body string
+		header                          http.Header
+		status                          int
+		reason                          string
+	}{
+		{"GET", http.MethodGet, "", "", nil, 405, "method_not_allowed"},
+		{"form", http.MethodPost, formType, "event=charge.succeeded", nil, 415, "content_type_not_accepted"},
+		{"compressed", http.MethodPost, "text/plain", "{}", http.Header{"Content-Encoding": {"gzip"}}, 415, "content_type_not_accepted"},
+		{"over max_body", http.MethodPost, "text/plain", big, nil, 413, "body_too_large"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e.t = t
+			e.upstream.reset()
+			var resp *http.Response
+			var answer string
+			if tt.body == big {
+				resp, answer = e.postUnread("/callbacks/unzer", tt.contentType, tt.body, tt.header)
+			} else {
+				req := e.postRequest("/callbacks/unzer", tt.contentType, tt.body, tt.header)
+				req.Method = tt.method
+				if tt.contentType == "" {
+					req.Header.Del("Content-Type")
+				}
+				resp, answer = e.do(req)
+			}
+			expectAnswer(t, resp, answer, tt.status, "")
+			e.expectNothingForwarded()
+			entries := e.logEntries(1)
+			if last := entries[len(entries)-1]; last["reason"] != tt.reason || last["provider"] != "unzer" {
+				t.Errorf("log = %v, want reason %s for unzer", last, tt.reason)
+			}
+		})
+	}
+	if len(api.asked()) != 0 {
+		t.Error("Unzer's API was asked")
+	}
+}
+
+// A forged webhook naming a payment the API does not know is refused once
+// (401); sent again within verify.UnknownFor it is answered 503 without
+// asking the API again, so a forger's loop costs one request, and a
+// genuine webhook for a payment forged a moment before is retried, not
+// refused.
+func TestUnzerUnknownPaymentIsRememberedNotAskedAgain(t *testing.T) {
+	e, api := startUnzer(t, "")
+	webhook := unzerWebhook("charge.succeeded", "s-pub-forged", "", "s-pay-404")
+	resp, body := e.post("/callbacks/unzer", "text/plain", webhook, nil)
+	expectAnswer(t, resp, body, http.StatusUnauthorized, "")
+	for range 5 {
+		resp, body = e.post("/callbacks/unzer", "text/plain", webhook, nil)
+		expectAnswer(t, resp, body, http.StatusServiceUnavailable, "")
+	}
+	if n := len(api.asked()); n != 1 {
+		t.Errorf("the API was asked %d times about one unknown payment, want 1", n)
+	}
+	e.expectNothingForwarded()
+}
