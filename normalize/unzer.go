@@ -36,6 +36,11 @@ type UnzerNotification struct {
 // of the event id, and a forger must not mint ids without end.
 var unzerEvents = func() map[string]bool {
 	m := map[string]bool{"chargeback": true, "types": true, "shipment": true, "payout.succeeded": true, "payout.failed": true}
+	// The families, which a webhook is registered for, in case one is
+	// sent as a name of its own.
+	for _, family := range []string{"authorize", "preauthorize", "charge", "payment", "payout", "customer", "basket"} {
+		m[family] = true
+	}
 	for _, kind := range []string{"authorize", "preauthorize", "charge"} {
 		for _, outcome := range []string{"succeeded", "failed", "pending", "expired", "canceled", "resumed"} {
 			m[kind+"."+outcome] = true
