@@ -304,7 +304,7 @@ func (a *demoAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/hal+json")
-	if !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") {
+	if auth := r.Header.Get("Authorization"); !strings.HasPrefix(auth, "Bearer ") && !strings.HasPrefix(auth, "Basic ") { // Basic: Unzer
 		w.WriteHeader(http.StatusUnauthorized)
 		_, _ = io.WriteString(w, `{"status":401,"title":"Unauthorized Request","detail":"Missing authentication, or failed to authenticate"}`)
 		return

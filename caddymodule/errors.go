@@ -35,6 +35,7 @@ var rejections = []rejection{
 	{verify.ErrMalformedDate, http.StatusUnauthorized, "date_malformed", ""},
 	{verify.ErrDateOutsideWindow, http.StatusUnauthorized, "date_outside_window", ""},
 	{verify.ErrUnknownResource, http.StatusUnauthorized, "resource_unknown", ""},
+	{verify.ErrForeignKey, http.StatusUnauthorized, "key_foreign", "check public_key: it must be the key Unzer's webhooks name"},
 	{verify.ErrAPIUnavailable, http.StatusServiceUnavailable, "api_unavailable", ""},
 	{errStripeThinWithoutKey, http.StatusServiceUnavailable, "thin_event_without_api_key",
 		"give the stripe route an api_key (a restricted key, rk_…, that can read the objects the events name)"},

@@ -78,6 +78,7 @@ func fuzzRoutes(tb testing.TB, apiBase string) []*fuzzRoute {
 	for name, value := range map[string]string{
 		"PAYHOOK_FUZZ_SECRET": fuzzSecret, "PAYHOOK_FUZZ_STRIPE_SECRET": fuzzStripeSecret, "PAYHOOK_FUZZ_ADYEN_KEY": fuzzAdyenKey, "PAYHOOK_FUZZ_SW_SECRET": fuzzStandardWebhooksSecret,
 		"PAYHOOK_FUZZ_MOLLIE_KEY": "test_fuzz", "PAYHOOK_FUZZ_PRESET_SECRET": fuzzPresetSecret,
+		"PAYHOOK_FUZZ_UNZER_KEY": "s-priv-fuzz",
 	} {
 		tb.Setenv(name, value)
 	}
@@ -113,6 +114,7 @@ func fuzzRoutes(tb testing.TB, apiBase string) []*fuzzRoute {
 		{caddyfile: "payhook wallee {\n\tuser_id 1\n\tauthentication_key {env.PAYHOOK_FUZZ_PRESET_SECRET}\n" + api + "}"},
 		{caddyfile: "payhook postfinance {\n\tuser_id 1\n\tauthentication_key {env.PAYHOOK_FUZZ_PRESET_SECRET}\n" + api + "}"},
 		{caddyfile: "payhook payone {\n\tportal_key " + secret + "\n\tportal_id 1234567\n\taccount_id 12345\n\tallow_ips 0.0.0.0/0 ::/0\n}", sign: sample(new(Payone))},
+		{caddyfile: "payhook unzer {\n\tprivate_key {env.PAYHOOK_FUZZ_UNZER_KEY}\n" + api + "}"},
 		{caddyfile: "payhook paypal {\n\tclient_id fuzz\n\tclient_secret " + secret + "\n\twebhook_id FUZZWEBHOOK\n" + api + "}", sign: sample(new(PayPal))},
 		{caddyfile: "payhook braintree {\n\tpublic_key fuzz_public\n\tprivate_key " + secret + "\n}", sign: func(r *http.Request, body []byte) error {
 			return new(Braintree).SignSample(r, body, []byte("fuzz_public|"+fuzzSecret))
