@@ -216,7 +216,8 @@ func (consoleAdmin) Routes() []caddy.AdminRoute {
 type Console struct {
 	// Prefix is the path the console is served under, when the route
 	// does not strip it (handle_path does): /payhook for
-	// `handle /payhook/* { payhook_console /payhook }`. Default: none.
+	// `handle /payhook/* { payhook_console { prefix /payhook } }`.
+	// Default: none.
 	Prefix string `json:"prefix,omitempty"`
 
 	events *eventsAdmin
@@ -306,7 +307,9 @@ func writeAPIError(w http.ResponseWriter, err error) error {
 
 // parseConsoleCaddyfile reads the payhook_console directive:
 //
-//	payhook_console [<prefix>]
+//	payhook_console [<matcher>] {
+//	    prefix <path>   # on a route that keeps its path: the console's path
+//	}
 func parseConsoleCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	c := new(Console)
 	err := c.UnmarshalCaddyfile(h.Dispenser)
@@ -317,13 +320,21 @@ func parseConsoleCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 func (c *Console) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive's name
 	if d.NextArg() {
-		c.Prefix = d.Val()
+		return d.Errf("payhook_console takes no argument but a matcher; its path goes in its block: prefix <path>")
 	}
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	if d.NextBlock(0) {
-		return d.Err("payhook_console takes no block; put it behind basic_auth or forward_auth on its route")
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "prefix":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			c.Prefix = d.Val()
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+		default:
+			return d.Errf("unrecognized payhook_console option %q (it takes: prefix)", d.Val())
+		}
 	}
 	return nil
 }

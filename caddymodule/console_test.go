@@ -5,6 +5,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
 
 // A console action is refused unless it comes from the console's own
@@ -94,5 +96,63 @@ func TestConsolePage(t *testing.T) {
 	}
 	if err := serveConsoleFile(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/x", nil), "../console.go"); err == nil {
 		t.Error("served a file outside the console's")
+	}
+}
+
+// The console on a route that does not strip its path: the handler takes
+// its prefix, sends /ops to /ops/, answers the API under it, and every
+// refusal as the admin endpoint does, in JSON.
+func TestConsoleHandlerUnderAPrefix(t *testing.T) {
+	e := startCaddy(t, defaultSite+`
+	route /ops* {
+		payhook_console {
+			prefix /ops
+		}
+	}`)
+	noRedirect := &http.Client{Transport: testClient.Transport, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, _ := e.doWith(noRedirect, mustRequest(t, http.MethodGet, e.base+"/ops", nil))
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/ops/" {
+		t.Errorf("GET /ops: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	for _, tt := range []struct {
+		method, path string
+		header       http.Header
+		status       int
+		body         string
+	}{
+		{http.MethodGet, "/ops/", nil, http.StatusOK, `<meta name="payhook-csrf"`},
+		{http.MethodGet, "/ops/console.js", nil, http.StatusOK, "payhookTimings"},
+		{http.MethodGet, "/ops/events?limit=5", nil, http.StatusOK, `"events"`},
+		{http.MethodGet, "/ops/stats", nil, http.StatusOK, `"hours"`},
+		{http.MethodGet, "/ops/inbox/routes", nil, http.StatusOK, `"inboxes"`},
+		{http.MethodGet, "/ops/events?limit=0", nil, http.StatusBadRequest, `{"error":"limit: want 1 to 1000`},
+		{http.MethodGet, "/ops/stats?since=30d", nil, http.StatusBadRequest, "at most 7 days"},
+		{http.MethodGet, "/ops/nothing", nil, http.StatusNotFound, `{"error":"no such page"}`},
+		{http.MethodGet, "/ops/events", http.Header{"Sec-Fetch-Site": {"cross-site"}}, http.StatusForbidden, "own page"},
+		{http.MethodPost, "/ops/inbox/retry-failed", http.Header{"Origin": {e.base}}, http.StatusForbidden, "no console session"},
+		{http.MethodPost, "/ops/inbox/retry-failed", nil, http.StatusForbidden, "no Origin header"},
+	} {
+		resp, body := e.do(mustRequest(t, tt.method, e.base+tt.path, tt.header))
+		if resp.StatusCode != tt.status || !strings.Contains(body, tt.body) {
+			t.Errorf("%s %s: %d %.200s, want %d with %q", tt.method, tt.path, resp.StatusCode, body, tt.status, tt.body)
+		}
+	}
+}
+
+func TestConsoleCaddyfile(t *testing.T) {
+	for _, tt := range []struct {
+		input, prefix, err string
+	}{
+		{"payhook_console", "", ""},
+		{"payhook_console {\n\tprefix /ops\n}", "/ops", ""},
+		{"payhook_console /ops", "", "no argument"},
+		{"payhook_console {\n\tpassword x\n}", "", `unrecognized payhook_console option "password"`},
+		{"payhook_console {\n\tprefix\n}", "", "wrong argument count"},
+	} {
+		var c Console
+		err := c.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tt.input))
+		if tt.err == "" && (err != nil || c.Prefix != tt.prefix) || tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)) {
+			t.Errorf("%q: prefix %q, error %v", tt.input, c.Prefix, err)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -71,6 +72,9 @@ type journalEntry struct {
 	VerifiedBy string         `json:"verified_by,omitempty"`
 	ClientIP   string         `json:"client_ip,omitempty"`
 	Attempts   []entryAttempt `json:"attempts,omitempty"`
+	// InboxState is, for an event the inbox took (outcome queued), what
+	// became of it since: pending, delivered or failed.
+	InboxState string `json:"inbox_state,omitempty"`
 }
 
 // entryAmount is an amount in minor units, as in the envelope, and in
@@ -192,6 +196,9 @@ func (a *eventsAdmin) handleEvents(w http.ResponseWriter, r *http.Request) error
 		}
 		out.Events = append(out.Events, v)
 	}
+	if err := app.addInboxStates(r.Context(), out.Events); err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: err}
+	}
 	if limit := cmp.Or(q.Limit, 100); len(entries) == limit {
 		out.Next = entries[len(entries)-1].Seq
 	}
@@ -242,6 +249,46 @@ func (a *eventsAdmin) handleStats(w http.ResponseWriter, r *http.Request) error 
 		out.Hours = append(out.Hours, hourCount{Hour: c.Hour, Provider: c.Provider, Outcome: c.Outcome, Count: c.Count})
 	}
 	return writeJSON(w, out)
+}
+
+// addInboxStates tells, for each entry of an event the inbox took, what
+// became of it: one look-up for the page.
+func (a *App) addInboxStates(ctx context.Context, entries []journalEntry) error {
+	var ids []string
+	for _, e := range entries {
+		if e.Outcome == outcomeQueued && e.EventID != "" {
+			ids = append(ids, e.EventID)
+		}
+	}
+	events, err := a.state.InboxStates(ctx, ids)
+	if err != nil {
+		return err
+	}
+	// An event is in the inbox of the route that received it; a route
+	// gone since has no place any more: its event is matched by id.
+	byRoute, byID := map[[2]string]string{}, map[string]string{}
+	for _, ev := range events { // newest first: the first of each is kept
+		if ib := a.deliverer.routes[ev.Route]; ib != nil {
+			key := [2]string{ib.place(), ev.EventID}
+			if _, ok := byRoute[key]; !ok {
+				byRoute[key] = ev.State.String()
+			}
+		}
+		if _, ok := byID[ev.EventID]; !ok {
+			byID[ev.EventID] = ev.State.String()
+		}
+	}
+	for i, e := range entries {
+		if e.Outcome != outcomeQueued || e.EventID == "" {
+			continue
+		}
+		if state, ok := byRoute[[2]string{e.Route, e.EventID}]; ok {
+			entries[i].InboxState = state
+		} else {
+			entries[i].InboxState = byID[e.EventID]
+		}
+	}
+	return nil
 }
 
 // eventsCommand is `caddy payhook events`.

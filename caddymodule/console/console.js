@@ -88,6 +88,8 @@ function routeCell(place) {
 function outcomeCell(entry) {
   return [
     el("span", {class: "outcome o-" + entry.outcome}, outcomeLabels[entry.outcome] || entry.outcome),
+    entry.inbox_state ? " → " : null,
+    entry.inbox_state ? el("span", {class: "outcome s-" + entry.inbox_state}, entry.inbox_state) : null,
     entry.reason ? " " : null,
     entry.reason ? el("span", {class: "reason"}, entry.reason) : null,
   ];
@@ -96,6 +98,10 @@ function outcomeCell(entry) {
 // ---- the callbacks' list ----
 
 const state = {pages: [], before: 0, next: 0};
+
+// The page's own timings (ms since the navigation began; the last
+// search's), which the browser test reports.
+window.payhookTimings = {firstRows: 0, lastSearch: 0};
 
 function filterQuery() {
   const q = new URLSearchParams();
@@ -115,6 +121,7 @@ async function loadEvents(before) {
   q.set("limit", pageSize);
   if (before) q.set("before", before);
   const tbody = document.querySelector("#events tbody");
+  const started = performance.now();
   let list;
   try {
     list = await api("events?" + q);
@@ -128,6 +135,8 @@ async function loadEvents(before) {
   if (list.events.length === 0) {
     tbody.append(el("tr", {}, el("td", {colspan: 8, class: "empty"}, q.get("ref") ? "No callback in the journal names " + q.get("ref") + "." : "No callback matches.")));
   }
+  window.payhookTimings.lastSearch = performance.now() - started;
+  if (!window.payhookTimings.firstRows) window.payhookTimings.firstRows = performance.now();
   document.getElementById("older").disabled = !state.next;
   document.getElementById("newer").disabled = !state.before;
 }

@@ -414,6 +414,24 @@ func (s *Store) InboxEvents(ctx context.Context, eventID string) ([]*InboxEvent,
 	return collectInbox(rows, true)
 }
 
+// InboxStates returns the events with these ids, without their records:
+// their state, for a list of the journal's entries.
+func (s *Store) InboxStates(ctx context.Context, eventIDs []string) ([]*InboxEvent, error) {
+	if len(eventIDs) == 0 {
+		return nil, nil
+	}
+	args := make([]any, len(eventIDs))
+	for i, id := range eventIDs {
+		args[i] = text(id)
+	}
+	rows, err := s.db.QueryContext(ctx, s.dialect.q(`SELECT `+inboxColumns+` FROM payhook_inbox
+		WHERE event_id IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(eventIDs)), ", ")+`) ORDER BY seq DESC`), args...)
+	if err != nil {
+		return nil, unavailable("reading inbox events", err)
+	}
+	return collectInbox(rows, false)
+}
+
 // InboxQuery selects inbox events to list.
 type InboxQuery struct {
 	Routes []string    // only these routes; all when empty
