@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -154,5 +155,39 @@ func TestConsoleCaddyfile(t *testing.T) {
 		if tt.err == "" && (err != nil || c.Prefix != tt.prefix) || tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)) {
 			t.Errorf("%q: prefix %q, error %v", tt.input, c.Prefix, err)
 		}
+	}
+}
+
+// caddy payhook console's door answers only its own address (a page
+// rebound to 127.0.0.1 by DNS is refused), lets only its own page call the
+// API, and passes a POST on only from its own origin.
+func TestConsoleDoorChecks(t *testing.T) {
+	door, err := newConsoleDoor("localhost:1", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 2020})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, method, host string
+		header             map[string]string
+		status             int
+		body               string
+	}{
+		{"another host (DNS rebinding)", http.MethodGet, "evil.example:2020", nil, http.StatusForbidden, "host not allowed"},
+		{"another site's page", http.MethodGet, "127.0.0.1:2020", map[string]string{"Sec-Fetch-Site": "cross-site"}, http.StatusForbidden, "own page"},
+		{"a POST from another origin", http.MethodPost, "localhost:2020", map[string]string{"Origin": "http://evil.example"}, http.StatusForbidden, "own origin"},
+		{"a POST without an origin", http.MethodPost, "localhost:2020", nil, http.StatusForbidden, "no Origin header"},
+		{"its own page, the admin endpoint down", http.MethodGet, "localhost:2020", map[string]string{"Sec-Fetch-Site": "same-origin"}, http.StatusBadGateway, "the admin endpoint"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(tt.method, "http://"+tt.host+"/inbox/retry-failed", nil)
+			for name, value := range tt.header {
+				r.Header.Set(name, value)
+			}
+			w := httptest.NewRecorder()
+			door.ServeHTTP(w, r)
+			if w.Code != tt.status || !strings.Contains(w.Body.String(), tt.body) {
+				t.Errorf("%d %s, want %d with %q", w.Code, w.Body, tt.status, tt.body)
+			}
+		})
 	}
 }
