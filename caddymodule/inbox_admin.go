@@ -164,12 +164,17 @@ type routeView struct {
 	Orphaned bool      `json:"orphaned,omitempty"`
 	Pending  int       `json:"pending"`
 	Oldest   time.Time `json:"oldest,omitzero"`
+	Failed   int       `json:"failed"`
 }
 
 func (a *inboxAdmin) handleRoutes(w http.ResponseWriter, r *http.Request, app *App) error {
 	counts, err := app.state.PendingByRoute(r.Context())
 	if err != nil {
 		return apiError(http.StatusServiceUnavailable, "counting the inbox: %v", err)
+	}
+	failed, err := app.state.FailedByRoute(r.Context())
+	if err != nil {
+		return apiError(http.StatusServiceUnavailable, "counting the failed events: %v", err)
 	}
 	byKey := map[string]store.RoutePending{}
 	for _, c := range counts {
@@ -180,10 +185,17 @@ func (a *inboxAdmin) handleRoutes(w http.ResponseWriter, r *http.Request, app *A
 		c := byKey[key]
 		delete(byKey, key)
 		views = append(views, routeView{Inbox: key, Route: ib.place(), Provider: ib.handler.name, Enabled: ib.enabled,
-			Pending: c.Pending, Oldest: c.Oldest})
+			Pending: c.Pending, Oldest: c.Oldest, Failed: failed[key]})
+		delete(failed, key)
 	}
 	for key, c := range byKey {
-		views = append(views, routeView{Inbox: key, Provider: c.Provider, Orphaned: true, Pending: c.Pending, Oldest: c.Oldest})
+		views = append(views, routeView{Inbox: key, Provider: c.Provider, Orphaned: true, Pending: c.Pending, Oldest: c.Oldest, Failed: failed[key]})
+		delete(failed, key)
+	}
+	for key, n := range failed {
+		// A gone route with failed events only: nothing waits, but an
+		// operator may replay them once moved.
+		views = append(views, routeView{Inbox: key, Orphaned: true, Failed: n})
 	}
 	slices.SortFunc(views, func(a, b routeView) int {
 		return cmp.Or(strings.Compare(a.Route, b.Route), strings.Compare(a.Inbox, b.Inbox))

@@ -282,17 +282,14 @@ async function refreshInbox() {
     box.replaceChildren(el("p", {class: "empty"}, "The inbox: " + err.message));
     return [];
   }
-  const failedBy = {};
-  for (const ev of failed.events) (failedBy[ev.inbox] = failedBy[ev.inbox] || []).push(ev);
   const rows = routes.inboxes.map((ib) => {
-    const fails = failedBy[ib.inbox] || [];
     return el("tr", {"data-inbox": ib.inbox},
       el("td", {}, ib.route ? routeCell(ib.route) : ib.inbox, ib.orphaned ? el("span", {class: "tag warn"}, "orphaned") : null, ib.enabled ? null : el("span", {class: "tag"}, "inbox off")),
       el("td", {}, ib.provider),
       el("td", {class: "num"}, ib.pending),
       el("td", {class: "num"}, ib.pending ? formatAge(ib.oldest) : ""),
-      el("td", {class: "num"}, fails.length ? el("span", {class: "alert"}, fails.length + (fails.length === 100 ? "+" : "")) : "0"),
-      el("td", {}, fails.length && !ib.orphaned ? el("button", {type: "button", class: "retry-failed", onclick: () => confirmThen(
+      el("td", {class: "num"}, ib.failed ? el("span", {class: "alert"}, ib.failed) : "0"),
+      el("td", {}, ib.failed && !ib.orphaned ? el("button", {type: "button", class: "retry-failed", onclick: () => confirmThen(
         `Deliver every failed event of ${shortRoute(ib.route) || ib.inbox} to the shop again?`, "Retry all failed",
         async () => { const r = await post("inbox/retry-failed?inbox=" + encodeURIComponent(ib.inbox));
           notice(`${r.replayed.length} failed event(s) are being delivered again.`); refreshInbox(); })}, "Retry all failed…") : null),

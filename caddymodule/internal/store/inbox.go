@@ -432,6 +432,25 @@ func (s *Store) InboxStates(ctx context.Context, eventIDs []string) ([]*InboxEve
 	return collectInbox(rows, false)
 }
 
+// FailedByRoute counts the failed events of every route that has some.
+func (s *Store) FailedByRoute(ctx context.Context) (map[string]int, error) {
+	rows, err := s.db.QueryContext(ctx, fmt.Sprintf(`SELECT route, COUNT(*) FROM payhook_inbox WHERE state = %d GROUP BY route`, Failed))
+	if err != nil {
+		return nil, unavailable("counting the failed events", err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var route string
+		var n int
+		if err := rows.Scan(&route, &n); err != nil {
+			return nil, unavailable("counting the failed events", err)
+		}
+		out[route] = n
+	}
+	return out, unavailable("counting the failed events", rows.Err())
+}
+
 // InboxQuery selects inbox events to list.
 type InboxQuery struct {
 	Routes []string    // only these routes; all when empty
