@@ -36,9 +36,10 @@ forwards one canonical envelope to the shop.
   caddy payhook demo                     runs Caddyfile.example with a demo shop
   caddy payhook inbox                    lists the inbox's events and their delivery state
   caddy payhook replay <event id>        delivers an event from the inbox again
+  caddy payhook console                  opens the operator's console in the browser
 `,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.AddCommand(sendCommand(), demoCommand(), inboxCommand(), replayCmd(), eventsCommand())
+			cmd.AddCommand(sendCommand(), demoCommand(), inboxCommand(), replayCmd(), eventsCommand(), consoleCommand())
 		},
 	})
 }

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +25,7 @@ import (
 // for order 1234 arrive, and what became of it?"
 //
 //	GET /payhook/events?ref=order-1234&provider=ixopay&outcome=rejected&since=24h&limit=50&before=<seq>
+//	GET /payhook/stats[?since=24h]   callbacks per hour, provider and outcome (the console's chart)
 //	caddy payhook events --ref order-1234
 
 func init() {
@@ -47,7 +49,10 @@ func (a *eventsAdmin) Provision(ctx caddy.Context) error {
 
 // Routes are the journal's routes.
 func (a *eventsAdmin) Routes() []caddy.AdminRoute {
-	return []caddy.AdminRoute{{Pattern: "/payhook/events", Handler: caddy.AdminHandlerFunc(a.handleEvents)}}
+	return []caddy.AdminRoute{
+		{Pattern: "/payhook/events", Handler: caddy.AdminHandlerFunc(a.handleEvents)},
+		{Pattern: "/payhook/stats", Handler: caddy.AdminHandlerFunc(a.handleStats)},
+	}
 }
 
 // journalEntry is an entry as the admin API shows it.
@@ -67,12 +72,17 @@ type journalEntry struct {
 	VerifiedBy string         `json:"verified_by,omitempty"`
 	ClientIP   string         `json:"client_ip,omitempty"`
 	Attempts   []entryAttempt `json:"attempts,omitempty"`
+	// InboxState is, for an event the inbox took (outcome queued), what
+	// became of it since: pending, delivered or failed.
+	InboxState string `json:"inbox_state,omitempty"`
 }
 
-// entryAmount is an amount in minor units, as in the envelope.
+// entryAmount is an amount in minor units, as in the envelope, and in
+// the currency's own decimals (999 EUR: 9.99) when the currency is known.
 type entryAmount struct {
 	Value    int64  `json:"value"`
 	Currency string `json:"currency"`
+	Decimal  string `json:"decimal,omitempty"`
 }
 
 // entryAttempt is one delivery attempt of an entry's event.
@@ -98,6 +108,7 @@ func viewEntry(e store.Entry) journalEntry {
 		VerifiedBy: e.VerifiedBy, ClientIP: e.ClientIP}
 	if e.Amount != nil {
 		v.Amount = &entryAmount{Value: *e.Amount, Currency: e.Currency}
+		v.Amount.Decimal, _ = normalize.Amount{MinorUnits: *e.Amount, Currency: e.Currency}.Decimal()
 	}
 	return v
 }
@@ -185,10 +196,99 @@ func (a *eventsAdmin) handleEvents(w http.ResponseWriter, r *http.Request) error
 		}
 		out.Events = append(out.Events, v)
 	}
+	if err := app.addInboxStates(r.Context(), out.Events); err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: err}
+	}
 	if limit := cmp.Or(q.Limit, 100); len(entries) == limit {
 		out.Next = entries[len(entries)-1].Seq
 	}
 	return writeJSON(w, out)
+}
+
+// maxStatsSince bounds the time range of GET /payhook/stats: its answer
+// counts every entry of the range.
+const maxStatsSince = 7 * 24 * time.Hour
+
+// hourCount is one bar segment of the console's chart.
+type hourCount struct {
+	Hour     time.Time `json:"hour"`
+	Provider string    `json:"provider"`
+	Outcome  string    `json:"outcome"`
+	Count    int64     `json:"count"`
+}
+
+// handleStats answers how many callbacks each provider had per hour and
+// outcome, since ?since= (an RFC 3339 time or a duration back; default 24h,
+// at most 7 days back).
+func (a *eventsAdmin) handleStats(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet {
+		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: errors.New("GET only")}
+	}
+	app, err := configuredApp(a.ctx)
+	if err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: err}
+	}
+	now := time.Now()
+	q, err := parseQuery(url.Values{"since": {cmp.Or(r.URL.Query().Get("since"), "24h")}}, now)
+	if err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: err}
+	}
+	if q.Since.Before(now.Add(-maxStatsSince)) {
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: errors.New("since: at most 7 days back")}
+	}
+	counts, err := app.state.Hourly(r.Context(), q.Since)
+	if err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: err}
+	}
+	out := struct {
+		Since time.Time   `json:"since"`
+		Now   time.Time   `json:"now"`
+		Hours []hourCount `json:"hours"`
+	}{Since: q.Since.UTC(), Now: now.UTC(), Hours: make([]hourCount, 0, len(counts))}
+	for _, c := range counts {
+		out.Hours = append(out.Hours, hourCount{Hour: c.Hour, Provider: c.Provider, Outcome: c.Outcome, Count: c.Count})
+	}
+	return writeJSON(w, out)
+}
+
+// addInboxStates tells, for each entry of an event the inbox took, what
+// became of it: one look-up for the page.
+func (a *App) addInboxStates(ctx context.Context, entries []journalEntry) error {
+	var ids []string
+	for _, e := range entries {
+		if e.Outcome == outcomeQueued && e.EventID != "" {
+			ids = append(ids, e.EventID)
+		}
+	}
+	events, err := a.state.InboxStates(ctx, ids)
+	if err != nil {
+		return err
+	}
+	// An event is in the inbox of the route that received it; a route
+	// gone since has no place any more: its event is matched by id.
+	byRoute, byID := map[[2]string]string{}, map[string]string{}
+	for _, ev := range events { // newest first: the first of each is kept
+		if ib := a.deliverer.routes[ev.Route]; ib != nil {
+			key := [2]string{ib.place(), ev.EventID}
+			if _, ok := byRoute[key]; !ok {
+				byRoute[key] = ev.State.String()
+			}
+		}
+		if _, ok := byID[ev.EventID]; !ok {
+			byID[ev.EventID] = ev.State.String()
+		}
+	}
+	for i, e := range entries {
+		if e.Outcome != outcomeQueued || e.EventID == "" {
+			continue
+		}
+		if state, ok := byRoute[[2]string{e.Route, e.EventID}]; ok {
+			entries[i].InboxState = state
+		} else {
+			entries[i].InboxState = byID[e.EventID]
+		}
+	}
+	return nil
 }
 
 // eventsCommand is `caddy payhook events`.

@@ -60,13 +60,14 @@ func (a *App) summarize(ev *store.InboxEvent) inboxSummary {
 //
 //	GET  /payhook/inbox[?state=pending|delivered|failed&inbox=…&limit=100&before=<seq>]  events, newest first, without content
 //	GET  /payhook/inbox/routes                                       each inbox: its route, waiting events, orphaned or not
-//	GET  /payhook/inbox/<id>                                         one event: its envelope and attempts
+//	GET  /payhook/inbox/<id>[?envelope=no]                           one event: its envelope (unless envelope=no) and attempts
 //	POST /payhook/inbox/<id>/replay[?inbox=…]                        deliver it again (exactly once more)
-//	POST /payhook/inbox/retry-failed                                 replay every failed event
+//	POST /payhook/inbox/retry-failed[?inbox=…]                       replay every failed event (of one inbox)
 //	POST /payhook/inbox/move?from=<inbox>&to=<inbox>                 deliver a gone route's events through a running one
 //
 // They answer from the payhook app of the configuration the admin API was
-// loaded with: the running one.
+// loaded with: the running one. A POST from a browser must come from the
+// console's page (console.go: same origin, the session's CSRF token).
 type inboxAdmin struct {
 	ctx caddy.Context
 }
@@ -163,12 +164,17 @@ type routeView struct {
 	Orphaned bool      `json:"orphaned,omitempty"`
 	Pending  int       `json:"pending"`
 	Oldest   time.Time `json:"oldest,omitzero"`
+	Failed   int       `json:"failed"`
 }
 
 func (a *inboxAdmin) handleRoutes(w http.ResponseWriter, r *http.Request, app *App) error {
 	counts, err := app.state.PendingByRoute(r.Context())
 	if err != nil {
 		return apiError(http.StatusServiceUnavailable, "counting the inbox: %v", err)
+	}
+	failed, err := app.state.FailedByRoute(r.Context())
+	if err != nil {
+		return apiError(http.StatusServiceUnavailable, "counting the failed events: %v", err)
 	}
 	byKey := map[string]store.RoutePending{}
 	for _, c := range counts {
@@ -179,10 +185,17 @@ func (a *inboxAdmin) handleRoutes(w http.ResponseWriter, r *http.Request, app *A
 		c := byKey[key]
 		delete(byKey, key)
 		views = append(views, routeView{Inbox: key, Route: ib.place(), Provider: ib.handler.name, Enabled: ib.enabled,
-			Pending: c.Pending, Oldest: c.Oldest})
+			Pending: c.Pending, Oldest: c.Oldest, Failed: failed[key]})
+		delete(failed, key)
 	}
 	for key, c := range byKey {
-		views = append(views, routeView{Inbox: key, Provider: c.Provider, Orphaned: true, Pending: c.Pending, Oldest: c.Oldest})
+		views = append(views, routeView{Inbox: key, Provider: c.Provider, Orphaned: true, Pending: c.Pending, Oldest: c.Oldest, Failed: failed[key]})
+		delete(failed, key)
+	}
+	for key, n := range failed {
+		// A gone route with failed events only: nothing waits, but an
+		// operator may replay them once moved.
+		views = append(views, routeView{Inbox: key, Orphaned: true, Failed: n})
 	}
 	slices.SortFunc(views, func(a, b routeView) int {
 		return cmp.Or(strings.Compare(a.Route, b.Route), strings.Compare(a.Inbox, b.Inbox))
@@ -192,6 +205,11 @@ func (a *inboxAdmin) handleRoutes(w http.ResponseWriter, r *http.Request, app *A
 
 func (a *inboxAdmin) handleEvent(w http.ResponseWriter, r *http.Request) error {
 	asked := time.Now() // a replay applies to the event as it was when asked
+	if r.Method == http.MethodPost {
+		if err := checkConsolePost(r, false); err != nil {
+			return err
+		}
+	}
 	app, err := a.app()
 	if err != nil {
 		return err
@@ -231,7 +249,15 @@ func (a *inboxAdmin) handleEvent(w http.ResponseWriter, r *http.Request) error {
 	ev := rows[0] // the newest
 	switch {
 	case action == "" && r.Method == http.MethodGet:
-		return writeJSON(w, app.eventView(r.Context(), ev))
+		view := app.eventView(r.Context(), ev)
+		if r.URL.Query().Get("envelope") == "no" {
+			// Its state and attempts only: the envelope holds personal
+			// data, shown on an explicit request.
+			for _, content := range []string{"envelope", "method", "host", "uri", "header_names"} {
+				delete(view, content)
+			}
+		}
+		return writeJSON(w, view)
 	case action == "replay" && r.Method == http.MethodPost:
 		replayed, err := app.replay(r.Context(), ev, asked)
 		if errors.Is(err, store.ErrNotFound) {
@@ -267,11 +293,15 @@ func (a *App) replay(ctx context.Context, ev *store.InboxEvent, asked time.Time)
 
 func (a *inboxAdmin) retryFailed(w http.ResponseWriter, r *http.Request, app *App, asked time.Time) error {
 	failed := store.Failed
+	q := store.InboxQuery{State: &failed, Limit: 500}
+	if inbox := r.URL.Query().Get("inbox"); inbox != "" {
+		q.Routes = []string{inbox}
+	}
 	replayed := []string{}
 	for {
 		// Each replay takes its event out of the failed ones: the first
 		// page again until it is empty.
-		page, err := app.state.ListInbox(r.Context(), store.InboxQuery{State: &failed, Limit: 500})
+		page, err := app.state.ListInbox(r.Context(), q)
 		if err != nil {
 			return apiError(http.StatusServiceUnavailable, "listing failed events: %v", err)
 		}

@@ -414,6 +414,43 @@ func (s *Store) InboxEvents(ctx context.Context, eventID string) ([]*InboxEvent,
 	return collectInbox(rows, true)
 }
 
+// InboxStates returns the events with these ids, without their records:
+// their state, for a list of the journal's entries.
+func (s *Store) InboxStates(ctx context.Context, eventIDs []string) ([]*InboxEvent, error) {
+	if len(eventIDs) == 0 {
+		return nil, nil
+	}
+	args := make([]any, len(eventIDs))
+	for i, id := range eventIDs {
+		args[i] = text(id)
+	}
+	rows, err := s.db.QueryContext(ctx, s.dialect.q(`SELECT `+inboxColumns+` FROM payhook_inbox
+		WHERE event_id IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(eventIDs)), ", ")+`) ORDER BY seq DESC`), args...)
+	if err != nil {
+		return nil, unavailable("reading inbox events", err)
+	}
+	return collectInbox(rows, false)
+}
+
+// FailedByRoute counts the failed events of every route that has some.
+func (s *Store) FailedByRoute(ctx context.Context) (map[string]int, error) {
+	rows, err := s.db.QueryContext(ctx, fmt.Sprintf(`SELECT route, COUNT(*) FROM payhook_inbox WHERE state = %d GROUP BY route`, Failed))
+	if err != nil {
+		return nil, unavailable("counting the failed events", err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var route string
+		var n int
+		if err := rows.Scan(&route, &n); err != nil {
+			return nil, unavailable("counting the failed events", err)
+		}
+		out[route] = n
+	}
+	return out, unavailable("counting the failed events", rows.Err())
+}
+
 // InboxQuery selects inbox events to list.
 type InboxQuery struct {
 	Routes []string    // only these routes; all when empty

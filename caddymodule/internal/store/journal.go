@@ -257,3 +257,37 @@ func (s *Store) Expire(ctx context.Context, journalKeep time.Duration) (Expired,
 	}
 	return out, nil
 }
+
+// HourCount is how many callbacks of one provider had one outcome in one
+// hour.
+type HourCount struct {
+	Hour     time.Time // the hour's start
+	Provider string
+	Outcome  string
+	Count    int64
+}
+
+// Hourly counts the journal's entries since since, per hour, provider and
+// outcome, oldest hour first: what the console's chart draws. It reads the
+// entries of the time range through the index on at, never the whole
+// journal.
+func (s *Store) Hourly(ctx context.Context, since time.Time) ([]HourCount, error) {
+	const hour = int64(time.Hour / time.Millisecond)
+	rows, err := s.db.QueryContext(ctx, s.dialect.q(fmt.Sprintf(`SELECT at / %d, provider, outcome, COUNT(*) FROM payhook_journal
+		WHERE at >= ? GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`, hour)), millis(since))
+	if err != nil {
+		return nil, unavailable("counting the journal", err)
+	}
+	defer rows.Close()
+	var out []HourCount
+	for rows.Next() {
+		var c HourCount
+		var h int64
+		if err := rows.Scan(&h, &c.Provider, &c.Outcome, &c.Count); err != nil {
+			return nil, unavailable("counting the journal", err)
+		}
+		c.Hour = time.UnixMilli(h * hour).UTC()
+		out = append(out, c)
+	}
+	return out, unavailable("counting the journal", rows.Err())
+}

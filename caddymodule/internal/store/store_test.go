@@ -298,6 +298,41 @@ func TestJournalSearch(t *testing.T) {
 	})
 }
 
+// The chart's counts: per hour, provider and outcome, from since on.
+func TestJournalHourly(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *Store, clk *clock, _ func() *Store) {
+		ctx := t.Context()
+		noon := clk.Now() // 12:00 sharp
+		var entries []Entry
+		for _, e := range []struct {
+			at                time.Duration
+			provider, outcome string
+		}{
+			{-25 * time.Hour, "ixopay", "forwarded"}, // before since: not counted
+			{-90 * time.Minute, "ixopay", "forwarded"},
+			{-61 * time.Minute, "ixopay", "rejected"},
+			{-59 * time.Minute, "ixopay", "forwarded"},
+			{-time.Minute, "ixopay", "forwarded"},
+			{0, "ixopay", "forwarded"},
+			{time.Minute, "stripe", "rejected"},
+			{2 * time.Minute, "stripe", "rejected"},
+		} {
+			entries = append(entries, Entry{At: noon.Add(e.at), Route: "r", Provider: e.provider, Outcome: e.outcome})
+		}
+		if err := s.Record(ctx, entries...); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, c := range must(s.Hourly(ctx, noon.Add(-24*time.Hour)))(t) {
+			got = append(got, fmt.Sprintf("%s %s/%s %d", c.Hour.Format("15:04"), c.Provider, c.Outcome, c.Count))
+		}
+		want := "[10:00 ixopay/forwarded 1 10:00 ixopay/rejected 1 11:00 ixopay/forwarded 2 12:00 ixopay/forwarded 1 12:00 stripe/rejected 2]"
+		if fmt.Sprint(got) != want {
+			t.Errorf("hourly counts:\n got %v\nwant %s", got, want)
+		}
+	})
+}
+
 func TestAttemptsAndExpiry(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, s *Store, clk *clock, _ func() *Store) {
 		ctx := t.Context()
