@@ -299,8 +299,10 @@ func (a *inboxAdmin) retryFailed(w http.ResponseWriter, r *http.Request, app *Ap
 	}
 	replayed := []string{}
 	for {
-		// Each replay takes its event out of the failed ones: the first
-		// page again until it is empty.
+		// One pass over the failed events, page by page down the
+		// sequence: an event whose replay fails again at once (an
+		// unreadable record) is failed again at or above the cursor, so
+		// it is replayed once per request, never in a loop.
 		page, err := app.state.ListInbox(r.Context(), q)
 		if err != nil {
 			return apiError(http.StatusServiceUnavailable, "listing failed events: %v", err)
@@ -313,6 +315,7 @@ func (a *inboxAdmin) retryFailed(w http.ResponseWriter, r *http.Request, app *Ap
 				return apiError(http.StatusServiceUnavailable, "replaying %s: %v", ev.EventID, err)
 			}
 			replayed = append(replayed, ev.EventID)
+			q.Before = ev.Seq
 		}
 	}
 	return writeJSON(w, map[string]any{"replayed": replayed})

@@ -224,6 +224,13 @@ func TestInboxUnreadableRecordBlocksNothing(t *testing.T) {
 		if !strings.Contains(e.rawLog(), "record cannot be read") {
 			t.Error("the unreadable record was not logged")
 		}
+		// Retrying every failed event replays it once: it fails again at
+		// once, and the request still ends.
+		status, body = adminCall(t, http.MethodPost, "/payhook/inbox/retry-failed")
+		if status != http.StatusOK || gjson.GetBytes(body, "replayed.#").Int() != 1 {
+			t.Errorf("retry-failed: %d %s", status, body)
+		}
+		waitState(t, "evt-unreadable", stateFailed)
 	})
 }
 
