@@ -41,6 +41,11 @@ import (
 //	go test ./caddymodule -run TestConsoleInABrowser -v -console.rows 1000000
 var consoleRows = flag.Int("console.rows", 0, "journal rows the console's browser test adds before it opens the page")
 
+// consoleScreenshots writes the README's screenshots into docs/; without
+// it they go to the test's temporary directory, so that a test run leaves
+// the tree as it was.
+var consoleScreenshots = flag.Bool("console.screenshots", false, "write the README's screenshots of the console to docs/")
+
 const (
 	consoleUser     = "operator"
 	consolePassword = "it-console-password"
@@ -515,9 +520,13 @@ func waitDelivered(t *testing.T, e *env, id string) {
 }
 
 // screenshot writes the page as a PNG to path, under the package's
-// directory (caddymodule/docs/…, which the README shows).
+// directory (caddymodule/docs/…, which the README shows) with
+// -console.screenshots, else under the test's temporary directory.
 func screenshot(t *testing.T, ctx context.Context, path string) {
 	t.Helper()
+	if !*consoleScreenshots {
+		path = filepath.Join(t.TempDir(), path)
+	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
