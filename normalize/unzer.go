@@ -221,6 +221,11 @@ func unzerPaymentAmounts(payment gjson.Result) (*unzerAmounts, error) {
 	if currency == "" {
 		return nil, fmt.Errorf("fetched payment: %w: currency", ErrMissingField)
 	}
+	// Checked here, not only by the amounts' parser: an amount object
+	// without a value parses nothing.
+	if _, ok := MinorUnitExponent(currency); !ok {
+		return nil, fmt.Errorf("fetched payment: %w: %q", ErrUnknownCurrency, truncate(currency, 8))
+	}
 	a := &unzerAmounts{currency: currency}
 	for _, f := range []struct {
 		name   string
