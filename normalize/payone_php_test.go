@@ -20,13 +20,7 @@ import (
 // the same mapping; iconv is asked too, and must agree). It compares the
 // result with DecodeLatin1Form.
 func TestDecodeLatin1FormMatchesPHP(t *testing.T) {
-	php, err := exec.LookPath("php")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("php is not installed; .ci/run installs php-cli for this test")
-		}
-		t.Skip("php is not installed (apt-get install php-cli)")
-	}
+	php := phpCommand(t)
 	var bodies [][]byte
 	for _, c := range phpFormCases {
 		bodies = append(bodies, []byte(c.body))

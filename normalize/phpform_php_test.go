@@ -24,13 +24,7 @@ import (
 // $_POST) and compares the result with DecodePHPForm. It needs the php
 // command; CI installs it (.ci/run), elsewhere the test is skipped.
 func TestDecodePHPFormMatchesPHP(t *testing.T) {
-	php, err := exec.LookPath("php")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("php is not installed; .ci/run installs php-cli for this test")
-		}
-		t.Skip("php is not installed (apt-get install php-cli)")
-	}
+	php := phpCommand(t)
 	var bodies [][]byte
 	for _, c := range phpFormCases {
 		bodies = append(bodies, []byte(c.body))
@@ -128,13 +122,7 @@ func base64Std(b []byte) string {
 // exactly max_input_vars, while $_POST keeps the pair that exceeds the
 // limit), so only a real POST shows what a PHP shop sees.
 func TestDecodePHPFormLimitsMatchPHPPost(t *testing.T) {
-	php, err := exec.LookPath("php")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("php is not installed; .ci/run installs php-cli for this test")
-		}
-		t.Skip("php is not installed (apt-get install php-cli)")
-	}
+	php := phpCommand(t)
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "index.php"), []byte(`<?php echo json_encode($_POST, JSON_INVALID_UTF8_SUBSTITUTE);`), 0o644); err != nil {
 		t.Fatal(err)
@@ -189,4 +177,18 @@ func TestDecodePHPFormLimitsMatchPHPPost(t *testing.T) {
 			t.Errorf("body %.60q… (%d bytes):\n  $_POST %.200s\n    ours %.200s", body, len(body), want, ours)
 		}
 	}
+}
+
+// phpCommand is the php command the tests run PHP's own decoders with:
+// skipped without it, except in CI, which installs php-cli (.ci/run).
+func phpCommand(t *testing.T) string {
+	t.Helper()
+	php, err := exec.LookPath("php")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("php is not installed; .ci/run installs php-cli for this test")
+		}
+		t.Skip("php is not installed (apt-get install php-cli)")
+	}
+	return php
 }

@@ -125,6 +125,22 @@ func HashFor(algorithm string) func() hash.Hash {
 	return nil
 }
 
+// digestSize is the size of an accepted algorithm's digest, without
+// making a hash per candidate signature.
+func digestSize(algorithm string) int {
+	switch algorithmName(algorithm) {
+	case "md5":
+		return md5.Size
+	case "sha1":
+		return sha1.Size
+	case "sha256":
+		return sha256.Size
+	case "sha512":
+		return sha512.Size
+	}
+	return 0
+}
+
 // algorithmName is an algorithm's name as configured: lower case, no
 // dashes ("SHA-256" is sha256).
 func algorithmName(name string) string {
@@ -366,7 +382,7 @@ func (v *HMAC) Verify(_ context.Context, cb *Callback) (Result, error) {
 			continue
 		}
 		sig, err := v.decode(c.signature)
-		if err != nil || len(sig) != HashFor(algorithm)().Size() {
+		if err != nil || len(sig) != digestSize(algorithm) {
 			continue
 		}
 		sigs = append(sigs, signature{sig, algorithm})
