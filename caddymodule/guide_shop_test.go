@@ -324,3 +324,36 @@ func (b *lockedBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// The code the shop guide quotes is the code the tests run: every php and js
+// block of docs/guide-shop.md is a passage of the sample it comes from.
+func TestGuideShopQuotesItsSamples(t *testing.T) {
+	guide, err := os.ReadFile(filepath.Join("docs", "guide-shop.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	samples := map[string]string{
+		"php": filepath.Join("docs", "examples", "shop-php", "webhook.php"),
+		"js":  filepath.Join("docs", "examples", "shop-node", "server.js"),
+	}
+	quoted := map[string]int{}
+	blocks := strings.Split(string(guide), "\n```")
+	for i := 1; i < len(blocks); i += 2 { // the odd parts open a fence: "php\n<code>"
+		language, code, _ := strings.Cut(blocks[i], "\n")
+		sample, ok := samples[language]
+		if !ok {
+			continue
+		}
+		source, err := os.ReadFile(sample)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(source), code+"\n") {
+			t.Errorf("the guide's %s block %d is not a passage of %s:\n%s", language, quoted[language]+1, sample, code)
+		}
+		quoted[language]++
+	}
+	if quoted["php"] == 0 || quoted["js"] == 0 {
+		t.Errorf("the guide quotes %d php and %d js blocks; want both samples quoted", quoted["php"], quoted["js"])
+	}
+}
