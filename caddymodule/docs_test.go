@@ -18,9 +18,14 @@ import (
 // with payhook registers has a page linked from the README, and every
 // relative link, anchor included, leads somewhere.
 
-// docFiles is README.md and every page under docs/, as paths relative to
-// this package's directory.
+// docFiles is README.md, xcaddy.md and every page under docs/, as paths
+// relative to this package's directory.
 func docFiles(t *testing.T) []string {
+	return append([]string{filepath.Join("..", "README.md"), filepath.Join("..", "xcaddy.md")}, docPages(t)...)
+}
+
+// docPages is every page under docs/.
+func docPages(t *testing.T) []string {
 	t.Helper()
 	pages, err := filepath.Glob(filepath.Join("docs", "*.md"))
 	if err != nil {
@@ -29,7 +34,7 @@ func docFiles(t *testing.T) []string {
 	if len(pages) == 0 {
 		t.Fatal("no pages in docs/")
 	}
-	return append([]string{filepath.Join("..", "README.md")}, pages...)
+	return pages
 }
 
 // fencedBlock matches a fenced code block, whose brackets are code, not links.
@@ -205,7 +210,7 @@ func TestDocsEveryPageLinkedFromReadme(t *testing.T) {
 			linked[filepath.Join("..", filepath.FromSlash(path))] = true
 		}
 	}
-	for _, page := range docFiles(t)[1:] {
+	for _, page := range docPages(t) {
 		if !linked[filepath.Join("..", "caddymodule", page)] {
 			t.Errorf("README.md links no %s", page)
 		}
@@ -255,5 +260,46 @@ func TestReadmeLinksEveryProvider(t *testing.T) {
 		if !found {
 			t.Errorf("%s: the README links no page under the text %s", info.ID, directive)
 		}
+	}
+}
+
+// fuzzTarget matches a fuzz test's declaration.
+var fuzzTarget = regexp.MustCompile(`(?m)^func (Fuzz\w+)\(`)
+
+// TestDocsDevelopmentListsEveryFuzzTarget checks that the development page
+// names every fuzz target of the module, so its list cannot fall behind.
+func TestDocsDevelopmentListsEveryFuzzTarget(t *testing.T) {
+	page, err := os.ReadFile(filepath.Join("docs", "development.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	err = filepath.WalkDir("..", func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == ".git" || d.Name() == "testdata") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		src, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, m := range fuzzTarget.FindAllStringSubmatch(string(src), -1) {
+			found++
+			if !strings.Contains(string(page), "`"+m[1]+"`") {
+				t.Errorf("docs/development.md does not name the fuzz target %s (%s)", m[1], path)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if found == 0 {
+		t.Error("no fuzz targets found")
 	}
 }
