@@ -13,14 +13,16 @@ import (
 	"github.com/caddyserver/caddy/v2"
 )
 
-// The documentation is README.md at the repository's root and the pages
-// in caddymodule/docs. These tests keep it whole: every provider a Caddy
-// with payhook registers has a page linked from the README, and every
-// relative link, anchor included, leads somewhere.
+// The documentation is README.md and xcaddy.md at the repository's root and
+// the pages in caddymodule/docs. These tests keep it whole: every provider
+// module payhook registers has a page linked from the README, every page is
+// linked from the README, every relative link, anchor included, leads
+// somewhere, and the development page names every fuzz target.
 
 // docFiles is README.md, xcaddy.md and every page under docs/, as paths
 // relative to this package's directory.
 func docFiles(t *testing.T) []string {
+	t.Helper()
 	return append([]string{filepath.Join("..", "README.md"), filepath.Join("..", "xcaddy.md")}, docPages(t)...)
 }
 
