@@ -18,7 +18,9 @@ const adyenPackage = "@adyen/api-library@32.1.0"
 // own hmacValidator and prints the notification.
 const signWithAdyenLibrary = `
 const [key, body] = process.argv.slice(1);
-const { hmacValidator } = require("@adyen/api-library");
+// The validator's own module: the same class the package exports, without
+// loading the whole API client (1.6 s of CPU per node run against 0.2 s).
+const hmacValidator = require("@adyen/api-library/lib/src/utils/hmacValidator").default;
 const validator = new hmacValidator();
 const doc = JSON.parse(body);
 for (const wrapper of doc.notificationItems) {
@@ -145,7 +147,9 @@ func TestAdyenThroughCaddy(t *testing.T) {
 // keeps the last of a repeated key, as a shop's decoder does) has read it.
 const validateWithAdyenLibrary = `
 const [key, body] = process.argv.slice(1);
-const { hmacValidator } = require("@adyen/api-library");
+// The validator's own module: the same class the package exports, without
+// loading the whole API client (1.6 s of CPU per node run against 0.2 s).
+const hmacValidator = require("@adyen/api-library/lib/src/utils/hmacValidator").default;
 const validator = new hmacValidator();
 console.log(JSON.parse(body).notificationItems.map(w => validator.validateHMAC(w.NotificationRequestItem, key)).join(","));`
 
