@@ -521,6 +521,9 @@ func TestPresetsSignAsTheProvidersOwnCode(t *testing.T) {
 		}
 		secret := cmp.Or(sdk.Secret, "0123456789abcdef0123456789abcdef")
 		t.Run(name, func(t *testing.T) {
+			// No Caddy, no port: the presets' node runs (a second each,
+			// loading an SDK) share the machine's cores.
+			t.Parallel()
 			script, err := os.ReadFile(filepath.Join("testdata/presets", name, sdk.Script))
 			if err != nil {
 				t.Fatal(err)
