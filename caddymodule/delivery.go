@@ -231,7 +231,7 @@ func (d *deliverer) deliver(ib *inbox, ev *store.InboxEvent) {
 		return
 	}
 	attempt.Error = up.reason()
-	if now.Sub(ev.ReceivedAt) >= ib.retryFor {
+	if now.Sub(ev.AttemptsSince()) >= ib.retryFor { // a replay starts a new retry period
 		d.settle(ib, ev, store.Settlement{State: store.Failed, Attempt: attempt})
 		ib.failed(ev, now)
 		inboxMetrics.failed.WithLabelValues(ev.Provider).Inc()

@@ -503,7 +503,7 @@ func (h *Handler) enqueue(w http.ResponseWriter, r *http.Request, rec *record, e
 			}
 		}
 		duplicate, err := h.inbox.enqueue(r.Context(), &inboxRecord{
-			ID: id, Provider: h.name, Type: event.Type(), Queue: queueOf(event), ReceivedAt: rec.start,
+			ID: id, Provider: h.name, Type: event.Type(), Queue: queueOf(event), ReceivedAt: rec.start, MerchantReference: event.MerchantReference,
 			RemoteAddr: r.RemoteAddr, TLS: tlsOf(r.TLS), Method: r.Method, Host: r.Host, URI: sentURI(r), Header: r.Header.Clone(),
 			Envelope: normalize.Encode(event, result, rec.start),
 		}, claim, keep)

@@ -92,6 +92,9 @@ type inboxRecord struct {
 	Type       string    `json:"type"`
 	Queue      string    `json:"queue"`
 	ReceivedAt time.Time `json:"received_at"`
+	// MerchantReference is the shop's reference of the event (its order),
+	// for the listing: the store keeps it beside the event.
+	MerchantReference string `json:"merchant_reference,omitempty"`
 	// RemoteAddr is the address the callback came from: a delivery comes
 	// from it too, so that the route's matchers and {client_ip} see the
 	// provider, as for the callback itself.
@@ -223,7 +226,7 @@ func (ib *inbox) enqueue(ctx context.Context, rec *inboxRecord, claim string, ke
 		return false, err
 	}
 	ev := &store.InboxEvent{Route: ib.key(), Queue: rec.Queue, EventID: rec.ID, Provider: rec.Provider, Type: rec.Type,
-		ReceivedAt: rec.ReceivedAt, Record: raw}
+		ReceivedAt: rec.ReceivedAt, MerchantReference: rec.MerchantReference, Record: raw}
 	// A provider waits for its answer: past inboxStoreWait, a store that
 	// does not take the event is answered 503, and the provider retries.
 	ctx, cancel := context.WithTimeout(ctx, inboxStoreWait)
