@@ -306,6 +306,17 @@ func (ib *inbox) recovered(now time.Time) (wasFailing bool) {
 	return wasFailing
 }
 
+// nextProbe is, while the shop fails, when the route's next probe may go;
+// zero when the shop does not fail.
+func (ib *inbox) nextProbe() time.Time {
+	ib.mu.Lock()
+	defer ib.mu.Unlock()
+	if ib.failures == 0 {
+		return time.Time{}
+	}
+	return ib.probeAt
+}
+
 // resetFailures makes the shop count as up: a replay asks for an attempt now.
 func (ib *inbox) resetFailures() {
 	ib.mu.Lock()
