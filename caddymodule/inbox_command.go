@@ -8,11 +8,14 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
 )
@@ -33,8 +36,33 @@ func (a *adminFlags) add(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&a.json, "json", false, "print JSON instead of a table")
 }
 
+// resolve finds the admin API's address. A --config is adapted here,
+// not by caddycmd.LoadConfig, which logs each step on Caddy's logger: the
+// adapter's warnings say nothing about the address, and a command's
+// output is its own.
 func (a *adminFlags) resolve() (string, error) {
-	return caddycmd.DetermineAdminAPIAddress(a.address, nil, a.config, a.adapter)
+	if a.address != "" || a.config == "" {
+		return caddycmd.DetermineAdminAPIAddress(a.address, nil, "", "")
+	}
+	config, err := os.ReadFile(a.config)
+	if err != nil {
+		return "", fmt.Errorf("reading --config: %w", err)
+	}
+	adapter := a.adapter
+	base := strings.ToLower(filepath.Base(a.config))
+	if adapter == "" && (strings.HasPrefix(base, "caddyfile") || filepath.Ext(base) == ".caddyfile") {
+		adapter = "caddyfile" // as Caddy's own commands guess it
+	}
+	if adapter != "" {
+		adapt := caddyconfig.GetAdapter(adapter)
+		if adapt == nil {
+			return "", fmt.Errorf("unrecognized config adapter: %s", adapter)
+		}
+		if config, _, err = adapt.Adapt(config, map[string]any{"filename": a.config}); err != nil {
+			return "", fmt.Errorf("adapting --config with %s: %w", adapter, err)
+		}
+	}
+	return caddycmd.DetermineAdminAPIAddress("", config, a.config, adapter)
 }
 
 // printJSON prints v as the admin API does.

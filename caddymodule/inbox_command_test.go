@@ -6,6 +6,9 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -177,6 +180,39 @@ func TestInboxCommandsWithoutAnInbox(t *testing.T) {
 		out, err := runCommand(t, replayCmd(), args...)
 		if err == nil || !strings.HasPrefix(err.Error(), "no inbox is configured") || out != "" {
 			t.Errorf("replay %v: error %v, printed %q; want no inbox is configured", args, err, out)
+		}
+	}
+}
+
+// A command given --config reads the admin address from it without
+// Caddy's log lines ("using config from file", "adapted config to JSON",
+// the adapter's warnings): what it prints is its own output only.
+func TestCommandsPrintNoCaddyLog(t *testing.T) {
+	startCaddy(t, inboxSite(""))
+	config := filepath.Join(t.TempDir(), "Caddyfile")
+	// Not formatted as caddy fmt would: the adapter warns.
+	if err := os.WriteFile(config, []byte("{\nadmin localhost:2999\n}\n:0 {\nrespond ok\n}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bin, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		args  []string
+		start string
+	}{
+		{[]string{"inbox"}, "no event in the inbox\n"},
+		{[]string{"inbox", "--json"}, "{\n"},
+		{[]string{"inbox", "routes"}, "INBOX"},
+		{[]string{"events"}, "no callback in the journal matches\n"},
+	} {
+		cmd := exec.Command(bin, append(append([]string{"payhook"}, tt.args...), "--config", config)...)
+		cmd.Env = append(os.Environ(), runAsCaddy+"=1")
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil || !strings.HasPrefix(stdout.String(), tt.start) || stderr.Len() > 0 {
+			t.Errorf("caddy payhook %s --config: %v; printed:\n%s\nand on stderr:\n%s", strings.Join(tt.args, " "), err, stdout.String(), stderr.String())
 		}
 	}
 }
