@@ -202,6 +202,9 @@ func (ib *inbox) key() string { return ib.handler.scope().inbox }
 // place is the route's place as the journal names it.
 func (ib *inbox) place() string { return ib.handler.scope().place }
 
+// label is the route's label in the metrics.
+func (ib *inbox) label() string { return ib.handler.scope().label }
+
 // queueOf is the queue of an event within its route: its payment (the
 // payment's reference, else the provider's reference of the transaction),
 // or the event alone when it names none.
