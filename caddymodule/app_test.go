@@ -89,7 +89,7 @@ func TestJournalRecordsEveryCallback(t *testing.T) {
 		t.Errorf("a bad since: %d %s", status, answer)
 	}
 	var out strings.Builder
-	if err := listEvents("localhost:2999", url.Values{"ref": {"order-1042"}}, &out); err != nil {
+	if err := listEvents("localhost:2999", url.Values{"ref": {"order-1042"}}, false, &out); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"duplicate", "forwarded", "9.99 EUR", "order-1042", "attempt", "200"} {

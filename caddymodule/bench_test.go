@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,9 +37,9 @@ func BenchmarkServeHTTP(b *testing.B) {
 		logger:       zap.NewNop(),
 		rejectLog:    newLogLimiter(rejectLogRate),
 		metrics:      collectors,
+		routePlace:   new(atomic.Pointer[routeScope]),
+		series:       new(sync.Once),
 	}
-	h.forwarded = collectors.series(h.name, outcomeForwarded, "")
-	h.rejected = collectors.rejectedSeries(h.name)
 	date := time.Now().UTC().Format(http.TimeFormat)
 	signature := verify.SignIXOPAY(secret, verify.IXOPAYSHA512, verify.IXOPAYMessage{
 		Method: http.MethodPost, ContentType: "application/json; charset=utf-8", Date: date, RequestURI: "/callbacks/ixopay", Body: body,

@@ -34,6 +34,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    allow_ips       <cidr...>         # only these client addresses
 //	    dedupe          <duration>|off    # remember delivered events; default 8d
 //	    dedupe_scope    <name>            # share delivery records on purpose
+//	    route_name      <name>            # the route's label in the metrics; default: its hosts and paths
 //	    forward_headers <name...>         # provider headers the shop may see
 //	    sign_upstream   <whsec_…>         # repeatable: Standard Webhooks headers for the shop
 //	    inbox {                           # store, acknowledge, deliver with retries
@@ -82,6 +83,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.Dedupe = value
 		case "dedupe_scope":
 			if err := singleArg(d, &h.DedupeScope); err != nil {
+				return err
+			}
+		case "route_name":
+			if err := singleArg(d, &h.RouteName); err != nil {
 				return err
 			}
 		case "url_token":

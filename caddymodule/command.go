@@ -26,7 +26,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "payhook",
-		Usage: "send|demo|inbox|replay",
+		Usage: "send|demo|inbox|replay|events|console",
 		Short: "Sends sample payment callbacks and runs the payhook demo",
 		Long: `
 payhook receives payment-provider callbacks in Caddy, verifies them and
@@ -35,8 +35,15 @@ forwards one canonical envelope to the shop.
   caddy payhook send <provider> <url>   sends a correctly signed sample callback
   caddy payhook demo                     runs Caddyfile.example with a demo shop
   caddy payhook inbox                    lists the inbox's events and their delivery state
-  caddy payhook replay <event id>        delivers an event from the inbox again
+  caddy payhook inbox routes             lists each inbox, its route and its waiting events
+  caddy payhook inbox move               delivers a gone route's events through a running one
+  caddy payhook replay <event id>        delivers an event from the inbox again (--failed: every failed one)
+  caddy payhook events --ref <ref>       searches the journal: did the callback arrive, what became of it
   caddy payhook console                  opens the operator's console in the browser
+
+Every command but demo and console prints a table or a sentence, and
+JSON with --json; its output is its own (no Caddy log lines), and it fails
+when what it asks for is not there (no inbox, no payhook route).
 `,
 		CobraFunc: func(cmd *cobra.Command) {
 			cmd.AddCommand(sendCommand(), demoCommand(), inboxCommand(), replayCmd(), eventsCommand(), consoleCommand())
@@ -55,6 +62,7 @@ type sendOptions struct {
 	body      string // a file with the payload to send (generic providers)
 	api       string // a stand-in of the provider's API to store the sample's resource at (the demo's)
 	timeout   time.Duration
+	json      bool // print payhook's answer as JSON
 
 	// The payment portal's ids of a payone route.
 	payonePortalID, payoneAccountID string
@@ -101,7 +109,14 @@ Examples:
 			if err := payhookAnswered(args[0], args[1], resp, body); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n%s\n", resp.Proto, resp.Status, strings.TrimSpace(string(body)))
+			if opts.json {
+				if err := printJSON(cmd.OutOrStdout(), sendAnswer{Provider: args[0], URL: args[1], Status: resp.StatusCode,
+					Answer: strings.TrimSpace(string(body))}); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n%s\n", resp.Proto, resp.Status, strings.TrimSpace(string(body)))
+			}
 			if resp.StatusCode < 200 || resp.StatusCode > 299 {
 				return fmt.Errorf("payhook refused the callback: %s: %s", resp.Status, firstBytes(body))
 			}
@@ -118,6 +133,7 @@ Examples:
 	f.StringVar(&opts.body, "body", "", "standard_webhooks, hmac: a file with the payload to send (default: a small sample)")
 	f.StringVar(&opts.api, "api", "", "mollie: the demo's stand-in of the provider's API, to store the sample payment at first (http://localhost:8881)")
 	f.DurationVar(&opts.timeout, "timeout", 30*time.Second, "how long to wait for the answer")
+	f.BoolVar(&opts.json, "json", false, "print payhook's answer as JSON")
 	f.StringVar(&opts.payonePortalID, "portal-id", "", "payone: the route's portal_id")
 	f.StringVar(&opts.payoneAccountID, "account-id", "", "payone: the route's account_id")
 	f.StringVar(&opts.headerPrefix, "header-prefix", "webhook", "standard_webhooks: the headers' prefix (svix)")
@@ -137,6 +153,15 @@ Examples:
 	f.StringVar(&s.TimestampFormat, "timestamp-format", "seconds", "hmac: seconds, milliseconds, http-date or rfc3339")
 	f.StringVar(&s.IDHeader, "id-header", "", "hmac: the {id}'s header")
 	return cmd
+}
+
+// sendAnswer is payhook's answer to a sample callback, as send --json
+// prints it.
+type sendAnswer struct {
+	Provider string `json:"provider"`
+	URL      string `json:"url"`
+	Status   int    `json:"status"`
+	Answer   string `json:"answer"`
 }
 
 // sendSample fabricates, signs and posts a sample callback and returns the answer.

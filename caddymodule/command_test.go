@@ -81,6 +81,17 @@ func TestSendReportsPayhooksAnswer(t *testing.T) {
 		t.Errorf("send: error %v, printed %q", err, out)
 	}
 	e.onlyDelivery()
+	out, err = runSend(t, "ixopay", "--secret", testSecret, "--json", e.base+"/callbacks/ixopay")
+	want := `{
+  "provider": "ixopay",
+  "url": "` + e.base + `/callbacks/ixopay",
+  "status": 200,
+  "answer": "OK"
+}
+`
+	if err != nil || out != want {
+		t.Errorf("send --json: error %v, printed %q, want %q", err, out, want)
+	}
 	out, err = runSend(t, "ixopay", "--secret", "wrong", e.base+"/callbacks/ixopay")
 	if err == nil || err.Error() != `payhook refused the callback: 401 Unauthorized: "signature mismatch"` {
 		t.Errorf("send with a wrong secret: error %v; printed:\n%s", err, out)

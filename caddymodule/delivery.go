@@ -198,7 +198,7 @@ func (d *deliverer) deliver(ib *inbox, ev *store.InboxEvent) {
 		d.logger.Error("an inbox event's record cannot be read; it is kept as failed and blocks nothing",
 			zap.String("event_id", ev.EventID), zap.String("inbox", ev.Route), zap.Error(err))
 		d.settle(ib, ev, store.Settlement{State: store.Failed, Error: "unreadable record: " + err.Error()})
-		inboxMetrics.failed.WithLabelValues(ev.Provider).Inc()
+		inboxMetrics.failed.WithLabelValues(ev.Provider, ib.label()).Inc()
 		return
 	}
 	renewal := d.keepLease(ev)
@@ -218,7 +218,7 @@ func (d *deliverer) deliver(ib *inbox, ev *store.InboxEvent) {
 		return
 	}
 	attempt := &store.Attempt{Route: ib.place(), EventID: ev.EventID, At: start, Status: up.status, Latency: now.Sub(start)}
-	inboxMetrics.attempts.WithLabelValues(ev.Provider, attemptOutcome(up)).Inc()
+	inboxMetrics.attempts.WithLabelValues(ev.Provider, ib.label(), attemptOutcome(up)).Inc()
 	if up.delivered() {
 		d.settle(ib, ev, store.Settlement{State: store.Delivered, Attempt: attempt})
 		if ib.recovered(now) {
@@ -231,10 +231,10 @@ func (d *deliverer) deliver(ib *inbox, ev *store.InboxEvent) {
 		return
 	}
 	attempt.Error = up.reason()
-	if now.Sub(ev.ReceivedAt) >= ib.retryFor {
+	if now.Sub(ev.AttemptsSince()) >= ib.retryFor { // a replay starts a new retry period
 		d.settle(ib, ev, store.Settlement{State: store.Failed, Attempt: attempt})
 		ib.failed(ev, now)
-		inboxMetrics.failed.WithLabelValues(ev.Provider).Inc()
+		inboxMetrics.failed.WithLabelValues(ev.Provider, ib.label()).Inc()
 		d.logger.Error("event not delivered within retry_for; kept as failed (replay it with caddy payhook replay)",
 			zap.String("event_id", ev.EventID), zap.String("provider", ev.Provider), zap.Duration("retry_for", ib.retryFor),
 			zap.String("last_error", attempt.Error), zap.Int("attempts", ev.Attempts+1))
@@ -309,8 +309,8 @@ func (d *deliverer) refresh() {
 		if ib := d.routes[c.Route]; ib != nil {
 			seen[c.Route] = true
 			ib.pending.Store(int64(c.Pending))
-			inboxMetrics.pending.WithLabelValues(ib.handler.name, c.Route).Set(float64(c.Pending))
-			inboxMetrics.oldest.WithLabelValues(ib.handler.name, c.Route).Set(now.Sub(c.Oldest).Seconds())
+			inboxMetrics.pending.WithLabelValues(ib.handler.name, ib.label()).Set(float64(c.Pending))
+			inboxMetrics.oldest.WithLabelValues(ib.handler.name, ib.label()).Set(now.Sub(c.Oldest).Seconds())
 			continue
 		}
 		orphans[c.Route] = c
@@ -319,8 +319,8 @@ func (d *deliverer) refresh() {
 	for key, ib := range d.routes {
 		if !seen[key] {
 			ib.pending.Store(0)
-			inboxMetrics.pending.WithLabelValues(ib.handler.name, key).Set(0)
-			inboxMetrics.oldest.WithLabelValues(ib.handler.name, key).Set(0)
+			inboxMetrics.pending.WithLabelValues(ib.handler.name, ib.label()).Set(0)
+			inboxMetrics.oldest.WithLabelValues(ib.handler.name, ib.label()).Set(0)
 		}
 	}
 	d.mu.Lock()

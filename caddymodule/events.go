@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -306,6 +307,7 @@ upstream_failed) and its reason, the canonical status, the amount, the
 merchant's and the provider's references and the event id. --ref finds a
 merchant reference, a provider reference or an event id, and shows each
 event's delivery attempts. Asks the admin API of the running Caddy.
+--json prints the admin API's answer.
 `,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -319,7 +321,8 @@ event's delivery attempts. Asks the admin API of the running Caddy.
 					query.Set(name, value)
 				}
 			}
-			return listEvents(addr, query, cmd.OutOrStdout())
+			cmd.SilenceUsage = true
+			return listEvents(addr, query, admin.json, cmd.OutOrStdout())
 		},
 	}
 	admin.add(cmd)
@@ -331,10 +334,16 @@ event's delivery attempts. Asks the admin API of the running Caddy.
 	return cmd
 }
 
-func listEvents(addr string, query url.Values, out io.Writer) error {
-	var list struct{ Events []journalEntry }
+func listEvents(addr string, query url.Values, asJSON bool, out io.Writer) error {
+	var list struct {
+		Events []journalEntry `json:"events"`
+		Next   int64          `json:"next,omitempty"`
+	}
 	if err := adminGet(addr, "/payhook/events?"+query.Encode(), &list); err != nil {
 		return err
+	}
+	if asJSON {
+		return printJSON(out, list)
 	}
 	if len(list.Events) == 0 {
 		fmt.Fprintln(out, "no callback in the journal matches")
@@ -372,15 +381,38 @@ func listEvents(addr string, query url.Values, out io.Writer) error {
 // adminGet asks the admin API at addr for path and decodes its JSON answer
 // into v.
 func adminGet(addr, path string, v any) error {
-	resp, err := caddycmd.AdminAPIRequest(addr, http.MethodGet, path, nil, nil)
+	return adminDo(addr, http.MethodGet, path, v)
+}
+
+// adminDo makes a request of the admin API at addr and decodes its JSON
+// answer into v. A refusal is told in the admin API's own words ("no
+// payhook route is running"), not as the JSON it came in.
+func adminDo(addr, method, path string, v any) error {
+	resp, err := caddycmd.AdminAPIRequest(addr, method, path, nil, nil)
 	if err != nil {
-		return err
+		return adminError(err)
 	}
 	defer resp.Body.Close()
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 		return fmt.Errorf("reading the admin API's answer: %w", err)
 	}
 	return nil
+}
+
+// adminError takes the message out of caddycmd.AdminAPIRequest's error
+// for an answer of the admin API with an error: "caddy responded with
+// error: HTTP 404: {"error":"…"}".
+func adminError(err error) error {
+	_, body, ok := strings.Cut(err.Error(), "caddy responded with error: HTTP ")
+	if !ok {
+		return err
+	}
+	_, body, _ = strings.Cut(body, ": ")
+	var answer struct{ Error string }
+	if json.Unmarshal([]byte(body), &answer) != nil || answer.Error == "" {
+		return err
+	}
+	return errors.New(answer.Error)
 }
 
 // Interface guard.

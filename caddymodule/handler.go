@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -93,6 +94,13 @@ type Handler struct {
 	// library that the envelope is payhook's. Use placeholders.
 	SignUpstream []string `json:"sign_upstream,omitempty"`
 
+	// RouteName names the route in the metrics (their route label).
+	// Default: the hosts and paths its matchers name, such as
+	// "shop.example/callbacks/ixopay*", else its server's ports (":8880").
+	// Give routes that the default would not tell apart (the same host and
+	// path on two servers) a name each.
+	RouteName string `json:"route_name,omitempty"`
+
 	// Inbox, when set, stores every verified event durably (in payhook's
 	// store, with its dedupe record, in one transaction) before the
 	// provider is acknowledged, and delivers it to the handlers after
@@ -119,6 +127,7 @@ type Handler struct {
 	logger        *zap.Logger
 	rejectLog     *logLimiter
 	metrics       *metrics
+	series        *sync.Once               // looks up forwarded and rejected once the route's label is known
 	forwarded     outcomeSeries            // the forwarded outcome's metrics, looked up once
 	rejected      map[string]outcomeSeries // by reason
 }
@@ -133,7 +142,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 
 // genericOptions are the handler's options, which apply to every provider,
 // by their Caddyfile names.
-var genericOptions = []string{"max_body", "url_token", "allow_ips", "dedupe", "dedupe_scope", "forward_headers", "sign_upstream", "inbox"}
+var genericOptions = []string{"max_body", "url_token", "allow_ips", "dedupe", "dedupe_scope", "route_name", "forward_headers", "sign_upstream", "inbox"}
 
 // Provision loads the provider's module and prepares the generic checks.
 // Its errors name the provider and the route, and every unset placeholder
@@ -197,10 +206,9 @@ func (h *Handler) Provision(ctx caddy.Context) (err error) {
 	if h.metrics, err = registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return err
 	}
-	h.forwarded = h.metrics.series(h.name, outcomeForwarded, "")
-	h.rejected = h.metrics.rejectedSeries(h.name)
 	h.server, _ = ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
 	h.routePlace = new(atomic.Pointer[routeScope])
+	h.series = new(sync.Once)
 	window, _ := dedupeWindow(h.Dedupe) // checked by Validate
 	if r, ok := p.(Retrier); ok && h.Dedupe == "" {
 		window = max(window, r.RetryPeriod()+24*time.Hour)
@@ -503,7 +511,7 @@ func (h *Handler) enqueue(w http.ResponseWriter, r *http.Request, rec *record, e
 			}
 		}
 		duplicate, err := h.inbox.enqueue(r.Context(), &inboxRecord{
-			ID: id, Provider: h.name, Type: event.Type(), Queue: queueOf(event), ReceivedAt: rec.start,
+			ID: id, Provider: h.name, Type: event.Type(), Queue: queueOf(event), ReceivedAt: rec.start, MerchantReference: event.MerchantReference,
 			RemoteAddr: r.RemoteAddr, TLS: tlsOf(r.TLS), Method: r.Method, Host: r.Host, URI: sentURI(r), Header: r.Header.Clone(),
 			Envelope: normalize.Encode(event, result, rec.start),
 		}, claim, keep)

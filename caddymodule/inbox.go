@@ -92,6 +92,9 @@ type inboxRecord struct {
 	Type       string    `json:"type"`
 	Queue      string    `json:"queue"`
 	ReceivedAt time.Time `json:"received_at"`
+	// MerchantReference is the shop's reference of the event (its order),
+	// for the listing: the store keeps it beside the event.
+	MerchantReference string `json:"merchant_reference,omitempty"`
 	// RemoteAddr is the address the callback came from: a delivery comes
 	// from it too, so that the route's matchers and {client_ip} see the
 	// provider, as for the callback itself.
@@ -199,6 +202,9 @@ func (ib *inbox) key() string { return ib.handler.scope().inbox }
 // place is the route's place as the journal names it.
 func (ib *inbox) place() string { return ib.handler.scope().place }
 
+// label is the route's label in the metrics.
+func (ib *inbox) label() string { return ib.handler.scope().label }
+
 // queueOf is the queue of an event within its route: its payment (the
 // payment's reference, else the provider's reference of the transaction),
 // or the event alone when it names none.
@@ -223,7 +229,7 @@ func (ib *inbox) enqueue(ctx context.Context, rec *inboxRecord, claim string, ke
 		return false, err
 	}
 	ev := &store.InboxEvent{Route: ib.key(), Queue: rec.Queue, EventID: rec.ID, Provider: rec.Provider, Type: rec.Type,
-		ReceivedAt: rec.ReceivedAt, Record: raw}
+		ReceivedAt: rec.ReceivedAt, MerchantReference: rec.MerchantReference, Record: raw}
 	// A provider waits for its answer: past inboxStoreWait, a store that
 	// does not take the event is answered 503, and the provider retries.
 	ctx, cancel := context.WithTimeout(ctx, inboxStoreWait)
@@ -301,6 +307,17 @@ func (ib *inbox) recovered(now time.Time) (wasFailing bool) {
 	wasFailing = ib.failures > 0
 	ib.failures, ib.probeAt = 0, time.Time{}
 	return wasFailing
+}
+
+// nextProbe is, while the shop fails, when the route's next probe may go;
+// zero when the shop does not fail.
+func (ib *inbox) nextProbe() time.Time {
+	ib.mu.Lock()
+	defer ib.mu.Unlock()
+	if ib.failures == 0 {
+		return time.Time{}
+	}
+	return ib.probeAt
 }
 
 // resetFailures makes the shop count as up: a replay asks for an attempt now.

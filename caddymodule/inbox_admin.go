@@ -28,32 +28,57 @@ type inboxSummary struct {
 	Inbox string `json:"inbox"`
 	// Route is the place of the route that delivers it, when a running
 	// route does; Orphaned is set when none does.
-	Route       string    `json:"route,omitempty"`
-	Orphaned    bool      `json:"orphaned,omitempty"`
-	Provider    string    `json:"provider"`
-	Type        string    `json:"type"`
-	State       string    `json:"state"`
-	ReceivedAt  time.Time `json:"received_at"`
-	Attempts    int       `json:"attempts"`
+	Route    string `json:"route,omitempty"`
+	Orphaned bool   `json:"orphaned,omitempty"`
+	Provider string `json:"provider"`
+	Type     string `json:"type"`
+	State    string `json:"state"`
+	// MerchantReference is the shop's reference of the event (its order).
+	MerchantReference string `json:"merchant_reference,omitempty"`
+	// ReceivedAt is when the callback arrived; a replay leaves it, and
+	// ReplayedAt says when the event was last replayed.
+	ReceivedAt time.Time `json:"received_at"`
+	ReplayedAt time.Time `json:"replayed_at,omitzero"`
+	Attempts   int       `json:"attempts"`
+	// NextAttempt is, for a pending event, when it is tried next: while
+	// the shop fails, not before the route's next probe. It is never
+	// before the time of the answer (Now): an event due is tried now.
 	NextAttempt time.Time `json:"next_attempt,omitzero"`
 	LastError   string    `json:"last_error,omitempty"`
 	DoneAt      time.Time `json:"done_at,omitzero"`
 	Replayed    bool      `json:"replayed,omitempty"`
 }
 
-// summarize describes an event of the store for the admin API.
-func (a *App) summarize(ev *store.InboxEvent) inboxSummary {
+// summarize describes an event of the store for the admin API, as it
+// stands at now.
+func (a *App) summarize(ev *store.InboxEvent, now time.Time) inboxSummary {
 	s := inboxSummary{ID: ev.EventID, Inbox: ev.Route, Provider: ev.Provider, Type: ev.Type, State: ev.State.String(),
-		ReceivedAt: ev.ReceivedAt, Attempts: ev.Attempts, LastError: ev.LastError, DoneAt: ev.DoneAt, Replayed: ev.Replayed}
+		MerchantReference: ev.MerchantReference, ReceivedAt: ev.ReceivedAt, ReplayedAt: ev.ReplayedAt, Attempts: ev.Attempts,
+		LastError: ev.LastError, DoneAt: ev.DoneAt, Replayed: ev.Replayed}
+	ib := a.deliverer.routes[ev.Route]
 	if ev.State == store.Pending {
+		// The store's time is the event's own; while the shop fails, the
+		// route sends one probe at a time, and the event waits for it.
 		s.NextAttempt = ev.NextAt
+		if ib != nil {
+			s.NextAttempt = latest(s.NextAttempt, ib.nextProbe())
+		}
+		s.NextAttempt = latest(s.NextAttempt, now)
 	}
-	if ib := a.deliverer.routes[ev.Route]; ib != nil {
+	if ib != nil {
 		s.Route = ib.place()
 	} else if ev.State == store.Pending {
 		s.Orphaned = true
 	}
 	return s
+}
+
+// latest is the later of two times.
+func latest(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // inboxAdmin is the admin API's /payhook/inbox endpoints:
@@ -144,11 +169,12 @@ func (a *inboxAdmin) handleList(w http.ResponseWriter, r *http.Request) error {
 	}
 	events := make([]inboxSummary, 0, len(list))
 	var last int64
+	now := time.Now()
 	for _, ev := range list {
-		events = append(events, app.summarize(ev))
+		events = append(events, app.summarize(ev, now))
 		last = ev.Seq
 	}
-	out := map[string]any{"events": events}
+	out := map[string]any{"events": events, "now": now.UTC()}
 	if len(list) == q.Limit {
 		out["next_before"] = last
 	}
@@ -266,7 +292,7 @@ func (a *inboxAdmin) handleEvent(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return apiError(http.StatusServiceUnavailable, "replaying: %v", err)
 		}
-		return writeJSON(w, app.summarize(replayed))
+		return writeJSON(w, app.summarize(replayed, time.Now()))
 	case action != "" && action != "replay":
 		return apiError(http.StatusNotFound, "unknown action %q", action)
 	default:
@@ -349,7 +375,7 @@ func (a *inboxAdmin) move(w http.ResponseWriter, r *http.Request, app *App) erro
 // eventView is one event for the admin API's caller: its envelope and its
 // attempts; the forwarded request's header names, not their values.
 func (a *App) eventView(ctx context.Context, ev *store.InboxEvent) map[string]any {
-	view := map[string]any{"summary": a.summarize(ev)}
+	view := map[string]any{"summary": a.summarize(ev, time.Now())}
 	var rec inboxRecord
 	if err := json.Unmarshal(ev.Record, &rec); err != nil {
 		view["error"] = "unreadable record: " + err.Error()

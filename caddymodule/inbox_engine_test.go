@@ -141,7 +141,7 @@ func TestInboxEventsOfAGoneRouteAreReportedAndMoved(t *testing.T) {
 		// caddy payhook inbox routes names both; caddy payhook inbox move
 		// hands the gone route's events to the running one.
 		var out strings.Builder
-		if err := listInboxRoutes("localhost:2999", &out); err != nil || !strings.Contains(out.String(), gone.Inbox) ||
+		if err := listInboxRoutes("localhost:2999", false, &out); err != nil || !strings.Contains(out.String(), gone.Inbox) ||
 			!strings.Contains(out.String(), "(gone") {
 			t.Errorf("caddy payhook inbox routes: %v\n%s", err, out.String())
 		}
@@ -272,7 +272,7 @@ func TestInboxConcurrentReplaysDeliverOnceMore(t *testing.T) {
 			t.Errorf("GET /payhook/events?ref=%s: %d %s", id, status, body)
 		}
 		var out strings.Builder
-		if err := listEvents("localhost:2999", url.Values{"ref": {"order-payP"}}, &out); err != nil || !strings.Contains(out.String(), "queued") {
+		if err := listEvents("localhost:2999", url.Values{"ref": {"order-payP"}}, false, &out); err != nil || !strings.Contains(out.String(), "queued") {
 			t.Errorf("caddy payhook events --ref order-payP: %v\n%s", err, out.String())
 		}
 	})

@@ -284,9 +284,10 @@ func TestInboxRetryForAndReplay(t *testing.T) {
 	if !strings.Contains(e.rawLog(), `"event not delivered within retry_for`) {
 		t.Error("no error log for the failed event")
 	}
-	// The list shows no content; the single view shows the envelope.
+	// The list shows the merchant reference and no other content; the
+	// single view shows the envelope.
 	_, list := adminCall(t, http.MethodGet, "/payhook/inbox")
-	if bytes.Contains(list, []byte("order-1042")) || bytes.Contains(list, []byte("Lovelace")) {
+	if !bytes.Contains(list, []byte(`"merchant_reference": "order-1042"`)) || bytes.Contains(list, []byte("Lovelace")) {
 		t.Errorf("the list shows payload content: %s", list)
 	}
 	status, one := adminCall(t, http.MethodGet, "/payhook/inbox/"+id)
@@ -294,19 +295,21 @@ func TestInboxRetryForAndReplay(t *testing.T) {
 		t.Errorf("event view: %d %s", status, one)
 	}
 
-	// caddy payhook inbox lists it, without its content.
+	// caddy payhook inbox lists it, with its merchant reference, without
+	// its content.
 	var out strings.Builder
-	if err := listInbox("localhost:2999", "failed", 10, &out); err != nil || !strings.Contains(out.String(), id) ||
-		!strings.Contains(out.String(), "upstream answered 502") || strings.Contains(out.String(), "order-1042") {
+	if err := listInbox("localhost:2999", "failed", 10, false, &out); err != nil || !strings.Contains(out.String(), id) ||
+		!strings.Contains(out.String(), "upstream answered 502") || !strings.Contains(out.String(), "order-1042") ||
+		strings.Contains(out.String(), "Lovelace") {
 		t.Errorf("caddy payhook inbox: %v\n%s", err, out.String())
 	}
 	// The metrics count the failed attempts and the failed event.
 	_, metrics := adminCall(t, http.MethodGet, "/metrics")
 	for _, want := range []string{
-		`payhook_inbox_delivery_attempts_total{outcome="failed",provider="ixopay"}`,
-		`payhook_inbox_failed_total{provider="ixopay"} `, // a counter of the process: other tests count too
-		`payhook_inbox_pending{inbox=`,
-		`payhook_inbox_oldest_pending_age_seconds{inbox=`,
+		`payhook_inbox_delivery_attempts_total{outcome="failed",provider="ixopay",route="localhost/callbacks/ixopay*"}`,
+		`payhook_inbox_failed_total{provider="ixopay",route="localhost/callbacks/ixopay*"} `, // a counter of the process: other tests count too
+		`payhook_inbox_pending{provider="ixopay",route="localhost/callbacks/ixopay*"}`,
+		`payhook_inbox_oldest_pending_age_seconds{provider="ixopay",route="localhost/callbacks/ixopay*"}`,
 	} {
 		if !strings.Contains(string(metrics), want) {
 			t.Errorf("metrics lack %s", want)
@@ -325,7 +328,7 @@ func TestInboxRetryForAndReplay(t *testing.T) {
 	}
 	// A replay of the delivered event: the shop gets it again, same id.
 	waitState(t, id, "delivered")
-	if _, err := replayCommand(t.Context(), "localhost:2999", id, io.Discard); err != nil {
+	if _, err := replayEvent("localhost:2999", id, false, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	got = e.waitTaken(2, 30*time.Second)

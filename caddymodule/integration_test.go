@@ -339,9 +339,34 @@ func TestMetricsAreExposed(t *testing.T) {
 	defer resp.Body.Close()
 	metrics, _ := io.ReadAll(resp.Body)
 	for _, want := range []string{
-		`payhook_callbacks_total{outcome="forwarded",provider="ixopay",reason=""}`,
-		`payhook_callbacks_total{outcome="rejected",provider="ixopay",reason="signature_mismatch"}`,
-		`payhook_callback_duration_seconds_bucket{outcome="forwarded",provider="ixopay",le=`,
+		`payhook_callbacks_total{outcome="forwarded",provider="ixopay",reason="",route="localhost/callbacks/ixopay*"}`,
+		`payhook_callbacks_total{outcome="rejected",provider="ixopay",reason="signature_mismatch",route="localhost/callbacks/ixopay*"}`,
+		`payhook_callback_duration_seconds_bucket{outcome="forwarded",provider="ixopay",route="localhost/callbacks/ixopay*",le=`,
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+// The metrics name a route by its route_name, else by the hosts and paths
+// its matchers name: never by a hash.
+func TestMetricsNameTheRoute(t *testing.T) {
+	// Paths of their own: the counters are the process's, other tests count too.
+	unnamed := strings.Replace(defaultSite, "route /callbacks/ixopay*", "route /shop-a/ixopay*", 1)
+	named := strings.Replace(strings.Replace(defaultSite, "route /callbacks/ixopay*", "route /shop-b/ixopay*", 1),
+		"max_body 8KiB", "max_body 8KiB\n\t\t\troute_name shop-b", 1)
+	e := startCaddy(t, unnamed+"\n\t"+named)
+	for _, path := range []string{"/shop-a/ixopay", "/shop-b/ixopay"} {
+		c := ixopayCallback(debitOK)
+		c.uri = path
+		resp, answer := e.send(c)
+		expectAnswer(t, resp, answer, http.StatusOK, "OK")
+	}
+	_, metrics := adminCall(t, http.MethodGet, "/metrics")
+	for _, want := range []string{
+		`payhook_callbacks_total{outcome="forwarded",provider="ixopay",reason="",route="localhost/shop-a/ixopay*"} 1`,
+		`payhook_callbacks_total{outcome="forwarded",provider="ixopay",reason="",route="shop-b"} 1`,
 	} {
 		if !strings.Contains(string(metrics), want) {
 			t.Errorf("metrics lack %s", want)

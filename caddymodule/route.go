@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -29,6 +30,75 @@ type routeScope struct {
 	// place is the route's place in the configuration, in words, for the
 	// log: its server's addresses and the matchers that lead to it.
 	place string
+	// label names the route in the metrics: route_name when it is set,
+	// else the hosts and paths its matchers name (routeLabel).
+	label string
+}
+
+// maxRouteLabel bounds the route label of a route whose matchers name
+// many hosts or paths.
+const maxRouteLabel = 100
+
+// routeLabel is the route's label in the metrics when route_name does not
+// name it: the hosts and the paths of the host and path matchers on the
+// way to the handler ("shop.example/callbacks/ixopay*"), else its
+// server's ports (":8880"). One per route of the configuration: the
+// label's values are as many as the payhook routes.
+func routeLabel(server *caddyhttp.Server, h caddyhttp.MiddlewareHandler) string {
+	if server == nil {
+		return ""
+	}
+	var hosts, paths []string
+	if chain, ok := matcherChain(server.Routes, h); ok {
+		for _, sets := range chain {
+			for _, set := range sets {
+				for _, m := range set {
+					switch m := m.(type) {
+					case *caddyhttp.MatchHost:
+						hosts = append(hosts, *m...)
+					case caddyhttp.MatchHost:
+						hosts = append(hosts, m...)
+					case *caddyhttp.MatchPath:
+						paths = append(paths, *m...)
+					case caddyhttp.MatchPath:
+						paths = append(paths, m...)
+					}
+				}
+			}
+		}
+	}
+	label := strings.Join(slices.Compact(hosts), ",") + strings.Join(slices.Compact(paths), ",")
+	if label == "" {
+		ports := listenPorts(server.Listen)
+		for i, port := range ports {
+			if _, after, ok := strings.Cut(port, "/"); ok {
+				ports[i] = after // tcp/:8880: the port
+			}
+		}
+		label = strings.Join(ports, " ")
+	}
+	if len(label) > maxRouteLabel {
+		label = label[:maxRouteLabel-len("…")] + "…"
+	}
+	return label
+}
+
+// matcherChain is the matcher sets of the routes on the way to h, in
+// routes and their subroutes, outermost first.
+func matcherChain(routes caddyhttp.RouteList, h caddyhttp.MiddlewareHandler) ([]caddyhttp.MatcherSets, bool) {
+	for _, route := range routes {
+		for _, handler := range route.Handlers {
+			if handler == h {
+				return []caddyhttp.MatcherSets{route.MatcherSets}, true
+			}
+			if sub, ok := handler.(*caddyhttp.Subroute); ok {
+				if chain, ok := matcherChain(sub.Routes, h); ok {
+					return append([]caddyhttp.MatcherSets{route.MatcherSets}, chain...), true
+				}
+			}
+		}
+	}
+	return nil, false
 }
 
 // routePlace is the route's place in the configuration, from which its
@@ -149,13 +219,13 @@ func describeMatcher(m any) string {
 
 // newRouteScope derives the route's scope from its place, its provider
 // and the provider's account.
-func (h *Handler) newRouteScope(place string) *routeScope {
+func (h *Handler) newRouteScope(place, label string) *routeScope {
 	route := "route\x00" + h.name
 	if s, ok := h.provider.(DedupeScoper); ok {
 		route += "\x00" + s.DedupeScope()
 	}
 	route += "\x00" + place
-	s := &routeScope{dedupe: route, inbox: shortHash("inbox\x00" + route), place: place}
+	s := &routeScope{dedupe: route, inbox: shortHash("inbox\x00" + route), place: place, label: cmp.Or(h.RouteName, label)}
 	if h.DedupeScope != "" {
 		s.dedupe = h.DedupeScope
 	}
@@ -171,7 +241,7 @@ func (h *Handler) scope() *routeScope {
 		return s
 	}
 	place, found := routePlace(h.server, h)
-	s := h.newRouteScope(place)
+	s := h.newRouteScope(place, routeLabel(h.server, h))
 	if !found && h.server != nil && !serverRunning(h.server) {
 		return s
 	}

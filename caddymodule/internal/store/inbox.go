@@ -71,7 +71,8 @@ type InboxEvent struct {
 	Provider   string
 	Type       string
 	State      InboxState
-	ReceivedAt time.Time // when the callback arrived (or the replay was asked)
+	ReceivedAt time.Time // when the callback arrived; a replay leaves it
+	ReplayedAt time.Time // when it was last replayed; zero when never
 	NextAt     time.Time // pending: when it is due (a leased one: when its lease runs out)
 	DoneAt     time.Time // delivered or failed: when
 	LastAt     time.Time // when it was last tried
@@ -81,11 +82,23 @@ type InboxEvent struct {
 	Refused   bool
 	LastError string
 	Replayed  bool // it was replayed at least once
+	// MerchantReference is the shop's reference of the event (its order),
+	// empty when the callback carries none.
+	MerchantReference string
 	// Record is the caller's record of the event (the request to make, the
 	// envelope): opaque to the store. List leaves it out.
 	Record []byte
 
 	owner string // the lease's holder, set by Lease
+}
+
+// AttemptsSince is when the event's attempts began: its last replay, else
+// its receipt. Its retry period runs from then.
+func (ev *InboxEvent) AttemptsSince() time.Time {
+	if !ev.ReplayedAt.IsZero() {
+		return ev.ReplayedAt
+	}
+	return ev.ReceivedAt
 }
 
 // EnqueueResult is what Enqueue did.
@@ -104,7 +117,7 @@ const (
 )
 
 const inboxColumns = `seq, route, queue, event_id, provider, event_type, state, received_at, next_at, done_at,
-	last_at, attempts, refused, last_error, replayed`
+	last_at, attempts, refused, last_error, replayed, replayed_at, merchant_ref`
 
 // queueLock serialises, on PostgreSQL, the transactions that add to or
 // hand on one queue, so that seq follows the commits within a queue and a
@@ -177,14 +190,15 @@ func (s *Store) insertPending(ctx context.Context, ex execer, ev *InboxEvent, no
 	var seq int64
 	err := ex.QueryRowContext(ctx, s.dialect.q(`
 		INSERT INTO payhook_inbox (route, queue, event_id, provider, event_type, state, head, received_at, next_at,
-			done_at, owner, last_at, attempts, refused, last_error, replayed, record)
+			done_at, owner, last_at, attempts, refused, last_error, replayed, replayed_at, merchant_ref, record)
 		VALUES (?, ?, ?, ?, ?, 0,
 			CASE WHEN EXISTS (SELECT 1 FROM payhook_inbox WHERE route = ? AND queue = ? AND state = 0) THEN 0 ELSE 1 END,
-			?, ?, 0, '', 0, 0, 0, '', ?, ?)
+			?, ?, 0, '', 0, 0, 0, '', ?, ?, ?, ?)
 		RETURNING seq`),
 		text(ev.Route), text(ev.Queue), text(ev.EventID), text(ev.Provider), text(ev.Type),
 		text(ev.Route), text(ev.Queue),
-		millis(ev.ReceivedAt), millis(now), boolInt(replayed || ev.Replayed), ev.Record).Scan(&seq)
+		millis(ev.ReceivedAt), millis(now), boolInt(replayed || ev.Replayed), zeroMillis(ev.ReplayedAt), text(ev.MerchantReference),
+		ev.Record).Scan(&seq)
 	return seq, unavailable("storing an event in the inbox", err)
 }
 
@@ -329,8 +343,9 @@ func doneAt(st InboxState, now time.Time) int64 {
 
 // Replay delivers an event again, exactly once more however many ask at
 // once: a delivered or failed one goes to the end of its queue, as a new
-// pending event (received now; its attempts so far stay in the journal);
-// a pending one is made due now. seen is the state the caller saw, asked
+// pending event (replayed now; its attempts so far stay in the journal);
+// a pending one is made due now. The event keeps its receipt time: a
+// replay is an attempt, not a new receipt (ReplayedAt says when). seen is the state the caller saw, asked
 // when the replay was asked: when the event is no longer in that state,
 // or a replay that took effect after asked made it what it is (another
 // replay asked at the same time came first, and the shop may even have
@@ -348,7 +363,7 @@ func (s *Store) Replay(ctx context.Context, seq int64, seen InboxState, asked ti
 		if ev.State != seen {
 			return fmt.Errorf("%w: it is %s now", ErrNotFound, ev.State)
 		}
-		if ev.Replayed && !ev.ReceivedAt.Before(asked.Truncate(time.Millisecond)) {
+		if ev.Replayed && !ev.ReplayedAt.Before(asked.Truncate(time.Millisecond)) {
 			return fmt.Errorf("%w: another replay asked at the same time took effect", ErrNotFound)
 		}
 		if ev.State == Pending {
@@ -371,7 +386,7 @@ func (s *Store) Replay(ctx context.Context, seq int64, seen InboxState, asked ti
 			}
 			return err
 		}
-		ev.ReceivedAt, ev.Replayed = now, true
+		ev.ReplayedAt, ev.Replayed = now.Truncate(time.Millisecond), true
 		if ev.Seq, err = s.insertPending(ctx, ex, ev, now, true); err != nil {
 			return err
 		}
@@ -498,12 +513,13 @@ type RoutePending struct {
 	Route    string
 	Provider string // of its oldest pending event
 	Pending  int
-	Oldest   time.Time // when its oldest pending event arrived
+	Oldest   time.Time // since when its oldest pending event waits: its receipt, or its replay
 }
 
 // PendingByRoute counts the pending events of every route.
 func (s *Store) PendingByRoute(ctx context.Context) ([]RoutePending, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT route, MIN(provider), COUNT(*), MIN(received_at) FROM payhook_inbox
+	rows, err := s.db.QueryContext(ctx, `SELECT route, MIN(provider), COUNT(*),
+		MIN(CASE WHEN replayed_at > 0 THEN replayed_at ELSE received_at END) FROM payhook_inbox
 		WHERE state = 0 GROUP BY route ORDER BY route`)
 	if err != nil {
 		return nil, unavailable("counting the inbox", err)
@@ -655,9 +671,9 @@ type scanner interface{ Scan(dest ...any) error }
 func scanInbox(row scanner, record bool) (*InboxEvent, error) {
 	ev := new(InboxEvent)
 	var state, refused, replayed int
-	var received, next, done, last int64
+	var received, next, done, last, replayedAt int64
 	dest := []any{&ev.Seq, &ev.Route, &ev.Queue, &ev.EventID, &ev.Provider, &ev.Type, &state, &received, &next, &done,
-		&last, &ev.Attempts, &refused, &ev.LastError, &replayed}
+		&last, &ev.Attempts, &refused, &ev.LastError, &replayed, &replayedAt, &ev.MerchantReference}
 	if record {
 		dest = append(dest, &ev.Record)
 	}
@@ -671,6 +687,9 @@ func scanInbox(row scanner, record bool) (*InboxEvent, error) {
 	}
 	if last > 0 {
 		ev.LastAt = time.UnixMilli(last).UTC()
+	}
+	if replayedAt > 0 {
+		ev.ReplayedAt = time.UnixMilli(replayedAt).UTC()
 	}
 	return ev, nil
 }
@@ -690,6 +709,14 @@ func collectInbox(rows *sql.Rows, record bool) ([]*InboxEvent, error) {
 
 func sortBySeq(events []*InboxEvent) {
 	slices.SortFunc(events, func(a, b *InboxEvent) int { return cmp.Compare(a.Seq, b.Seq) })
+}
+
+// zeroMillis is a time in Unix milliseconds, 0 for the zero time.
+func zeroMillis(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return millis(t)
 }
 
 func boolInt(b bool) int {

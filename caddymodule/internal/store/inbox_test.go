@@ -265,12 +265,42 @@ func TestInboxConcurrentReplays(t *testing.T) {
 		}
 		// A replay asked of it as delivered, at the time of the replay
 		// that made it: that replay came first.
-		if _, err := s.Replay(ctx, got[0].Seq, Delivered, got[0].ReceivedAt); !errors.Is(err, ErrNotFound) {
+		if _, err := s.Replay(ctx, got[0].Seq, Delivered, got[0].ReplayedAt); !errors.Is(err, ErrNotFound) {
 			t.Errorf("a replay asked at the same time as the one that took effect: %v, want ErrNotFound", err)
 		}
 		clk.Advance(time.Second)
 		if _, err := s.Replay(ctx, got[0].Seq, Delivered, clk.Now()); err != nil {
 			t.Errorf("a later replay: %v", err)
+		}
+	})
+}
+
+// A replay is an attempt, not a new receipt: the event keeps the time it
+// was received and its merchant reference; its replay's time is kept
+// beside, and its retry period and the oldest waiting time run from it.
+func TestInboxReplayKeepsTheReceipt(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *Store, clk *clock, _ func() *Store) {
+		ctx := t.Context()
+		ev := event("r", "q", "e1", clk)
+		ev.MerchantReference = "order-1042"
+		received := clk.Now().Truncate(time.Millisecond)
+		enqueue(t, s, ev, "")
+		settle(t, s, must(s.Lease(ctx, "r", 1, time.Minute))(t)[0], Failed, clk)
+		clk.Advance(time.Hour)
+		replayed := must(s.Replay(ctx, ev.Seq, Failed, clk.Now()))(t)
+		listed := must(s.ListInbox(ctx, InboxQuery{}))(t)
+		if len(listed) != 1 {
+			t.Fatalf("listed %d events, want 1", len(listed))
+		}
+		for _, got := range []*InboxEvent{replayed, listed[0]} {
+			if !got.ReceivedAt.Equal(received) || !got.ReplayedAt.Equal(clk.Now().Truncate(time.Millisecond)) ||
+				!got.AttemptsSince().Equal(got.ReplayedAt) || got.MerchantReference != "order-1042" {
+				t.Errorf("after the replay: received %v, replayed %v, reference %q; want received %v, replayed %v, order-1042",
+					got.ReceivedAt, got.ReplayedAt, got.MerchantReference, received, clk.Now())
+			}
+		}
+		if oldest := must(s.PendingByRoute(ctx))(t)[0].Oldest; !oldest.Equal(listed[0].ReplayedAt) {
+			t.Errorf("the oldest waiting event waits since %v, want since its replay %v", oldest, listed[0].ReplayedAt)
 		}
 	})
 }

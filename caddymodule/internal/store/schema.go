@@ -64,6 +64,7 @@ var (
 		CREATE INDEX payhook_attempts_at ON payhook_attempts (at);`,
 		metaMigration,
 		inboxMigration("INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "INTEGER"),
+		inboxReceiptMigration,
 	}
 
 	postgresMigrations = []string{`
@@ -114,6 +115,7 @@ var (
 		CREATE INDEX payhook_attempts_at ON payhook_attempts (at);`,
 		metaMigration,
 		inboxMigration("BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "BYTEA", "SMALLINT"),
+		inboxReceiptMigration,
 	}
 )
 
@@ -152,6 +154,17 @@ func inboxMigration(key, blob, small string) string {
 		CREATE INDEX payhook_inbox_event ON payhook_inbox (event_id);
 		CREATE INDEX payhook_inbox_done ON payhook_inbox (done_at) WHERE state <> 0;`, key, blob, small)
 }
+
+// inboxReceiptMigration keeps an event's receipt apart from its replay:
+// received_at stays the time the callback arrived, replayed_at is the last
+// replay (0: none), from which a replayed event's retry period runs; and
+// merchant_ref is the shop's reference of the event, for the listing.
+// A replay before it overwrote received_at: those rows keep that time as
+// their replay, the only one known.
+const inboxReceiptMigration = `
+	ALTER TABLE payhook_inbox ADD COLUMN replayed_at BIGINT NOT NULL DEFAULT 0;
+	ALTER TABLE payhook_inbox ADD COLUMN merchant_ref TEXT NOT NULL DEFAULT '';
+	UPDATE payhook_inbox SET replayed_at = received_at WHERE replayed <> 0;`
 
 // migrate brings the database's schema to the newest, in one transaction:
 // lock (whatever the engine needs so that two processes opening one
