@@ -144,7 +144,7 @@ func (d *deduper) claim(ctx context.Context, id string) (duplicate bool, release
 				// holds the event, so a copy at another instance waits for
 				// it, as for a delivery; a crash before the commit is the
 				// crash between the shop's answer and the record that the
-				// README's limits describe (the lease runs out, a later
+				// operations page's limits describe (the lease runs out, a later
 				// copy is delivered again, same id). With the sync in the
 				// answer's path a new event waited for two commits; now for
 				// one (its claim).

@@ -309,7 +309,7 @@ func liveHeap(t *testing.T, admin string) int64 {
 }
 
 // Issue 24: api_rate bounds the requests sent to the provider's API, as
-// the README says, not the lookups. A forged Swedbank Pay payment order
+// docs/configuration.md says, not the lookups. A forged Swedbank Pay payment order
 // costs three requests with the merchant's token (the API answers 400 and
 // each expansion falls back to a lesser one). 600 forged callbacks through
 // Caddy: the stand-in API's count must stay within the burst (twice

@@ -169,7 +169,7 @@ func swedbankTransactionPath(answer []byte) string {
 }
 
 // The Pyxis goldens are posted to the OnSuccess URL, the OnFail URL or a
-// URL for both: three routes, as the README configures them.
+// URL for both: three routes, as docs/pyxis.md configures them.
 func TestPyxisGoldenThroughCaddy(t *testing.T) {
 	t.Setenv("PAYHOOK_TEST_PYXIS_TOKEN", "golden-token")
 	route := func(path, extra string) string {

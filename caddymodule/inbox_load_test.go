@@ -12,7 +12,7 @@ import (
 )
 
 // The inbox's load test runs in every `go test ./...` with a short run; the
-// README's figures come from:
+// figures of docs/performance.md come from:
 //
 //	go test ./caddymodule -run 'TestInboxLoad|TestInboxLatency' -v -inbox.payments 2500
 var inboxPayments = flag.Int("inbox.payments", 250, "payments (of four events each) the inbox load test sends")

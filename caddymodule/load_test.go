@@ -18,7 +18,7 @@ import (
 	"github.com/payhook/payhook/verify"
 )
 
-// The load test runs in every `go test ./...` with a short mix; the README's
+// The load test runs in every `go test ./...` with a short mix; docs/performance.md's
 // figures come from a longer run:
 //
 //	go test ./caddymodule -run TestLoad -v -load.callbacks 20000 -load.concurrency 128

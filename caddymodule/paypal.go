@@ -36,7 +36,7 @@ type PayPal struct {
 	// MaxSkew bounds how far PAYPAL-TRANSMISSION-TIME may lie from now,
 	// either way. Default: 4 days, a day more than PayPal retries for: an
 	// older transmission is refused, since its signature (over the body's
-	// CRC32) would verify a body of anyone's making (see the README).
+	// CRC32) would verify a body of anyone's making (see docs/paypal.md).
 	MaxSkew caddy.Duration `json:"max_skew,omitempty"`
 
 	API

@@ -683,7 +683,7 @@ func TestPresetDefinitionErrors(t *testing.T) {
 
 // Worldline Connect checks an endpoint with a GET whose
 // X-GCS-Webhooks-Endpoint-Verification header the endpoint must echo: the
-// route the README shows answers it beside payhook, which takes the POSTs.
+// route docs/presets.md shows answers it beside payhook, which takes the POSTs.
 func TestWorldlineEndpointVerificationBesidePayhook(t *testing.T) {
 	t.Setenv("PAYHOOK_TEST_PRESET_SECRET", "hello+world")
 	e := startCaddy(t, `route /hooks/worldline* {

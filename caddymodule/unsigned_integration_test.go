@@ -273,7 +273,7 @@ const pyxisSuccess = `{"payment":{"id":"6f1c2a90","amount":12.5,"status":"Succes
 func TestPyxisURLToken(t *testing.T) {
 	t.Setenv("PAYHOOK_TEST_PYXIS_TOKEN", pyxisToken)
 	accessLog := t.TempDir() + "/access.log"
-	// Caddy's access log records the request as received; the README's
+	// Caddy's access log records the request as received; docs/pyxis.md's
 	// filter keeps the token out of it.
 	e := startCaddy(t, pyxisSite("")+`
 	log {

@@ -144,7 +144,7 @@ func appendDigits(b []byte, n, width int) []byte {
 // Encode returns the envelope for e: verification describes how authenticity
 // was established (it must hold no secret), receivedAt is when the callback
 // arrived. The output is compact JSON without HTML escaping, in the field
-// order of the README. The original and fetched payloads were validated
+// order of caddymodule/docs/envelope.md. The original and fetched payloads were validated
 // when they were parsed and are embedded as they are, not re-encoded.
 func Encode(e *Event, verification verify.Result, receivedAt time.Time) []byte {
 	receivedAt = receivedAt.UTC()

@@ -1,6 +1,6 @@
 // Package normalize turns provider payloads into payhook's canonical event
 // and encodes it as the envelope the merchant's upstream receives: a
-// CloudEvents 1.0 event in structured mode (see README, "The envelope").
+// CloudEvents 1.0 event in structured mode (see caddymodule/docs/envelope.md).
 //
 // Each provider is one file here (ixopay.go, …). The package has no Caddy
 // import.

@@ -389,7 +389,7 @@ func FuzzCheckPath(f *testing.F) {
 	})
 }
 
-// FuzzMapping feeds arbitrary bodies, JSON or form, through the README's
+// FuzzMapping feeds arbitrary bodies, JSON or form, through docs/presets.md's
 // GoCardless preset (a batch with ids) and a single-event mapping with a
 // decimal amount: whatever is accepted encodes to a valid envelope, a batch
 // never holds more than MaxBatchEvents events, and two events share an id

@@ -15,7 +15,7 @@ import (
 // TestPyxisGolden: each case is posted to the OnSuccess URL
 // (/callbacks/pyxis/success, a route with outcome success), the OnFail URL
 // (…/fail, outcome fail) or a URL for both (/callbacks/pyxis), as the
-// README's configuration has them.
+// configuration of caddymodule/docs/pyxis.md has them.
 func TestPyxisGolden(t *testing.T) {
 	runGoldenRequests(t, "pyxis", func(req *http.Request, in *Input) ([]*Event, error) {
 		ev, err := PyxisAt(in, pyxisOutcomeOf(req.URL.Path))

@@ -1,6 +1,7 @@
 // Command caddy is Caddy with its standard modules and payhook, as
 // `xcaddy build --with github.com/payhook/payhook` builds it. It serves the
-// README's demo and development; production builds follow xcaddy.md.
+// README's demo and development (`go build -o caddy ./caddymodule/cmd/caddy`);
+// production builds follow xcaddy.md.
 package main
 
 import (
