@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -78,7 +79,13 @@ func routeLabel(server *caddyhttp.Server, h caddyhttp.MiddlewareHandler) string 
 		label = strings.Join(ports, " ")
 	}
 	if len(label) > maxRouteLabel {
-		label = label[:maxRouteLabel-len("…")] + "…"
+		// Cut at a character's start: a label must be valid UTF-8, and
+		// host matchers may name internationalized hosts.
+		cut := maxRouteLabel - len("…")
+		for cut > 0 && !utf8.RuneStart(label[cut]) {
+			cut--
+		}
+		label = label[:cut] + "…"
 	}
 	return label
 }
