@@ -303,7 +303,7 @@ func eventsCommand() *cobra.Command {
 		Long: `
 Lists the callbacks payhook received, newest first, from its journal: when,
 which provider, the outcome (forwarded, duplicate, queued, rejected,
-upstream_failed) and its reason, the canonical status, the amount, the
+upstream_failed, ignored, challenge_answered) and its reason, the canonical status, the amount, the
 merchant's and the provider's references and the event id. --ref finds a
 merchant reference, a provider reference or an event id, and shows each
 event's delivery attempts. Asks the admin API of the running Caddy.
@@ -328,7 +328,7 @@ event's delivery attempts. Asks the admin API of the running Caddy.
 	admin.add(cmd)
 	cmd.Flags().StringVar(&ref, "ref", "", "a merchant reference, a provider reference or an event id")
 	cmd.Flags().StringVar(&provider, "provider", "", "only this provider's callbacks")
-	cmd.Flags().StringVar(&outcome, "outcome", "", "only this outcome: forwarded, duplicate, queued, rejected, upstream_failed")
+	cmd.Flags().StringVar(&outcome, "outcome", "", "only this outcome: forwarded, duplicate, queued, rejected, upstream_failed, ignored, challenge_answered")
 	cmd.Flags().StringVar(&since, "since", "", "only since this time (RFC 3339) or this long ago (24h, 7d)")
 	cmd.Flags().IntVar(&limit, "limit", 50, "at most this many")
 	return cmd

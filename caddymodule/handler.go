@@ -619,8 +619,17 @@ func (h *Handler) answerFailed(w http.ResponseWriter, rec *record, up upstreamRe
 	writePlain(w, http.StatusBadGateway, "upstream did not take the event; retry later")
 }
 
-// reject answers a callback that failed a step with the status its error maps to.
+// reject answers a callback that failed a step with the status its error
+// maps to; one that concerns no payment is acknowledged instead.
 func (h *Handler) reject(w http.ResponseWriter, rec *record, err error) {
+	if errors.Is(err, normalize.ErrNotAPayment) {
+		// Not refused: a refusal would only make the provider send it
+		// again. Nothing is forwarded; the answer is the provider's
+		// acknowledgement, as for any callback taken.
+		rec.outcome, rec.reason, rec.detail = outcomeIgnored, "not_a_payment", err.Error()
+		rec.answered = h.provider.Acknowledge(w)
+		return
+	}
 	rej := classify(err)
 	rec.outcome, rec.reason, rec.detail = outcomeRejected, rej.code, err.Error()
 	if rej.hint != "" {

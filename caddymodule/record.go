@@ -24,6 +24,10 @@ const (
 	// outcomeChallenge: a provider's check of the callback URL, answered
 	// (Challenger).
 	outcomeChallenge = "challenge_answered"
+	// outcomeIgnored: a notification that concerns no payment
+	// (normalize.ErrNotAPayment), acknowledged as the provider expects and
+	// not forwarded.
+	outcomeIgnored = "ignored"
 )
 
 // record collects what happened to one callback for its log line and metrics.
@@ -67,6 +71,8 @@ func (h *Handler) finish(rec *record) {
 		msg = "callback was a duplicate; acknowledged, not forwarded"
 	case rec.outcome == outcomeChallenge:
 		msg = "the provider's check of the callback URL answered"
+	case rec.outcome == outcomeIgnored:
+		msg = "callback concerns no payment; acknowledged, not forwarded"
 	case rec.outcome == outcomeQueued && unmapped:
 		level, msg = zapcore.WarnLevel, "callback stored in the inbox with unknown status"
 	case rec.outcome == outcomeQueued:
@@ -85,7 +91,8 @@ func (h *Handler) finish(rec *record) {
 		return
 	}
 	var suppressed int64
-	if rec.outcome == outcomeRejected && rec.answered < 500 {
+	if (rec.outcome == outcomeRejected && rec.answered < 500) || rec.outcome == outcomeIgnored {
+		// Neither was verified, so a flood of them is sampled alike.
 		var ok bool
 		if suppressed, ok = h.rejectLog.allow(); !ok {
 			return

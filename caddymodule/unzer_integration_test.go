@@ -191,7 +191,7 @@ func TestUnzerFailuresForwardNothing(t *testing.T) {
 		{"a production payment on a sandbox key", unzerWebhook("charge.succeeded", unzerPublicKey, "", "p-pay-1"), &apiAnswer{200, ok}, 401, "key_foreign", true},
 		{"a path for a payment id", unzerWebhook("charge.succeeded", unzerPublicKey, "", "s-pay-1/../../keypair"), &apiAnswer{200, ok}, 400, "resource_invalid", true},
 		{"an order id for a payment id", unzerWebhook("charge.succeeded", unzerPublicKey, "", "order-1042"), &apiAnswer{200, ok}, 400, "resource_invalid", true},
-		{"a types event", `{"event":"types","publicKey":"` + unzerPublicKey + `","retrieveUrl":"https://api.unzer.com/v1/types/card/s-crd-1"}`, nil, 400, "field_missing", true},
+		{"a payment event naming no payment", `{"event":"payment.completed","publicKey":"` + unzerPublicKey + `","retrieveUrl":"https://api.unzer.com/v1/types/card/s-crd-1"}`, nil, 400, "field_missing", true},
 		{"an event Unzer has not", unzerWebhook("payment.frozen", unzerPublicKey, "", "s-pay-1"), &apiAnswer{200, ok}, 400, "payload_malformed", true},
 		{"not JSON", "event=charge.succeeded&paymentId=s-pay-1", nil, 400, "payload_malformed", true},
 		{"unknown payment", unzerWebhook("charge.succeeded", unzerPublicKey, "", "s-pay-1"), nil, 401, "resource_unknown", false},
@@ -221,6 +221,29 @@ func TestUnzerFailuresForwardNothing(t *testing.T) {
 				t.Error("the log contains the private key")
 			}
 		})
+	}
+}
+
+// Unzer's events that concern no payment (a payment type stored, a
+// customer or a basket changed) are acknowledged as Unzer expects, so it
+// stops sending them, and nothing is forwarded or fetched.
+func TestUnzerEventsOfNoPaymentAreAcknowledged(t *testing.T) {
+	e, api := startUnzer(t, "public_key "+unzerPublicKey)
+	for i, webhook := range []string{
+		`{"event":"types","publicKey":"` + unzerPublicKey + `","retrieveUrl":"https://api.unzer.com/v1/types/card/s-crd-1"}`,
+		`{"event":"customer.created","publicKey":"` + unzerPublicKey + `","retrieveUrl":"https://api.unzer.com/v1/customers/s-cst-1"}`,
+		`{"event":"basket.used","publicKey":"` + unzerPublicKey + `","retrieveUrl":"https://api.unzer.com/v2/baskets/s-bsk-1"}`,
+	} {
+		resp, body := e.post("/callbacks/unzer", "text/plain", webhook, nil)
+		expectAnswer(t, resp, body, http.StatusOK, "OK")
+		entries := e.logEntries(i + 1)
+		if last := entries[len(entries)-1]; last["outcome"] != "ignored" || last["reason"] != "not_a_payment" {
+			t.Errorf("log = %v, want outcome ignored, reason not_a_payment", last)
+		}
+	}
+	e.expectNothingForwarded()
+	if len(api.asked()) != 0 {
+		t.Errorf("the API was asked %v", api.asked())
 	}
 }
 

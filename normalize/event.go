@@ -23,6 +23,12 @@ var (
 	ErrInexactAmount = errors.New("amount not exact in its currency")
 	// ErrUnknownCurrency means the currency is not an ISO 4217 code with a minor unit.
 	ErrUnknownCurrency = errors.New("unknown currency")
+	// ErrNotAPayment means the notification is one of the provider's own
+	// that concerns no payment (Unzer's types, customer and basket events):
+	// not an error of the provider's, so it is acknowledged, not refused (a
+	// refusal would only make the provider send it again), and nothing is
+	// forwarded.
+	ErrNotAPayment = errors.New("the notification concerns no payment")
 )
 
 // Status is a canonical status from the envelope contract's vocabulary.

@@ -100,10 +100,19 @@ func UnzerClaim(in *Input) (UnzerNotification, error) {
 		return UnzerNotification{}, fmt.Errorf("%w: paymentId and retrieveUrl name different payments", ErrMalformed)
 	}
 	if n.PaymentID == "" {
-		// types, customer and basket events concern no payment.
-		return UnzerNotification{}, fmt.Errorf("%w: paymentId (event %s concerns no payment)", ErrMissingField, n.Event)
+		if unzerNoPaymentFamily(n.Event) {
+			return UnzerNotification{}, fmt.Errorf("%w: Unzer's event %s", ErrNotAPayment, n.Event)
+		}
+		return UnzerNotification{}, fmt.Errorf("%w: paymentId (event %s)", ErrMissingField, n.Event)
 	}
 	return n, nil
+}
+
+// unzerNoPaymentFamily tells the events that concern no payment: a payment
+// type stored (types), a customer or a basket created, updated or deleted.
+func unzerNoPaymentFamily(event string) bool {
+	family, _, _ := strings.Cut(event, ".")
+	return family == "types" || family == "customer" || family == "basket"
 }
 
 // unzerRetrievedPayment is the payment a retrieveUrl's path names

@@ -8,10 +8,12 @@ const pageSize = 50;
 
 const outcomeLabels = {
   forwarded: "delivered", queued: "queued", duplicate: "duplicate", rejected: "refused", upstream_failed: "shop failed",
+  ignored: "no payment", challenge_answered: "URL check",
 };
-const outcomeOrder = ["forwarded", "queued", "duplicate", "upstream_failed", "rejected"];
+const outcomeOrder = ["forwarded", "queued", "duplicate", "ignored", "challenge_answered", "upstream_failed", "rejected"];
 const outcomeColors = {
   forwarded: "#2e8b57", queued: "#3a6fd8", duplicate: "#9aa3b2", rejected: "#d23b3b", upstream_failed: "#e08a1e",
+  ignored: "#c3c8d1", challenge_answered: "#c3c8d1",
 };
 
 // el builds an element: el("td", {class: "x"}, "text", child…).
