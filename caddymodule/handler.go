@@ -321,7 +321,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// after the log line, whose strings may share its memory.
 	var pooledBody *[]byte
 	defer func() { releaseBody(pooledBody) }()
-	defer h.finish(rec)
+	defer h.finish(r, rec)
 	caddyhttp.SetVar(r.Context(), "payhook.provider", h.nameVar)
 
 	if err := h.allow(rec.clientIP); err != nil {
@@ -679,6 +679,17 @@ var statusVars = func() map[normalize.Status]any {
 	m := make(map[normalize.Status]any)
 	for _, s := range normalize.Statuses() {
 		m[s] = string(s)
+	}
+	return m
+}()
+
+// outcomeVars are the outcomes boxed once, for the
+// {http.vars.payhook.outcome} placeholder.
+var outcomeVars = func() map[string]any {
+	m := make(map[string]any)
+	for _, o := range []string{outcomeForwarded, outcomeDuplicate, outcomeQueued, outcomeRejected,
+		outcomeUpstreamFailed, outcomeChallenge, outcomeIgnored} {
+		m[o] = o
 	}
 	return m
 }()

@@ -2,9 +2,11 @@ package caddymodule
 
 import (
 	"fmt"
+	"net/http"
 	"sync/atomic"
 	"time"
 
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"golang.org/x/time/rate"
 
 	"go.uber.org/zap"
@@ -56,8 +58,13 @@ type record struct {
 // outcome, the reason, the event's id and canonical status, the client
 // address and timings. Under a flood, rejection lines are sampled (the
 // metrics still count every one), and a line not written costs nothing.
-func (h *Handler) finish(rec *record) {
+// The outcome is also the {http.vars.payhook.outcome} placeholder, for
+// access logs.
+func (h *Handler) finish(r *http.Request, rec *record) {
 	duration := time.Since(rec.start)
+	if v, ok := outcomeVars[rec.outcome]; ok {
+		caddyhttp.SetVar(r.Context(), "payhook.outcome", v)
+	}
 	h.metrics.observe(h, rec.outcome, rec.reason, duration)
 	h.journalize(rec)
 

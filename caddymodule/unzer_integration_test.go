@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -391,4 +392,43 @@ func TestUnzerUnknownPaymentIsRememberedNotAskedAgain(t *testing.T) {
 		t.Errorf("the API was asked %d times about one unknown payment, want 1", n)
 	}
 	e.expectNothingForwarded()
+}
+
+// The outcome is the {http.vars.payhook.outcome} placeholder once payhook
+// has answered, so that an access log can carry it: forwarded, rejected,
+// ignored.
+func TestOutcomePlaceholderInTheAccessLog(t *testing.T) {
+	accessLog := t.TempDir() + "/access.log"
+	t.Setenv("PAYHOOK_TEST_UNZER_KEY", unzerPrivateKey)
+	t.Setenv("PAYHOOK_TEST_UNZER_LIVE_KEY", unzerLivePrivateKey)
+	api := newFakeAPI(t)
+	e := startCaddy(t, strings.Replace(unzerSite(api, "public_key "+unzerPublicKey), "route /callbacks/unzer {", "route /callbacks/unzer {\n\t\tlog_append payhook_outcome {http.vars.payhook.outcome}", 1)+`
+	log {
+		output file `+accessLog+`
+	}`)
+	api.set("/v1/payments/s-pay-1", 200, unzerPayment("s-pay-1", 1, "completed", "10.0000", "10.0000", "0.0000", "0.0000", ""))
+	for _, webhook := range []string{
+		unzerWebhook("payment.completed", unzerPublicKey, "", "s-pay-1"),
+		unzerWebhook("payment.completed", "s-pub-someoneelse", "", "s-pay-1"),
+		`{"event":"types","publicKey":"` + unzerPublicKey + `","retrieveUrl":"https://api.unzer.com/v1/types/card/s-crd-1"}`,
+	} {
+		e.post("/callbacks/unzer", "text/plain", webhook, nil)
+	}
+	want := []string{"forwarded", "rejected", "ignored"}
+	var got []string
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		raw, _ := os.ReadFile(accessLog)
+		got = nil
+		for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+			if line != "" {
+				got = append(got, gjson.Get(line, "payhook_outcome").String())
+			}
+		}
+		if len(got) >= len(want) {
+			break
+		}
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("access log outcomes %q, want %q", got, want)
+	}
 }
