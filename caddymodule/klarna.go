@@ -203,6 +203,9 @@ func (*Klarna) Acknowledge(w http.ResponseWriter) int { return ackOK(w) }
 // Sample fabricates a push: an empty body; SignSample puts the sample's
 // order id in the URL's query, as Klarna fills its push URI.
 func (p *Klarna) Sample(s normalize.Sample) ([]byte, string, error) {
+	if err := checkKlarnaSampleID(s); err != nil {
+		return nil, "", err
+	}
 	if _, err := normalize.KlarnaSampleOrder(s); err != nil {
 		return nil, "", err
 	}
@@ -213,8 +216,24 @@ func (p *Klarna) Sample(s normalize.Sample) ([]byte, string, error) {
 // SampleAPIDocument is the order a stand-in of the Order Management API
 // serves for the sample.
 func (*Klarna) SampleAPIDocument(s normalize.Sample) (string, []byte, error) {
+	if err := checkKlarnaSampleID(s); err != nil {
+		return "", nil, err
+	}
 	doc, err := normalize.KlarnaSampleOrder(s)
 	return verify.KlarnaOrderPath(normalize.KlarnaSampleOrderID(s)), doc, err
+}
+
+// checkKlarnaSampleID accepts --id when it is a Klarna order id (a UUID),
+// or digits only (send's random default, which becomes a UUID of them).
+func checkKlarnaSampleID(s normalize.Sample) error {
+	id := s.ProviderReference
+	if verify.CheckKlarnaOrderID(id) == nil {
+		return nil
+	}
+	if len(id) == 0 || len(id) > 32 || strings.Trim(id, "0123456789") != "" {
+		return errors.New("--id: a Klarna order id is a UUID, such as 903e3d51-3b68-4993-be73-2c2f95e83d97")
+	}
+	return nil
 }
 
 // SignSample signs nothing (Klarna signs nothing): it sends the push

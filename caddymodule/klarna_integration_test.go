@@ -13,6 +13,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/tidwall/gjson"
+
+	"github.com/payhook/payhook/normalize"
 )
 
 const (
@@ -457,5 +459,31 @@ func TestKlarnaSharedRejections(t *testing.T) {
 	}
 	if len(api.asked()) != 0 {
 		t.Error("Klarna's API was asked")
+	}
+}
+
+// The sample push names a UUID: --id as given, or send's random default
+// made one; any other --id is refused.
+func TestKlarnaSampleIDs(t *testing.T) {
+	p := new(Klarna)
+	for id, want := range map[string]string{
+		klarnaOrderID:                      klarnaOrderID,
+		strings.ToUpper(klarnaOrderID):     klarnaOrderID,
+		"123456789012":                     "12345678-9012-0000-0000-000000000000",
+		"order-1042":                       "",
+		"903e3d51-3b68-4993-be73-2c2f95e8": "",
+	} {
+		_, _, err := p.Sample(normalize.Sample{Status: normalize.StatusCaptured, Amount: normalize.Amount{MinorUnits: 100, Currency: "EUR"}, ProviderReference: id})
+		if want == "" {
+			if err == nil {
+				t.Errorf("--id %s: no error", id)
+			}
+			continue
+		}
+		req := httptest.NewRequest(http.MethodPost, "http://shop.example/kco/push", nil)
+		req.Header.Set("Content-Type", "")
+		if err != nil || p.SignSample(req, nil, nil) != nil || req.URL.Query().Get("klarna_order_id") != want || len(req.Header.Values("Content-Type")) != 0 {
+			t.Errorf("--id %s: %v, %s", id, err, req.URL)
+		}
 	}
 }
