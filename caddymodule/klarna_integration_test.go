@@ -3,10 +3,12 @@ package caddymodule
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -180,6 +182,16 @@ func TestKlarnaRetryDedupedAndAcknowledged(t *testing.T) {
 	}
 	if n := klarnaAcks(api); n != 3 {
 		t.Errorf("%d acknowledge calls, want 3 (the failed one, then one per retry)", n)
+	}
+	// The failed confirmation is counted apart, under its reason.
+	resp, err := http.Get("http://localhost:2999/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	metrics, _ := io.ReadAll(resp.Body)
+	if !regexp.MustCompile(`payhook_callbacks_total\{outcome="forwarded",provider="klarna",reason="confirmation_failed",route="[^"]*"\} [1-9][0-9]*\n`).Match(metrics) {
+		t.Errorf("no count of the failed confirmation in the metrics")
 	}
 }
 
