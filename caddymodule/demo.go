@@ -304,10 +304,20 @@ func (a *demoAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/hal+json")
-	if auth := r.Header.Get("Authorization"); !strings.HasPrefix(auth, "Bearer ") && !strings.HasPrefix(auth, "Basic ") { // Basic: Unzer
+	if auth := r.Header.Get("Authorization"); !strings.HasPrefix(auth, "Bearer ") && !strings.HasPrefix(auth, "Basic ") { // Basic: Unzer, Klarna
 		w.WriteHeader(http.StatusUnauthorized)
 		_, _ = io.WriteString(w, `{"status":401,"title":"Unauthorized Request","detail":"Missing authentication, or failed to authenticate"}`)
 		return
+	}
+	if order, ok := strings.CutSuffix(r.URL.Path, "/acknowledge"); ok && r.Method == http.MethodPost && strings.HasPrefix(order, "/ordermanagement/v1/orders/") {
+		// Klarna's acknowledge of an order the stand-in holds: 204.
+		a.mu.Lock()
+		_, known := a.docs[order]
+		a.mu.Unlock()
+		if known {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
 	}
 	a.mu.Lock()
 	doc, ok := a.docs[r.URL.Path]

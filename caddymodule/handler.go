@@ -481,7 +481,35 @@ func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, next caddyhttp
 	if delivered == 0 {
 		rec.outcome = outcomeDuplicate
 	}
+	if !h.confirm(w, r, rec, result) {
+		return
+	}
 	rec.answered = h.provider.Acknowledge(w)
+}
+
+// reasonUnconfirmed is the reason of a callback whose events the shop took
+// but whose provider did not take payhook's confirmation (Confirmer).
+const reasonUnconfirmed = "confirmation_failed"
+
+// answerUnconfirmed is the answer to a callback whose confirmation failed.
+var answerUnconfirmed = newPlainAnswer("event delivered; the confirmation to the provider's API failed; retry later")
+
+// confirm makes a Confirmer provider's confirmation call, once the
+// callback's events are the shop's (delivered, or stored in the inbox).
+// When it fails, the callback is answered 503 so that the provider sends
+// it again; its events, already delivered or stored, are then duplicates.
+func (h *Handler) confirm(w http.ResponseWriter, r *http.Request, rec *record, result verify.Result) bool {
+	confirmer, ok := h.provider.(Confirmer)
+	if !ok {
+		return true
+	}
+	if err := confirmer.Confirm(r.Context(), result); err != nil {
+		rec.reason, rec.detail = reasonUnconfirmed, err.Error()
+		rec.answered = http.StatusServiceUnavailable
+		answerUnconfirmed.write(w, http.StatusServiceUnavailable)
+		return false
+	}
+	return true
 }
 
 // noteEvent makes event the one the callback's log line and placeholders
@@ -529,6 +557,9 @@ func (h *Handler) enqueue(w http.ResponseWriter, r *http.Request, rec *record, e
 	rec.outcome = outcomeQueued
 	if queued == 0 {
 		rec.outcome = outcomeDuplicate
+	}
+	if !h.confirm(w, r, rec, result) {
+		return
 	}
 	rec.answered = h.provider.Acknowledge(w)
 }

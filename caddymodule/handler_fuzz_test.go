@@ -115,6 +115,11 @@ func fuzzRoutes(tb testing.TB, apiBase string) []*fuzzRoute {
 		{caddyfile: "payhook postfinance {\n\tuser_id 1\n\tauthentication_key {env.PAYHOOK_FUZZ_PRESET_SECRET}\n" + api + "}"},
 		{caddyfile: "payhook payone {\n\tportal_key " + secret + "\n\tportal_id 1234567\n\taccount_id 12345\n\tallow_ips 0.0.0.0/0 ::/0\n}", sign: sample(new(Payone))},
 		{caddyfile: "payhook unzer {\n\tprivate_key {env.PAYHOOK_FUZZ_UNZER_KEY}\n" + api + "}"},
+		// Klarna's push names its order in the URL, as the goldens' orders.
+		{caddyfile: "payhook klarna {\n\tusername fuzz\n\tpassword " + secret + "\n" + api + "}", sign: func(r *http.Request, _ []byte) error {
+			r.URL.RawQuery = "klarna_order_id=903e3d51-3b68-4993-be73-2c2f95e83d97"
+			return nil
+		}},
 		{caddyfile: "payhook paypal {\n\tclient_id fuzz\n\tclient_secret " + secret + "\n\twebhook_id FUZZWEBHOOK\n" + api + "}", sign: sample(new(PayPal))},
 		{caddyfile: "payhook braintree {\n\tpublic_key fuzz_public\n\tprivate_key " + secret + "\n}", sign: func(r *http.Request, body []byte) error {
 			return new(Braintree).SignSample(r, body, []byte("fuzz_public|"+fuzzSecret))

@@ -73,14 +73,14 @@ func (m *metrics) observe(h *Handler, outcome, reason string, d time.Duration) {
 		h.rejected = m.rejectedSeries(h.name, route)
 	})
 	var series outcomeSeries
-	switch outcome {
-	case outcomeForwarded:
+	switch {
+	case outcome == outcomeForwarded && reason == "":
 		series = h.forwarded
-	case outcomeRejected:
+	case outcome == outcomeRejected:
 		series = h.rejected[reason]
 	}
 	if series.callbacks == nil {
-		if outcome != outcomeRejected {
+		if outcome != outcomeRejected && reason != reasonUnconfirmed {
 			reason = "" // upstream reasons are free text; keep the label set bounded
 		}
 		series = m.series(h.name, route, outcome, reason)

@@ -44,6 +44,7 @@ type Provider interface {
 
 	// ContentTypes lists the media types the provider posts (lower case,
 	// without parameters); a callback with any other is refused with 415.
+	// "" admits a callback without a Content-Type (Klarna's bodiless push).
 	ContentTypes() []string
 
 	// Verify establishes the callback's authenticity and says how. It runs
@@ -145,6 +146,20 @@ type Challenger interface {
 	// when it makes none (it is then refused as another method), or an
 	// error wrapping a sentinel for a check that is malformed.
 	Challenge(method string, u *url.URL) (answer string, err error)
+}
+
+// Confirmer is implemented by providers that learn that the shop took an
+// event from a call of payhook's to their API rather than from the answer
+// to their callback (Klarna's acknowledge): they send the callback again
+// until that call is made. The handler calls Confirm once every event of
+// the callback was delivered to the shop (or had been: a retry whose
+// events are duplicates), or, with the inbox on, stored durably, and
+// before it answers the provider; never when the shop did not take an
+// event. An error answers the callback 503 (the provider sends it again,
+// its events are then duplicates, and Confirm runs again); the events
+// stay delivered.
+type Confirmer interface {
+	Confirm(ctx context.Context, res verify.Result) error
 }
 
 // errNoChallenge means a request is no provider's check of the URL.

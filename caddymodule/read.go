@@ -33,6 +33,9 @@ func (h *Handler) read(w http.ResponseWriter, r *http.Request, rec *record) (cb 
 		return nil, nil, nil, fmt.Errorf("%w: %q", errMethod, truncate(r.Method, 16))
 	}
 	mt, err := mediaType(r.Header.Get("Content-Type"))
+	if err != nil && mt == "" && slices.Contains(h.contentTypes, "") {
+		err = nil // no Content-Type, which the provider's ContentTypes admits
+	}
 	if err != nil || !slices.Contains(h.contentTypes, mt) {
 		return nil, nil, nil, fmt.Errorf("%w: %q", errContentType, truncate(mt, 64))
 	}

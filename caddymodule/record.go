@@ -74,6 +74,8 @@ func (h *Handler) finish(r *http.Request, rec *record) {
 	}
 	level, msg := zapcore.InfoLevel, "callback forwarded"
 	switch {
+	case rec.reason == reasonUnconfirmed:
+		level, msg = zapcore.ErrorLevel, "the shop has the callback's events, but the provider's API did not take payhook's confirmation; the provider will send the callback again"
 	case rec.outcome == outcomeDuplicate:
 		msg = "callback was a duplicate; acknowledged, not forwarded"
 	case rec.outcome == outcomeChallenge:
