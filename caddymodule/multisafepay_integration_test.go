@@ -287,3 +287,20 @@ func TestSendMultiSafepayBothForms(t *testing.T) {
 		})
 	}
 }
+
+// The goldens of normalize/testdata/multisafepay through Caddy: each GET
+// has its order served by the stand-in of the API; each signed POST is
+// signed again with the route's key and a current timestamp (the
+// vectors' own are years old), the body unchanged.
+func TestMultiSafepayGoldenThroughCaddy(t *testing.T) {
+	e, api := startMultiSafepay(t, "dedupe off")
+	replayGolden(t, e, "multisafepay", func(answer []byte, _ string) {
+		api.set("/v1/json/orders/"+gjson.GetBytes(answer, "data.order_id").String(), 200, string(answer))
+	}, func(req *http.Request, body []byte) (*http.Response, string) {
+		_, query, _ := strings.Cut(req.RequestURI, "?")
+		if req.Method == http.MethodGet {
+			return e.legacyNotification(query)
+		}
+		return e.signedNotification(string(body), multisafepayAPIKey)
+	})
+}
