@@ -140,7 +140,13 @@ func MultiSafepay(in *Input) (*Event, error) {
 	if ev.Status == StatusFailed {
 		ev.Failure = &Failure{Code: text(order.Get("reason_code")), Message: truncate(text(order.Get("reason")), 200)}
 	}
-	ev.NotificationID = MultiSafepayNotificationID(orderID, transactionID, status, financial, text(amount), text(order.Get("amount_refunded")), currency)
+	// An order without amount_refunded has refunded nothing: written so,
+	// a posted and a fetched order that differ only there are one state.
+	refunded := text(order.Get("amount_refunded"))
+	if refunded == "" {
+		refunded = "0"
+	}
+	ev.NotificationID = MultiSafepayNotificationID(orderID, transactionID, status, financial, text(amount), refunded, currency)
 	return ev, nil
 }
 

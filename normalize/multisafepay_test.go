@@ -70,6 +70,9 @@ func TestMultiSafepayIdentity(t *testing.T) {
 	if got := id(strings.Replace(order, "%s", "2026-01-01T10:15:00", 1)); got != base {
 		t.Error("a resend with another modified time is another event")
 	}
+	if got := id(strings.Replace(strings.Replace(order, "%s", "x", 1), `"amount_refunded":0,`, "", 1)); got != base {
+		t.Error("an order without amount_refunded is another state than one with 0")
+	}
 	for _, change := range [][2]string{
 		{`"status":"completed"`, `"status":"refunded"`},
 		{`"financial_status":"completed"`, `"financial_status":"uncleared"`},
