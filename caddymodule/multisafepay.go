@@ -37,6 +37,12 @@ type MultiSafepay struct {
 	// Required.
 	APIKey string `json:"api_key,omitempty"`
 
+	// Secrets are API keys as the former multisafepay preset took them
+	// (several during a rotation): each verifies a POST's Auth, the first
+	// fetches orders when api_key is unset. Use placeholders. Kept so
+	// that a configuration written for the preset loads unchanged.
+	Secrets []string `json:"secret,omitempty"`
+
 	// MaxSkew bounds the Auth timestamp, in the past and in the future.
 	// Default: 10m, as MultiSafepay's PHP SDK allows.
 	MaxSkew caddy.Duration `json:"max_skew,omitempty"`
@@ -60,7 +66,7 @@ func (MultiSafepay) CaddyModule() caddy.ModuleInfo {
 // UnmarshalCaddyfile reads the provider's options of a payhook block:
 //
 //	payhook multisafepay {
-//	    api_key     <value>     # the website's API key (or secret, as the former preset named it)
+//	    api_key     <value>     # the website's API key (or secret, as the former preset took it)
 //	    api_base    live|test   # default live; a loopback URL for tests
 //	    max_skew    <duration>  # the Auth timestamp's window; default 10m
 //	    api_timeout <duration>  # per API request; default 5s
@@ -77,8 +83,10 @@ func (p *MultiSafepay) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 		var err error
 		switch d.Val() {
-		case "api_key", "secret": // secret: the former preset's name for it
+		case "api_key":
 			err = singleArg(d, &p.APIKey)
+		case "secret": // the former preset's option
+			err = appendArg(d, &p.Secrets)
 		case "max_skew":
 			p.MaxSkew, err = durationArg(d, "max_skew")
 		default:
@@ -93,7 +101,7 @@ func (p *MultiSafepay) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 
 // Validate checks the configuration.
 func (p *MultiSafepay) Validate() error {
-	if p.APIKey == "" {
+	if p.APIKey == "" && len(p.Secrets) == 0 {
 		return errors.New("api_key is required (api_key {env.MULTISAFEPAY_API_KEY})")
 	}
 	if p.MaxSkew < 0 {
@@ -107,13 +115,23 @@ func (p *MultiSafepay) Provision(ctx caddy.Context) error {
 	if err := p.Validate(); err != nil {
 		return err
 	}
-	key, err := Secret(ctx.Logger(), "api_key", p.APIKey)
+	keys, err := Secrets(ctx.Logger(), "secret", p.Secrets)
 	if err != nil {
 		return err
 	}
-	// MultiSafepay/php-sdk trims the API key before it signs with it.
-	key = []byte(strings.TrimSpace(string(key)))
-	if p.signature, err = verify.MultiSafepaySignature([][]byte{key}, time.Duration(p.MaxSkew)); err != nil {
+	if p.APIKey != "" {
+		key, err := Secret(ctx.Logger(), "api_key", p.APIKey)
+		if err != nil {
+			return err
+		}
+		keys = append([][]byte{key}, keys...)
+	}
+	for i := range keys {
+		// MultiSafepay/php-sdk trims the API key before it signs with it.
+		keys[i] = []byte(strings.TrimSpace(string(keys[i])))
+	}
+	key := keys[0] // fetches the orders
+	if p.signature, err = verify.MultiSafepaySignature(keys, time.Duration(p.MaxSkew)); err != nil {
 		return err
 	}
 	base, test, err := multisafepayAPIBase(p.APIBase)

@@ -304,3 +304,36 @@ func TestMultiSafepayGoldenThroughCaddy(t *testing.T) {
 		return e.signedNotification(string(body), multisafepayAPIKey)
 	})
 }
+
+// A route written for the former preset (secret, twice during a rotation)
+// loads unchanged: either key verifies a signed POST, and the first
+// fetches the order of a GET.
+func TestMultiSafepayPresetConfigurationStillLoads(t *testing.T) {
+	t.Setenv("PAYHOOK_TEST_MSP_KEY", multisafepayAPIKey)
+	t.Setenv("PAYHOOK_TEST_MSP_NEXT_KEY", "msp-it-next-key")
+	api := newFakeAPI(t)
+	e := startCaddy(t, `route /callbacks/multisafepay* {
+		payhook multisafepay {
+			secret {env.PAYHOOK_TEST_MSP_KEY}
+			secret {env.PAYHOOK_TEST_MSP_NEXT_KEY}
+			api_base `+api.URL+`/v1/json
+		}
+		reverse_proxy {upstream}
+	}`)
+	for _, key := range []string{multisafepayAPIKey, "msp-it-next-key"} {
+		e.upstream.reset()
+		resp, body := e.signedNotification(multisafepayOrder("completed", "completed", 1000+int64(len(key)), 0), key)
+		expectAnswer(t, resp, body, http.StatusOK, "OK")
+		e.onlyDelivery()
+	}
+	e.upstream.reset()
+	setOrder(api, multisafepayOrder("shipped", "completed", 1000, 0))
+	resp, body := e.legacyNotification("transactionid=order-1042&timestamp=" + mspNow())
+	expectAnswer(t, resp, body, http.StatusOK, "OK")
+	if asked := api.asked(); len(asked) != 1 || asked[0].Header.Get("api_key") != multisafepayAPIKey {
+		t.Errorf("API asked: %v", asked)
+	}
+	if _, doc := e.onlyDelivery(); doc.Data.Status != "captured" || doc.Data.ProviderStatus != "shipped" {
+		t.Errorf("envelope: %+v", doc.Data)
+	}
+}

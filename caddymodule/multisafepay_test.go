@@ -233,7 +233,7 @@ func TestMultiSafepayCaddyfile(t *testing.T) {
 	if err := p.UnmarshalCaddyfile(caddyfile.NewTestDispenser("multisafepay {\n\tsecret {env.MSP_KEY}\n\tmax_skew 5m\n\tapi_base test\n}")); err != nil {
 		t.Fatal(err)
 	}
-	if p.APIKey != "{env.MSP_KEY}" || time.Duration(p.MaxSkew) != 5*time.Minute || p.APIBase != "test" {
+	if len(p.Secrets) != 1 || p.Secrets[0] != "{env.MSP_KEY}" || time.Duration(p.MaxSkew) != 5*time.Minute || p.APIBase != "test" {
 		t.Errorf("%+v", p)
 	}
 	err := new(MultiSafepay).UnmarshalCaddyfile(caddyfile.NewTestDispenser("multisafepay {\n\tmap {\n\t}\n}"))
