@@ -269,7 +269,7 @@ const demoStorePrefix = "/_payhook-demo"
 
 // demoAPI stands in for providers' APIs in the demo: it serves the
 // documents `caddy payhook send --api` stored (a Mollie payment at
-// /v2/payments/tr_…) to any bearer token, and PayPal's token and
+// /v2/payments/tr_…) to any bearer token (or MultiSafepay's api_key), and PayPal's token and
 // verify-webhook-signature endpoints for what `caddy payhook send paypal`
 // signs (an HMAC where PayPal's signature is RSA).
 type demoAPI struct {
@@ -304,7 +304,8 @@ func (a *demoAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/hal+json")
-	if auth := r.Header.Get("Authorization"); !strings.HasPrefix(auth, "Bearer ") && !strings.HasPrefix(auth, "Basic ") { // Basic: Unzer, Klarna
+	// Basic: Unzer, Klarna; api_key: MultiSafepay.
+	if auth := r.Header.Get("Authorization"); !strings.HasPrefix(auth, "Bearer ") && !strings.HasPrefix(auth, "Basic ") && r.Header.Get("api_key") == "" {
 		w.WriteHeader(http.StatusUnauthorized)
 		_, _ = io.WriteString(w, `{"status":401,"title":"Unauthorized Request","detail":"Missing authentication, or failed to authenticate"}`)
 		return

@@ -63,6 +63,11 @@ func (h *Handler) prepareForward(r *http.Request) {
 	}
 	r.Trailer = nil
 	r.TransferEncoding = nil
+	if r.Method == http.MethodGet {
+		// A notification by query (QueryNotified): the envelope is a body,
+		// which the shop receives as every envelope, by POST.
+		r.Method = http.MethodPost
+	}
 	if h.urlToken != nil {
 		stripURLToken(r)
 	}

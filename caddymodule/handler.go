@@ -668,7 +668,11 @@ func (h *Handler) reject(w http.ResponseWriter, rec *record, err error) {
 	}
 	rec.answered = rej.status
 	if rej.status == http.StatusMethodNotAllowed {
-		w.Header().Set("Allow", http.MethodPost)
+		allow := http.MethodPost
+		if _, ok := h.provider.(QueryNotified); ok {
+			allow = "GET, POST"
+		}
+		w.Header().Set("Allow", allow)
 	}
 	rej.answer().write(w, rej.status)
 }

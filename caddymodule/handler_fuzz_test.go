@@ -120,6 +120,7 @@ func fuzzRoutes(tb testing.TB, apiBase string) []*fuzzRoute {
 			r.URL.RawQuery = "klarna_order_id=903e3d51-3b68-4993-be73-2c2f95e83d97"
 			return nil
 		}},
+		{caddyfile: "payhook multisafepay {\n\tapi_key " + secret + "\n" + api + "}", sign: sample(new(MultiSafepay))},
 		{caddyfile: "payhook paypal {\n\tclient_id fuzz\n\tclient_secret " + secret + "\n\twebhook_id FUZZWEBHOOK\n" + api + "}", sign: sample(new(PayPal))},
 		{caddyfile: "payhook braintree {\n\tpublic_key fuzz_public\n\tprivate_key " + secret + "\n}", sign: func(r *http.Request, body []byte) error {
 			return new(Braintree).SignSample(r, body, []byte("fuzz_public|"+fuzzSecret))
@@ -259,12 +260,21 @@ func FuzzHandler(f *testing.F) {
 			}
 		}
 	}
-	// The presets' official vectors and published examples.
+	// The presets' official vectors and published examples, and
+	// MultiSafepay's (a preset once).
 	for i, rt := range routes {
-		if _, err := os.Stat(filepath.Join("testdata/presets", rt.module, "cases.json")); err != nil {
+		dir := filepath.Join("testdata/presets", rt.module)
+		if rt.module == "multisafepay" {
+			dir = "testdata/multisafepay"
+		}
+		raw, err := os.ReadFile(filepath.Join(dir, "cases.json"))
+		if err != nil {
 			continue
 		}
-		cases := readPresetCases(f, rt.module)
+		var cases presetCases
+		if err := json.Unmarshal(raw, &cases); err != nil {
+			f.Fatal(err)
+		}
 		files := make([]string, 0, len(cases.Vectors)+len(cases.Examples))
 		for _, v := range cases.Vectors {
 			files = append(files, v.Body)
@@ -273,7 +283,7 @@ func FuzzHandler(f *testing.F) {
 			files = append(files, ex.File)
 		}
 		for _, file := range files {
-			body, err := os.ReadFile(filepath.Join("testdata/presets", rt.module, file))
+			body, err := os.ReadFile(filepath.Join(dir, file))
 			if err != nil {
 				f.Fatal(err)
 			}

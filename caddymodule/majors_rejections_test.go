@@ -7,10 +7,12 @@ import (
 	"testing"
 )
 
-// The rejections every provider shares, for Stripe, Adyen, Mollie, PayPal
-// and every preset of the registry, through real Caddy: another method,
-// another content type, a compressed body, a body over max_body. Nothing is
-// forwarded, no API is asked, and the log names the provider.
+// The rejections every provider shares, for Stripe, Adyen, Mollie, PayPal,
+// MultiSafepay and every preset of the registry, through real Caddy:
+// another method, another content type, a compressed body, a body over
+// max_body. Nothing is forwarded, no API is asked, and the log names the
+// provider. MultiSafepay notifies by GET too: a GET that names no order
+// is refused as one.
 func TestMajorProvidersSharedRejections(t *testing.T) {
 	t.Setenv("PAYHOOK_TEST_STRIPE_SECRET", stripeSecret)
 	t.Setenv("PAYHOOK_TEST_ADYEN_KEY", adyenKey)
@@ -22,7 +24,8 @@ func TestMajorProvidersSharedRejections(t *testing.T) {
 	t.Setenv("PAYHOOK_TEST_PAYONE_KEY", payonePortalKey)
 	t.Setenv("PAYHOOK_TEST_BRAINTREE_PRIVATE_KEY", braintreePrivateKey)
 	t.Setenv("PAYHOOK_TEST_BRAINTREE_NEXT_PRIVATE_KEY", braintreeNextPrivateKey)
-	mollie, paypal := newFakeAPI(t), newFakePayPal(t)
+	t.Setenv("PAYHOOK_TEST_MSP_KEY", multisafepayAPIKey)
+	mollie, paypal, msp := newFakeAPI(t), newFakePayPal(t), newFakeAPI(t)
 	type route struct{ name, path, contentType string }
 	routes := []route{
 		{"stripe", "/hooks/stripe", "application/json"},
@@ -31,6 +34,7 @@ func TestMajorProvidersSharedRejections(t *testing.T) {
 		{"paypal", "/callbacks/paypal", "application/json"},
 		{"payone", "/callbacks/payone", formType},
 		{"braintree", "/hooks/braintree", formType},
+		{"multisafepay", "/callbacks/multisafepay", "application/json"},
 	}
 	var presetSites strings.Builder
 	for _, name := range presetNames() {
@@ -42,6 +46,7 @@ func TestMajorProvidersSharedRejections(t *testing.T) {
 	e := startCaddy(t, stripeSite()+"\n"+adyenSite("")+"\n"+
 		strings.Replace(mollieSite(mollie, ""), "api_timeout 500ms", "api_timeout 500ms\n\t\t\tmax_body 64KiB", 1)+"\n"+
 		strings.Replace(payPalSite(paypal, ""), "api_timeout 1s", "api_timeout 1s\n\t\t\tmax_body 64KiB", 1)+"\n"+braintreeSite()+presetSites.String()+
+		"\n"+strings.Replace(multisafepaySite(msp, ""), "api_timeout 500ms", "api_timeout 500ms\n\t\t\tmax_body 64KiB", 1)+
 		"\n"+payoneSite("/callbacks/payone*", "2000002", "allow_ips 127.0.0.1\n\t\t\tmax_body 64KiB"))
 	big := `{"pad":"` + strings.Repeat("x", 70<<10) + `"}`
 	for _, provider := range routes {
@@ -74,6 +79,10 @@ func TestMajorProvidersSharedRejections(t *testing.T) {
 					}
 					resp, answer = e.do(req)
 				}
+				if provider.name == "multisafepay" && tt.method == http.MethodGet {
+					// MultiSafepay's notification by query, naming none.
+					tt.status, tt.reason = http.StatusBadRequest, "field_missing"
+				}
 				expectAnswer(t, resp, answer, tt.status, "")
 				e.expectNothingForwarded()
 				entries := e.logEntries(1)
@@ -88,5 +97,8 @@ func TestMajorProvidersSharedRejections(t *testing.T) {
 	}
 	if tokens, verifies := paypal.counts(); tokens+verifies != 0 {
 		t.Error("PayPal's API was asked")
+	}
+	if len(msp.asked()) != 0 {
+		t.Error("MultiSafepay's API was asked")
 	}
 }

@@ -162,6 +162,15 @@ type Confirmer interface {
 	Confirm(ctx context.Context, res verify.Result) error
 }
 
+// QueryNotified is implemented by providers that also notify with a GET
+// whose URL's query names what changed (MultiSafepay's notification URL):
+// the handler reads such a GET as a callback with no body and no content
+// type, which Verify must establish by fetching what the query names. Its
+// events reach the shop as a POST of the envelope, like every other.
+type QueryNotified interface {
+	NotifiesByQuery()
+}
+
 // errNoChallenge means a request is no provider's check of the URL.
 var errNoChallenge = errors.New("not a check of the callback URL")
 

@@ -29,15 +29,23 @@ var (
 // It returns the callback as the verifier sees it and as the normalizer
 // reads it; both share the body.
 func (h *Handler) read(w http.ResponseWriter, r *http.Request, rec *record) (cb *verify.Callback, in *normalize.Input, pooled *[]byte, err error) {
-	if r.Method != http.MethodPost {
+	_, byQuery := h.provider.(QueryNotified)
+	get := r.Method == http.MethodGet && byQuery
+	if r.Method != http.MethodPost && !get {
 		return nil, nil, nil, fmt.Errorf("%w: %q", errMethod, truncate(r.Method, 16))
 	}
-	mt, err := mediaType(r.Header.Get("Content-Type"))
-	if err != nil && mt == "" && slices.Contains(h.contentTypes, "") {
-		err = nil // no Content-Type, which the provider's ContentTypes admits
-	}
-	if err != nil || !slices.Contains(h.contentTypes, mt) {
-		return nil, nil, nil, fmt.Errorf("%w: %q", errContentType, truncate(mt, 64))
+	var mt string
+	if get {
+		// The notification is its URL's query: nothing of a body is read.
+		r.ContentLength, r.Body = 0, http.NoBody
+	} else {
+		mt, err = mediaType(r.Header.Get("Content-Type"))
+		if err != nil && mt == "" && slices.Contains(h.contentTypes, "") {
+			err = nil // no Content-Type, which the provider's ContentTypes admits
+		}
+		if err != nil || !slices.Contains(h.contentTypes, mt) {
+			return nil, nil, nil, fmt.Errorf("%w: %q", errContentType, truncate(mt, 64))
+		}
 	}
 	// A compressed body would be signed compressed and parsed decompressed;
 	// no provider sends one.
