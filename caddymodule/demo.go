@@ -66,7 +66,7 @@ var demoSecrets = map[string]string{
 	"IXOPAY_SHARED_SECRET": "demo-secret", "PYXIS_CALLBACK_TOKEN": "demo-token", "MOLLIE_API_KEY": "test_demo",
 	"PAYPAL_CLIENT_ID": "demo-client", "PAYPAL_CLIENT_SECRET": "demo-client-secret", "PAYPAL_WEBHOOK_ID": "DEMOWEBHOOK1",
 	"UNZER_PRIVATE_KEY": "s-priv-demo", "UNZER_PUBLIC_KEY": "s-pub-demo",
-	"STRIPE_WEBHOOK_SECRET": "whsec_demo", "STRIPE_API_KEY": "rk_test_demo",
+	"STRIPE_WEBHOOK_SECRET": "whsec_demo", "STRIPE_API_KEY": "rk_test_demo", "SWEDBANK_PAY_TOKEN": "demo-token",
 	// base64 of "payhook-demo-wallee-authentication-key"
 	"WALLEE_USER_ID": "1", "WALLEE_AUTHENTICATION_KEY": "cGF5aG9vay1kZW1vLXdhbGxlZS1hdXRoZW50aWNhdGlvbi1rZXk=",
 }
@@ -91,7 +91,7 @@ func demoCommand() *cobra.Command {
 		Long: `
 Runs Caddyfile.example (built into this binary) in the foreground, with a
 demo upstream (the "shop") that prints every envelope it receives and a
-stand-in of Mollie's, PayPal's, Unzer's, wallee's and Stripe's APIs. The routes proxy to the shop and
+stand-in of Mollie's, PayPal's, Unzer's, wallee's, Stripe's and Swedbank Pay's APIs. The routes proxy to the shop and
 fetch from the stand-in wherever the flags put them. Send it a callback
 from another terminal with 'caddy payhook send'. Stop with Ctrl-C.
 
@@ -110,7 +110,7 @@ starts afresh, and your Caddy's own data stays untouched.
 	f.StringVar(&opts.listen, "listen", "localhost:8880", "host:port Caddy serves the callbacks on")
 	f.StringVar(&opts.admin, "admin", "localhost:2019", "host:port of Caddy's admin API (and its /metrics)")
 	f.StringVar(&opts.upstream, "upstream", "localhost:8080", "host:port of the demo upstream (the shop), which the routes proxy to")
-	f.StringVar(&opts.api, "api", "localhost:8881", "host:port of the stand-in of the providers' APIs (Mollie, PayPal, Unzer, wallee, Stripe), which the routes fetch from")
+	f.StringVar(&opts.api, "api", "localhost:8881", "host:port of the stand-in of the providers' APIs (Mollie, PayPal, Unzer, wallee, Stripe, Swedbank Pay), which the routes fetch from")
 	f.IntVar(&opts.upstreamStatus, "upstream-status", http.StatusOK, "status the demo upstream answers (try 500 to see payhook ask the provider to retry)")
 	return cmd
 }
@@ -155,7 +155,7 @@ func runDemo(ctx context.Context, out io.Writer, opts demoOptions) (err error) {
 	api := &http.Server{Handler: newDemoAPI()}
 	go func() { _ = api.Serve(apiListener) }()
 	defer api.Close()
-	fmt.Fprintf(out, "demo: stand-in of the providers' APIs (Mollie, PayPal, Unzer, wallee, Stripe) listening on http://%s\n", apiListener.Addr())
+	fmt.Fprintf(out, "demo: stand-in of the providers' APIs (Mollie, PayPal, Unzer, wallee, Stripe, Swedbank Pay) listening on http://%s\n", apiListener.Addr())
 
 	addresses := demoAddresses{Site: "http://" + opts.listen, Admin: opts.admin, Shop: ln.Addr().String(), API: "http://" + apiListener.Addr().String()}
 	config, err := demoConfig(out, demoCaddyfileFor(addresses), state)
@@ -201,6 +201,12 @@ serves:
 
     %[3]s payhook send stripe --thin --api %[4]s \
         --secret whsec_demo --status captured %[1]s/callbacks/stripe
+
+or a Swedbank Pay callback, whose payment order the stand-in of Swedbank
+Pay's API serves:
+
+    %[3]s payhook send swedbankpay --api %[4]s \
+        --status captured %[1]s/callbacks/swedbankpay
 
 demo: press Ctrl-C to stop
 `, addresses.Site, state, self, addresses.API, demoWalleeSigningKey)
