@@ -67,6 +67,7 @@ var demoSecrets = map[string]string{
 	"PAYPAL_CLIENT_ID": "demo-client", "PAYPAL_CLIENT_SECRET": "demo-client-secret", "PAYPAL_WEBHOOK_ID": "DEMOWEBHOOK1",
 	"UNZER_PRIVATE_KEY": "s-priv-demo", "UNZER_PUBLIC_KEY": "s-pub-demo",
 	"STRIPE_WEBHOOK_SECRET": "whsec_demo", "STRIPE_API_KEY": "rk_test_demo", "SWEDBANK_PAY_TOKEN": "demo-token",
+	"PAYREXX_INSTANCE": "demo", "PAYREXX_API_KEY": "demo-api-key",
 	// base64 of "payhook-demo-wallee-authentication-key"
 	"WALLEE_USER_ID": "1", "WALLEE_AUTHENTICATION_KEY": "cGF5aG9vay1kZW1vLXdhbGxlZS1hdXRoZW50aWNhdGlvbi1rZXk=",
 }
@@ -91,7 +92,7 @@ func demoCommand() *cobra.Command {
 		Long: `
 Runs Caddyfile.example (built into this binary) in the foreground, with a
 demo upstream (the "shop") that prints every envelope it receives and a
-stand-in of Mollie's, PayPal's, Unzer's, wallee's, Stripe's and Swedbank Pay's APIs. The routes proxy to the shop and
+stand-in of the APIs of Mollie, PayPal, Unzer, wallee, Stripe, Swedbank Pay and Payrexx. The routes proxy to the shop and
 fetch from the stand-in wherever the flags put them. Send it a callback
 from another terminal with 'caddy payhook send'. Stop with Ctrl-C.
 
@@ -110,7 +111,7 @@ starts afresh, and your Caddy's own data stays untouched.
 	f.StringVar(&opts.listen, "listen", "localhost:8880", "host:port Caddy serves the callbacks on")
 	f.StringVar(&opts.admin, "admin", "localhost:2019", "host:port of Caddy's admin API (and its /metrics)")
 	f.StringVar(&opts.upstream, "upstream", "localhost:8080", "host:port of the demo upstream (the shop), which the routes proxy to")
-	f.StringVar(&opts.api, "api", "localhost:8881", "host:port of the stand-in of the providers' APIs (Mollie, PayPal, Unzer, wallee, Stripe, Swedbank Pay), which the routes fetch from")
+	f.StringVar(&opts.api, "api", "localhost:8881", "host:port of the stand-in of the providers' APIs (Mollie, PayPal, Unzer, wallee, Stripe, Swedbank Pay, Payrexx), which the routes fetch from")
 	f.IntVar(&opts.upstreamStatus, "upstream-status", http.StatusOK, "status the demo upstream answers (try 500 to see payhook ask the provider to retry)")
 	return cmd
 }
@@ -155,7 +156,7 @@ func runDemo(ctx context.Context, out io.Writer, opts demoOptions) (err error) {
 	api := &http.Server{Handler: newDemoAPI()}
 	go func() { _ = api.Serve(apiListener) }()
 	defer api.Close()
-	fmt.Fprintf(out, "demo: stand-in of the providers' APIs (Mollie, PayPal, Unzer, wallee, Stripe, Swedbank Pay) listening on http://%s\n", apiListener.Addr())
+	fmt.Fprintf(out, "demo: stand-in of the providers' APIs (Mollie, PayPal, Unzer, wallee, Stripe, Swedbank Pay, Payrexx) listening on http://%s\n", apiListener.Addr())
 
 	addresses := demoAddresses{Site: "http://" + opts.listen, Admin: opts.admin, Shop: ln.Addr().String(), API: "http://" + apiListener.Addr().String()}
 	config, err := demoConfig(out, demoCaddyfileFor(addresses), state)
@@ -207,6 +208,12 @@ Pay's API serves:
 
     %[3]s payhook send swedbankpay --api %[4]s \
         --status captured %[1]s/callbacks/swedbankpay
+
+or a Payrexx webhook, whose transaction the stand-in of Payrexx's API
+serves:
+
+    %[3]s payhook send payrexx --api %[4]s \
+        --status captured %[1]s/callbacks/payrexx
 
 demo: press Ctrl-C to stop
 `, addresses.Site, state, self, addresses.API, demoWalleeSigningKey)
@@ -352,7 +359,8 @@ func (a *demoAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/hal+json")
-	if auth := r.Header.Get("Authorization"); !strings.HasPrefix(auth, "Bearer ") && !strings.HasPrefix(auth, "Basic ") { // Basic: Unzer
+	// Basic: Unzer; X-Api-Key: Payrexx.
+	if auth := r.Header.Get("Authorization"); !strings.HasPrefix(auth, "Bearer ") && !strings.HasPrefix(auth, "Basic ") && r.Header.Get("X-Api-Key") == "" {
 		w.WriteHeader(http.StatusUnauthorized)
 		_, _ = io.WriteString(w, `{"status":401,"title":"Unauthorized Request","detail":"Missing authentication, or failed to authenticate"}`)
 		return
