@@ -125,7 +125,7 @@ Examples:
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&opts.secret, "secret", "", "shared secret to sign with (required for providers that sign)")
+	f.StringVar(&opts.secret, "secret", "", "shared secret to sign with (required for providers that sign; wallee: a P-256 private key, base64 PKCS #8; unzer: the route's public key)")
 	f.StringVar(&opts.status, "status", "captured", "canonical status of the sample payment")
 	f.StringVar(&opts.amount, "amount", "9.99", "amount as a decimal in the currency's major unit")
 	f.StringVar(&opts.currency, "currency", "", "ISO 4217 currency code (default: the provider's only currency, where its callbacks name none; else EUR)")

@@ -92,13 +92,16 @@ func demoCommand() *cobra.Command {
 		Long: `
 Runs Caddyfile.example (built into this binary) in the foreground, with a
 demo upstream (the "shop") that prints every envelope it receives and a
-stand-in of the APIs of Mollie, PayPal, Unzer, wallee, Stripe, Swedbank Pay and Payrexx. The routes proxy to the shop and
-fetch from the stand-in wherever the flags put them. Send it a callback
-from another terminal with 'caddy payhook send'. Stop with Ctrl-C.
+stand-in of the providers' APIs that payhook asks (Mollie, PayPal, Unzer,
+wallee, Stripe, Swedbank Pay, Payrexx), with the demo's keys and secrets.
+The routes proxy to the shop and fetch from the stand-in wherever the flags
+put them. Send it a callback from another terminal with 'caddy payhook
+send': the demo prints a command for each route that asks the stand-in.
+Stop with Ctrl-C.
 
 The demo keeps payhook's database (its dedupe records, its journal) and
-Caddy's storage in a temporary directory removed when it stops, and saves no configuration: every demo
-starts afresh, and your Caddy's own data stays untouched.
+Caddy's storage in a temporary directory removed when it stops, and saves no configuration:
+every demo starts afresh, and your Caddy's own data stays untouched.
 `,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
