@@ -61,6 +61,7 @@ type sendOptions struct {
 	id        string
 	body      string // a file with the payload to send (generic providers)
 	api       string // a stand-in of the provider's API to store the sample's resource at (the demo's)
+	thin      bool   // stripe: send a thin event
 	timeout   time.Duration
 	json      bool // print payhook's answer as JSON
 
@@ -124,14 +125,15 @@ Examples:
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&opts.secret, "secret", "", "shared secret to sign with (required for providers that sign)")
+	f.StringVar(&opts.secret, "secret", "", "shared secret to sign with (required for providers that sign; wallee: a P-256 private key, base64 PKCS #8; unzer: the route's public key)")
 	f.StringVar(&opts.status, "status", "captured", "canonical status of the sample payment")
 	f.StringVar(&opts.amount, "amount", "9.99", "amount as a decimal in the currency's major unit")
 	f.StringVar(&opts.currency, "currency", "", "ISO 4217 currency code (default: the provider's only currency, where its callbacks name none; else EUR)")
 	f.StringVar(&opts.reference, "reference", "order-1042", "merchant reference (the shop's order id)")
 	f.StringVar(&opts.id, "id", "", "provider's transaction id (default: random, so each send is a new event)")
 	f.StringVar(&opts.body, "body", "", "standard_webhooks, hmac: a file with the payload to send (default: a small sample)")
-	f.StringVar(&opts.api, "api", "", "mollie: the demo's stand-in of the provider's API, to store the sample payment at first (http://localhost:8881)")
+	f.StringVar(&opts.api, "api", "", "mollie, unzer, wallee, stripe --thin: the demo's stand-in of the provider's API, to store the sample payment at first (http://localhost:8881)")
+	f.BoolVar(&opts.thin, "thin", false, "stripe: send a thin event (API v2 event destinations), whose payment intent payhook fetches")
 	f.DurationVar(&opts.timeout, "timeout", 30*time.Second, "how long to wait for the answer")
 	f.BoolVar(&opts.json, "json", false, "print payhook's answer as JSON")
 	f.StringVar(&opts.payonePortalID, "portal-id", "", "payone: the route's portal_id")

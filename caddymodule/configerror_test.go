@@ -16,19 +16,28 @@ import (
 // the route, in the order of the adapted routes (Caddy sorts routes by
 // their paths, longest first).
 var exampleUnset = []string{
+	`{env.SWEDBANK_PAY_TOKEN} (payhook swedbankpay token, route localhost /callbacks/swedbankpay* on :8880)`,
+	`{env.PAYREXX_API_KEY} (payhook payrexx api_key, route localhost /callbacks/payrexx* on :8880)`,
+	`{env.PAYREXX_INSTANCE} (payhook payrexx instance, route localhost /callbacks/payrexx* on :8880)`,
 	`{env.IXOPAY_SHARED_SECRET} (payhook ixopay secret #1, route localhost /callbacks/ixopay* on :8880)`,
 	`{env.MOLLIE_API_KEY} (payhook mollie api_key, route localhost /callbacks/mollie* on :8880)`,
 	`{env.PAYPAL_CLIENT_ID} (payhook paypal client_id, route localhost /callbacks/paypal* on :8880)`,
 	`{env.PAYPAL_CLIENT_SECRET} (payhook paypal client_secret, route localhost /callbacks/paypal* on :8880)`,
 	`{env.PAYPAL_WEBHOOK_ID} (payhook paypal webhook_id, route localhost /callbacks/paypal* on :8880)`,
+	`{env.STRIPE_API_KEY} (payhook stripe api_key, route localhost /callbacks/stripe* on :8880)`,
+	`{env.STRIPE_WEBHOOK_SECRET} (payhook stripe secret #1, route localhost /callbacks/stripe* on :8880)`,
+	`{env.WALLEE_AUTHENTICATION_KEY} (payhook wallee authentication_key, route localhost /callbacks/wallee* on :8880)`,
+	`{env.WALLEE_USER_ID} (payhook wallee user_id, route localhost /callbacks/wallee* on :8880)`,
 	`{env.PYXIS_CALLBACK_TOKEN} (payhook pyxis url_token #1, route localhost /callbacks/pyxis* on :8880)`,
+	`{env.UNZER_PRIVATE_KEY} (payhook unzer private_key, route localhost /callbacks/unzer* on :8880)`,
+	`{env.UNZER_PUBLIC_KEY} (payhook unzer public_key, route localhost /callbacks/unzer* on :8880)`,
 }
 
 // unsetExample sets none of Caddyfile.example's placeholders and returns
 // its configuration.
 func unsetExample(t *testing.T) []byte {
 	t.Helper()
-	for _, name := range []string{"IXOPAY_SHARED_SECRET", "PYXIS_CALLBACK_TOKEN", "MOLLIE_API_KEY", "PAYPAL_CLIENT_ID", "PAYPAL_CLIENT_SECRET", "PAYPAL_WEBHOOK_ID"} {
+	for name := range demoSecrets {
 		t.Setenv(name, "")
 	}
 	raw, err := os.ReadFile("../Caddyfile.example")
@@ -64,13 +73,13 @@ func TestUnsetPlaceholdersOfEveryRoute(t *testing.T) {
 }
 
 // One `caddy validate` of Caddyfile.example with nothing set reports all
-// six placeholders, where it took six runs, and names the route that
+// its placeholders, where it took a run each, and names the route that
 // failed.
 func TestValidateReportsEveryUnsetPlaceholder(t *testing.T) {
 	err := caddy.Validate(mustUnmarshalConfig(t, unsetExample(t)))
 	for _, want := range append([]string{
-		`payhook ixopay, route localhost /callbacks/ixopay* on :8880: loading the provider:`,
-		"every placeholder of the configuration that is empty (6; set the environment variables, make the files readable): ",
+		`payhook swedbankpay, route localhost /callbacks/swedbankpay* on :8880: loading the provider:`,
+		"every placeholder of the configuration that is empty (15; set the environment variables, make the files readable): ",
 	}, exampleUnset...) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("the error lacks %q:\n%v", want, err)

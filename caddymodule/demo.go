@@ -3,9 +3,13 @@ package caddymodule
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
 	"crypto/hmac"
+	"crypto/x509"
 	_ "embed"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -15,6 +19,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,6 +28,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/spf13/cobra"
+
+	"github.com/payhook/payhook/verify"
 )
 
 // demoCaddyfile is the demo's Caddyfile, Caddyfile.example with the
@@ -58,7 +65,18 @@ func demoCaddyfileFor(a demoAddresses) []byte {
 var demoSecrets = map[string]string{
 	"IXOPAY_SHARED_SECRET": "demo-secret", "PYXIS_CALLBACK_TOKEN": "demo-token", "MOLLIE_API_KEY": "test_demo",
 	"PAYPAL_CLIENT_ID": "demo-client", "PAYPAL_CLIENT_SECRET": "demo-client-secret", "PAYPAL_WEBHOOK_ID": "DEMOWEBHOOK1",
+	"UNZER_PRIVATE_KEY": "s-priv-demo", "UNZER_PUBLIC_KEY": "s-pub-demo",
+	"STRIPE_WEBHOOK_SECRET": "whsec_demo", "STRIPE_API_KEY": "rk_test_demo", "SWEDBANK_PAY_TOKEN": "demo-token",
+	"PAYREXX_INSTANCE": "demo", "PAYREXX_API_KEY": "demo-api-key",
+	// base64 of "payhook-demo-wallee-authentication-key"
+	"WALLEE_USER_ID": "1", "WALLEE_AUTHENTICATION_KEY": "cGF5aG9vay1kZW1vLXdhbGxlZS1hdXRoZW50aWNhdGlvbi1rZXk=",
 }
+
+// demoWalleeSigningKey is the demo's stand-in of wallee's signing key, a
+// P-256 key made for the demo and published here (base64 PKCS #8 DER, as
+// `caddy payhook send wallee --secret` takes it): the demo's stand-in of
+// the API serves its public half, so it signs for the demo only.
+const demoWalleeSigningKey = "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQglwv952zi/5/jytdSwPRlPSjLGN5SP3Ued0wbURFpMFShRANCAASCQlUa284Kd+Tvb3ynK7KqTKxQf7NS6dF8+JT6ah9HTIjWCcop8eJnQnDp6F7h48CX9PqiRLtEhsjp55RT8jhh"
 
 // demoOptions are the flags of `caddy payhook demo`.
 type demoOptions struct {
@@ -74,13 +92,16 @@ func demoCommand() *cobra.Command {
 		Long: `
 Runs Caddyfile.example (built into this binary) in the foreground, with a
 demo upstream (the "shop") that prints every envelope it receives and a
-stand-in of Mollie's and PayPal's APIs. The routes proxy to the shop and
-fetch from the stand-in wherever the flags put them. Send it a callback
-from another terminal with 'caddy payhook send'. Stop with Ctrl-C.
+stand-in of the providers' APIs that payhook asks (Mollie, PayPal, Unzer,
+wallee, Stripe, Swedbank Pay, Payrexx), with the demo's keys and secrets.
+The routes proxy to the shop and fetch from the stand-in wherever the flags
+put them. Send it a callback from another terminal with 'caddy payhook
+send': the demo prints a command for each route that asks the stand-in.
+Stop with Ctrl-C.
 
 The demo keeps payhook's database (its dedupe records, its journal) and
-Caddy's storage in a temporary directory removed when it stops, and saves no configuration: every demo
-starts afresh, and your Caddy's own data stays untouched.
+Caddy's storage in a temporary directory removed when it stops, and saves no configuration:
+every demo starts afresh, and your Caddy's own data stays untouched.
 `,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -93,7 +114,7 @@ starts afresh, and your Caddy's own data stays untouched.
 	f.StringVar(&opts.listen, "listen", "localhost:8880", "host:port Caddy serves the callbacks on")
 	f.StringVar(&opts.admin, "admin", "localhost:2019", "host:port of Caddy's admin API (and its /metrics)")
 	f.StringVar(&opts.upstream, "upstream", "localhost:8080", "host:port of the demo upstream (the shop), which the routes proxy to")
-	f.StringVar(&opts.api, "api", "localhost:8881", "host:port of the stand-in of the providers' APIs (Mollie, PayPal), which the routes fetch from")
+	f.StringVar(&opts.api, "api", "localhost:8881", "host:port of the stand-in of the providers' APIs (Mollie, PayPal, Unzer, wallee, Stripe, Swedbank Pay, Payrexx), which the routes fetch from")
 	f.IntVar(&opts.upstreamStatus, "upstream-status", http.StatusOK, "status the demo upstream answers (try 500 to see payhook ask the provider to retry)")
 	return cmd
 }
@@ -138,7 +159,7 @@ func runDemo(ctx context.Context, out io.Writer, opts demoOptions) (err error) {
 	api := &http.Server{Handler: newDemoAPI()}
 	go func() { _ = api.Serve(apiListener) }()
 	defer api.Close()
-	fmt.Fprintf(out, "demo: stand-in of the providers' APIs (Mollie, PayPal) listening on http://%s\n", apiListener.Addr())
+	fmt.Fprintf(out, "demo: stand-in of the providers' APIs (Mollie, PayPal, Unzer, wallee, Stripe, Swedbank Pay, Payrexx) listening on http://%s\n", apiListener.Addr())
 
 	addresses := demoAddresses{Site: "http://" + opts.listen, Admin: opts.admin, Shop: ln.Addr().String(), API: "http://" + apiListener.Addr().String()}
 	config, err := demoConfig(out, demoCaddyfileFor(addresses), state)
@@ -167,8 +188,38 @@ or a PayPal webhook, which the stand-in of PayPal's API verifies:
     %[3]s payhook send paypal --secret DEMOWEBHOOK1 \
         --status captured %[1]s/callbacks/paypal
 
+or an Unzer webhook, whose payment the stand-in of Unzer's API serves:
+
+    %[3]s payhook send unzer --api %[4]s \
+        --secret s-pub-demo --status captured %[1]s/callbacks/unzer
+
+or a wallee notification signed with the demo's signing key, whose public
+key and transaction the stand-in of wallee's API serves:
+
+    %[3]s payhook send wallee --api %[4]s \
+        --secret %[5]s \
+        --status captured %[1]s/callbacks/wallee
+
+or a Stripe thin event, whose payment intent the stand-in of Stripe's API
+serves:
+
+    %[3]s payhook send stripe --thin --api %[4]s \
+        --secret whsec_demo --status captured %[1]s/callbacks/stripe
+
+or a Swedbank Pay callback, whose payment order the stand-in of Swedbank
+Pay's API serves:
+
+    %[3]s payhook send swedbankpay --api %[4]s \
+        --status captured %[1]s/callbacks/swedbankpay
+
+or a Payrexx webhook, whose transaction the stand-in of Payrexx's API
+serves:
+
+    %[3]s payhook send payrexx --api %[4]s \
+        --status captured %[1]s/callbacks/payrexx
+
 demo: press Ctrl-C to stop
-`, addresses.Site, state, self, addresses.API)
+`, addresses.Site, state, self, addresses.API, demoWalleeSigningKey)
 
 	<-ctx.Done()
 	fmt.Fprintln(out, "demo: stopping")
@@ -281,6 +332,9 @@ func newDemoAPI() *demoAPI { return &demoAPI{docs: map[string][]byte{}} }
 
 func (a *demoAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if path, ok := strings.CutPrefix(r.URL.Path, demoStorePrefix); ok && r.Method == http.MethodPut {
+		if r.URL.RawQuery != "" {
+			path += "?" + r.URL.RawQuery // wallee's entities: /api/transaction/read?spaceId=&id=
+		}
 		doc, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 		if err != nil || !json.Valid(doc) {
 			http.Error(w, "want a JSON document", http.StatusBadRequest)
@@ -303,9 +357,14 @@ func (a *demoAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.payPalVerify(w, r)
 		return
 	}
+	if strings.HasPrefix(r.URL.Path, "/api/") {
+		a.wallee(w, r)
+		return
+	}
 	w.Header().Set("Content-Type", "application/hal+json")
-	// Basic: Unzer, Klarna; api_key: MultiSafepay.
-	if auth := r.Header.Get("Authorization"); !strings.HasPrefix(auth, "Bearer ") && !strings.HasPrefix(auth, "Basic ") && r.Header.Get("api_key") == "" {
+	// Basic: Unzer, Klarna; api_key: MultiSafepay; X-Api-Key: Payrexx.
+	if auth := r.Header.Get("Authorization"); !strings.HasPrefix(auth, "Bearer ") && !strings.HasPrefix(auth, "Basic ") &&
+		r.Header.Get("api_key") == "" && r.Header.Get("X-Api-Key") == "" {
 		w.WriteHeader(http.StatusUnauthorized)
 		_, _ = io.WriteString(w, `{"status":401,"title":"Unauthorized Request","detail":"Missing authentication, or failed to authenticate"}`)
 		return
@@ -329,6 +388,62 @@ func (a *demoAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, _ = w.Write(doc)
+}
+
+// wallee serves the platform's API to the demo's application user, whose
+// requests it authenticates by their MAC as the platform does: the demo's
+// signing key's public half by its id (/api/webhook-encryption/read?id=),
+// and the entities `caddy payhook send wallee --api` stored
+// (/api/transaction/read?spaceId=&id=).
+func (a *demoAPI) wallee(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json;charset=utf-8")
+	key, _ := base64.StdEncoding.DecodeString(demoSecrets["WALLEE_AUTHENTICATION_KEY"])
+	userID := demoSecrets["WALLEE_USER_ID"]
+	timestamp, _ := strconv.ParseInt(r.Header.Get("X-Mac-Timestamp"), 10, 64)
+	if r.Method != http.MethodGet || r.Header.Get("X-Mac-Version") != "1" || r.Header.Get("X-Mac-Userid") != userID ||
+		!hmac.Equal([]byte(r.Header.Get("X-Mac-Value")), []byte(verify.WalleeMAC(userID, key, timestamp, r.Method, r.URL.RequestURI()))) {
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = io.WriteString(w, `{"id":"payhook-demo","message":"Authentication failed: not the demo's application user (WALLEE_USER_ID, WALLEE_AUTHENTICATION_KEY)"}`)
+		return
+	}
+	if r.URL.Path == "/api/webhook-encryption/read" {
+		if id, public, err := demoWalleePublicKey(); err == nil && r.URL.Query().Get("id") == id {
+			fmt.Fprintf(w, `{"id":%q,"publicKey":%q,"state":"ACTIVE"}`, id, public)
+			return
+		}
+	} else {
+		a.mu.Lock()
+		doc, ok := a.docs[r.URL.RequestURI()]
+		a.mu.Unlock()
+		if ok {
+			_, _ = w.Write(doc)
+			return
+		}
+	}
+	w.WriteHeader(http.StatusNotFound)
+	_, _ = io.WriteString(w, `{"id":"payhook-demo","message":"No such entity in the payhook demo's stand-in"}`)
+}
+
+// demoWalleePublicKey is the id and the public key (base64 DER, as the
+// platform's API answers it) of the demo's wallee signing key.
+func demoWalleePublicKey() (id, public string, err error) {
+	der, err := base64.StdEncoding.DecodeString(demoWalleeSigningKey)
+	if err != nil {
+		return "", "", err
+	}
+	parsed, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		return "", "", err
+	}
+	key, ok := parsed.(*ecdsa.PrivateKey)
+	if !ok {
+		return "", "", errors.New("the demo's wallee signing key is not an ECDSA key")
+	}
+	if id, err = walleeSampleKeyID(&key.PublicKey); err != nil {
+		return "", "", err
+	}
+	publicDER, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	return id, base64.StdEncoding.EncodeToString(publicDER), err
 }
 
 // payPalToken hands any client with basic credentials a token.

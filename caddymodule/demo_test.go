@@ -65,11 +65,11 @@ func TestDemoCaddyfileFollowsTheAddresses(t *testing.T) {
 			t.Errorf("the demo's Caddyfile still names %s:\n%s", stale, caddyfile)
 		}
 	}
-	if n := strings.Count(caddyfile, "reverse_proxy 127.0.0.1:9080"); n != 4 {
-		t.Errorf("%d routes proxy to the shop, want 4", n)
+	if n := strings.Count(caddyfile, "reverse_proxy 127.0.0.1:9080"); n != 9 {
+		t.Errorf("%d routes proxy to the shop, want 9", n)
 	}
-	if n := strings.Count(caddyfile, "api_base http://127.0.0.1:9881"); n != 2 {
-		t.Errorf("%d routes fetch from the stand-in, want 2", n)
+	if n := strings.Count(caddyfile, "api_base http://127.0.0.1:9881"); n != 7 {
+		t.Errorf("%d routes fetch from the stand-in, want 7", n)
 	}
 }
 
@@ -232,4 +232,96 @@ func freePort(t *testing.T) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// Every `caddy payhook send` line the demo prints goes through as printed:
+// payhook takes the callback (verified by its signature, or by what the
+// demo's stand-in of the provider's API serves) and the demo's shop prints
+// the captured payment's envelope.
+func TestEveryDemoSendLineReachesTheShop(t *testing.T) {
+	site := fmt.Sprintf("localhost:%d", httpPortFor(t))
+	demo := startDemo(t, nil, "--listen", site, "--admin", fmt.Sprintf("localhost:%d", freePort(t)),
+		"--upstream", "localhost:0", "--api", "localhost:0")
+	defer demo.stop()
+	lines := demoSendLines(demo.output())
+	sent := map[string]bool{}
+	for _, args := range lines {
+		sent[args[0]] = true
+	}
+	for _, provider := range demoFetchingProviders(string(demoCaddyfileFor(defaultDemoAddresses))) {
+		if !sent[provider] {
+			t.Errorf("the demo's %s route fetches from the stand-in, and the demo prints no send line for it:\n%s", provider, demo.output())
+		}
+	}
+	for _, args := range lines {
+		provider, target := args[0], args[len(args)-1]
+		t.Run(provider, func(t *testing.T) {
+			path := target[strings.Index(target, "/callbacks/"):]
+			marker := "── the shop received POST " + path
+			before := strings.Count(demo.output(), marker)
+			cmd := sendCommand()
+			var out bytes.Buffer
+			cmd.SetOut(&out)
+			cmd.SetErr(&out)
+			cmd.SetArgs(args)
+			if err := cmd.ExecuteContext(t.Context()); err != nil {
+				t.Fatalf("send %s: %v\n%s\n%s", strings.Join(args, " "), err, out.String(), demo.output())
+			}
+			wants := []string{`"source": "payhook/` + provider + `"`, `"status": "captured"`}
+			var envelope string
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+				output := demo.output()
+				if strings.Count(output, marker) == before {
+					continue
+				}
+				envelope = output[strings.LastIndex(output, marker):]
+				if next := strings.Index(envelope, "\n── "); next >= 0 {
+					envelope = envelope[:next]
+				}
+				if strings.Contains(envelope, wants[0]) && strings.Contains(envelope, wants[1]) {
+					break
+				}
+			}
+			if envelope == "" {
+				t.Fatalf("the shop received nothing at %s:\n%s", path, demo.output())
+			}
+			for _, want := range wants {
+				if !strings.Contains(envelope, want) {
+					t.Errorf("the shop's envelope lacks %s:\n%s", want, envelope)
+				}
+			}
+		})
+	}
+}
+
+// demoSendLines are the arguments of the `payhook send` commands in the
+// demo's output, each joined from its continued lines.
+func demoSendLines(output string) [][]string {
+	var commands [][]string
+	lines := strings.Split(output, "\n")
+	for i := 0; i < len(lines); i++ {
+		_, rest, ok := strings.Cut(lines[i], "payhook send ")
+		if !ok {
+			continue
+		}
+		for strings.HasSuffix(strings.TrimSpace(rest), `\`) && i+1 < len(lines) {
+			i++
+			rest = strings.TrimSuffix(strings.TrimSpace(rest), `\`) + " " + strings.TrimSpace(lines[i])
+		}
+		commands = append(commands, strings.Fields(rest))
+	}
+	return commands
+}
+
+// demoFetchingProviders are the providers whose routes in caddyfile fetch
+// from an api_base.
+func demoFetchingProviders(caddyfile string) []string {
+	var providers []string
+	for _, block := range strings.Split(caddyfile, "\n\t\tpayhook ")[1:] {
+		name, _, _ := strings.Cut(block, " ")
+		if body, _, _ := strings.Cut(block, "\n\t\t}"); strings.Contains(body, "api_base") {
+			providers = append(providers, name)
+		}
+	}
+	return providers
 }

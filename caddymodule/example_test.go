@@ -15,12 +15,9 @@ import (
 // TestCaddyfileExampleIsValid adapts and provisions Caddyfile.example the
 // way `caddy validate` does, so the README's first command cannot rot.
 func TestCaddyfileExampleIsValid(t *testing.T) {
-	t.Setenv("IXOPAY_SHARED_SECRET", "example-secret")
-	t.Setenv("PYXIS_CALLBACK_TOKEN", "example-token")
-	t.Setenv("MOLLIE_API_KEY", "test_example")
-	t.Setenv("PAYPAL_CLIENT_ID", "example-client")
-	t.Setenv("PAYPAL_CLIENT_SECRET", "example-client-secret")
-	t.Setenv("PAYPAL_WEBHOOK_ID", "EXAMPLE1")
+	for name, value := range demoSecrets {
+		t.Setenv(name, value) // each placeholder the example names, in its format
+	}
 	raw, err := os.ReadFile("../Caddyfile.example")
 	if err != nil {
 		t.Fatal(err)

@@ -205,6 +205,13 @@ func (*payrexxPlatform) Sample(s normalize.Sample) ([]byte, string, error) {
 	return normalize.PayrexxSample(s)
 }
 
+// SampleAPIDocument is the transaction a stand-in of the API (the demo's)
+// serves for the sample.
+func (*payrexxPlatform) SampleAPIDocument(s normalize.Sample) (string, []byte, error) {
+	doc, err := normalize.PayrexxSampleAnswer(s)
+	return "/" + verify.PayrexxAPIVersion + "/Transaction/" + s.ProviderReference + "/", doc, err
+}
+
 // SignSample adds the optional X-Webhook-Signature when a secret is given.
 func (*payrexxPlatform) SignSample(r *http.Request, body []byte, secret []byte) error {
 	if len(secret) > 0 {
@@ -218,6 +225,8 @@ var (
 	_ Provider              = (*Payrexx)(nil)
 	_ Provider              = (*ShopAndPay)(nil)
 	_ SampleSender          = (*Payrexx)(nil)
+	_ SampleAPIStandIn      = (*Payrexx)(nil)
+	_ SampleAPIStandIn      = (*ShopAndPay)(nil)
 	_ DedupeScoper          = (*Payrexx)(nil)
 	_ caddy.Provisioner     = (*Payrexx)(nil)
 	_ caddy.Validator       = (*Payrexx)(nil)

@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -266,4 +267,50 @@ func TestRepeatedUnknownIDAsksTheAPIOnce(t *testing.T) {
 	api.set(payrexxTransactionPath, 200, apiSuccess(payrexxConfirmedDoc))
 	resp, body := e.post("/callbacks/payrexx", formType, payrexxForm, nil)
 	expectAnswer(t, resp, body, http.StatusOK, "OK")
+}
+
+// `caddy payhook send payrexx --api` stores the sample transaction at the
+// demo's stand-in of Payrexx's API, which payhook then fetches with the
+// instance's API key.
+func TestSendPayrexxThroughTheDemoStandIn(t *testing.T) {
+	standIn := httptest.NewServer(newDemoAPI())
+	defer standIn.Close()
+	t.Setenv("PAYHOOK_TEST_DEMO_PAYREXX_API_KEY", demoSecrets["PAYREXX_API_KEY"])
+	e := startCaddy(t, `route /callbacks/payrexx* {
+		payhook payrexx {
+			instance demo
+			api_key {env.PAYHOOK_TEST_DEMO_PAYREXX_API_KEY}
+			api_base `+standIn.URL+`
+		}
+		reverse_proxy {upstream}
+	}`)
+	for _, status := range []string{"captured", "refunded", "cancelled"} {
+		t.Run(status, func(t *testing.T) {
+			e.t = t
+			e.upstream.reset()
+			resp, body, err := sendSample(t.Context(), "payrexx", e.base+"/callbacks/payrexx", sendOptions{
+				api: standIn.URL, status: status, amount: "12.30", currency: "CHF", reference: "order-8", timeout: 5 * time.Second,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			expectAnswer(t, resp, string(body), http.StatusOK, "OK")
+			r, doc := e.onlyDelivery()
+			if doc.Data.Status != status || doc.Data.Amount.MinorUnits != 1230 || doc.Data.Amount.Currency != "CHF" ||
+				doc.Data.MerchantReference != "order-8" || gjson.GetBytes(r.Body, "data.verification.method").String() != "api-fetch" {
+				t.Errorf("envelope: %s", r.Body)
+			}
+		})
+	}
+	// Without --api, the transaction is not one the API knows.
+	e.t = t
+	e.upstream.reset()
+	resp, body, err := sendSample(t.Context(), "payrexx", e.base+"/callbacks/payrexx", sendOptions{status: "captured", amount: "1", currency: "CHF", timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode == http.StatusOK {
+		t.Errorf("an unknown transaction: %s %s", resp.Status, body)
+	}
+	e.expectNothingForwarded()
 }

@@ -59,6 +59,8 @@ type Stripe struct {
 	verifier *verify.HMAC
 	api      API // not embedded: Stripe's dedupe scope is not its API's
 	thin     *verify.StripeThin
+
+	sampleThin bool // `caddy payhook send stripe --thin`
 }
 
 // stripeAPI is Stripe's API.
@@ -256,8 +258,30 @@ func (p *Stripe) Normalize(in *normalize.Input, res verify.Result, events []*nor
 // Acknowledge answers 200 "OK": Stripe takes any 2xx.
 func (*Stripe) Acknowledge(w http.ResponseWriter) int { return ackOK(w) }
 
-// Sample fabricates a payment_intent event.
-func (*Stripe) Sample(s normalize.Sample) ([]byte, string, error) { return normalize.StripeSample(s) }
+// configureSend takes --thin: send a thin event.
+func (p *Stripe) configureSend(opts sendOptions) error {
+	p.sampleThin = opts.thin
+	return nil
+}
+
+// Sample fabricates a payment_intent event, or with --thin the thin event
+// naming its payment intent.
+func (p *Stripe) Sample(s normalize.Sample) ([]byte, string, error) {
+	if p.sampleThin {
+		return normalize.StripeThinSample(s)
+	}
+	return normalize.StripeSample(s)
+}
+
+// SampleAPIDocument is the payment intent a stand-in of Stripe's API (the
+// demo's) serves for a thin sample; a snapshot event names nothing to
+// fetch.
+func (p *Stripe) SampleAPIDocument(s normalize.Sample) (string, []byte, error) {
+	if !p.sampleThin {
+		return "", nil, errors.New("--api: a Stripe snapshot event carries its object; send a thin event (--thin) to have it fetched")
+	}
+	return normalize.StripeSampleObject(s)
+}
 
 // SignSample signs r as Stripe does, with the verifier's own code.
 func (*Stripe) SignSample(r *http.Request, body []byte, secret []byte) error {
@@ -279,6 +303,7 @@ func signStripe(r *http.Request, body, secret []byte, at time.Time) {
 var (
 	_ Provider              = (*Stripe)(nil)
 	_ SampleSender          = (*Stripe)(nil)
+	_ SampleAPIStandIn      = (*Stripe)(nil)
 	_ caddy.Provisioner     = (*Stripe)(nil)
 	_ caddy.Validator       = (*Stripe)(nil)
 	_ caddy.CleanerUpper    = (*Stripe)(nil)

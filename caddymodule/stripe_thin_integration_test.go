@@ -189,3 +189,60 @@ func TestStripeThinEventWithoutAPIKey(t *testing.T) {
 		t.Errorf("%d API requests without a key", n)
 	}
 }
+
+// `caddy payhook send stripe --thin --api` stores the sample payment
+// intent at the demo's stand-in of Stripe's API and sends the signed thin
+// event naming it: payhook fetches it there, and the shop gets the event
+// as the snapshot event of the same type would make it.
+func TestSendStripeThinThroughTheDemoStandIn(t *testing.T) {
+	standIn := httptest.NewServer(newDemoAPI())
+	defer standIn.Close()
+	t.Setenv("PAYHOOK_TEST_DEMO_STRIPE_SECRET", demoSecrets["STRIPE_WEBHOOK_SECRET"])
+	t.Setenv("PAYHOOK_TEST_DEMO_STRIPE_KEY", demoSecrets["STRIPE_API_KEY"])
+	e := startCaddy(t, `route /callbacks/stripe* {
+		payhook stripe {
+			secret {env.PAYHOOK_TEST_DEMO_STRIPE_SECRET}
+			api_key {env.PAYHOOK_TEST_DEMO_STRIPE_KEY}
+			api_base `+standIn.URL+`
+		}
+		reverse_proxy {upstream}
+	}`)
+	for _, status := range []string{"captured", "authorized", "failed"} {
+		t.Run(status, func(t *testing.T) {
+			e.t = t
+			e.upstream.reset()
+			resp, body, err := sendSample(t.Context(), "stripe", e.base+"/callbacks/stripe", sendOptions{
+				thin: true, api: standIn.URL, secret: "whsec_demo", status: status, amount: "12.30", currency: "EUR", reference: "order-8", timeout: 5 * time.Second,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			expectAnswer(t, resp, string(body), http.StatusOK, "OK")
+			r, doc := e.onlyDelivery()
+			if doc.Data.Status != status || doc.Data.Amount.MinorUnits != 1230 || doc.Data.MerchantReference != "order-8" ||
+				gjson.GetBytes(r.Body, "data.original.object").String() != "event" || gjson.GetBytes(r.Body, "data.original.related_object.url").String() == "" ||
+				!strings.Contains(gjson.GetBytes(r.Body, "data.verification.also").Raw, "api-fetch") {
+				t.Errorf("envelope: %s", r.Body)
+			}
+		})
+	}
+	// A thin event whose object the stand-in does not hold (no --api).
+	e.t = t
+	e.upstream.reset()
+	resp, body, err := sendSample(t.Context(), "stripe", e.base+"/callbacks/stripe", sendOptions{
+		thin: true, secret: "whsec_demo", status: "captured", amount: "1", currency: "EUR", timeout: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode == http.StatusOK {
+		t.Errorf("a thin event naming an unknown object: %s %s", resp.Status, body)
+	}
+	e.expectNothingForwarded()
+	// --api without --thin: a snapshot event names nothing to store.
+	if _, _, err := sendSample(t.Context(), "stripe", e.base+"/callbacks/stripe", sendOptions{
+		api: standIn.URL, secret: "whsec_demo", status: "captured", amount: "1", currency: "EUR", timeout: 5 * time.Second,
+	}); err == nil || !strings.Contains(err.Error(), "--thin") {
+		t.Errorf("--api without --thin: %v", err)
+	}
+}

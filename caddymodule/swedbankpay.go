@@ -130,6 +130,12 @@ func (*SwedbankPay) Sample(s normalize.Sample) ([]byte, string, error) {
 	return normalize.SwedbankPaySample(s)
 }
 
+// SampleAPIDocument is the payment order a stand-in of the API (the
+// demo's) serves for the sample.
+func (*SwedbankPay) SampleAPIDocument(s normalize.Sample) (string, []byte, error) {
+	return normalize.SwedbankPaySampleOrder(s)
+}
+
 // SignSample does nothing: Swedbank Pay signs nothing.
 func (*SwedbankPay) SignSample(*http.Request, []byte, []byte) error { return nil }
 
@@ -137,6 +143,7 @@ func (*SwedbankPay) SignSample(*http.Request, []byte, []byte) error { return nil
 var (
 	_ Provider              = (*SwedbankPay)(nil)
 	_ SampleSender          = (*SwedbankPay)(nil)
+	_ SampleAPIStandIn      = (*SwedbankPay)(nil)
 	_ DedupeScoper          = (*SwedbankPay)(nil)
 	_ caddy.Provisioner     = (*SwedbankPay)(nil)
 	_ caddy.Validator       = (*SwedbankPay)(nil)

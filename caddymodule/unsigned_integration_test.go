@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/tidwall/gjson"
@@ -449,4 +450,49 @@ func TestSwedbankPaySecondPartialCaptureIsNotADuplicate(t *testing.T) {
 	if gjson.GetBytes(got[0].Body, "id").String() == gjson.GetBytes(got[1].Body, "id").String() {
 		t.Errorf("the two captures share an id")
 	}
+}
+
+// `caddy payhook send swedbankpay --api` stores the sample payment order
+// at the demo's stand-in of Swedbank Pay's API, which payhook then fetches
+// with the route's token.
+func TestSendSwedbankPayThroughTheDemoStandIn(t *testing.T) {
+	standIn := httptest.NewServer(newDemoAPI())
+	defer standIn.Close()
+	t.Setenv("PAYHOOK_TEST_DEMO_SWEDBANK_PAY_TOKEN", demoSecrets["SWEDBANK_PAY_TOKEN"])
+	e := startCaddy(t, `route /callbacks/swedbankpay* {
+		payhook swedbankpay {
+			token {env.PAYHOOK_TEST_DEMO_SWEDBANK_PAY_TOKEN}
+			api_base `+standIn.URL+`
+		}
+		reverse_proxy {upstream}
+	}`)
+	for _, status := range []string{"captured", "authorized", "refunded"} {
+		t.Run(status, func(t *testing.T) {
+			e.t = t
+			e.upstream.reset()
+			resp, body, err := sendSample(t.Context(), "swedbankpay", e.base+"/callbacks/swedbankpay", sendOptions{
+				api: standIn.URL, status: status, amount: "12.30", currency: "SEK", reference: "order-8", timeout: 5 * time.Second,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			expectAnswer(t, resp, string(body), http.StatusOK, "OK")
+			r, doc := e.onlyDelivery()
+			if doc.Data.Status != status || doc.Data.Amount.MinorUnits != 1230 || doc.Data.Amount.Currency != "SEK" ||
+				doc.Data.MerchantReference != "order-8" || gjson.GetBytes(r.Body, "data.verification.method").String() != "api-fetch" {
+				t.Errorf("envelope: %s", r.Body)
+			}
+		})
+	}
+	// Without --api, the payment order is not one the API knows.
+	e.t = t
+	e.upstream.reset()
+	resp, body, err := sendSample(t.Context(), "swedbankpay", e.base+"/callbacks/swedbankpay", sendOptions{status: "captured", amount: "1", currency: "SEK", timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode == http.StatusOK {
+		t.Errorf("an unknown payment order: %s %s", resp.Status, body)
+	}
+	e.expectNothingForwarded()
 }

@@ -2,7 +2,12 @@ package caddymodule
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -247,16 +252,64 @@ func (p *walleePlatform) Normalize(in *normalize.Input, res verify.Result, event
 // answered with anything but a 2xx.
 func (*walleePlatform) Acknowledge(w http.ResponseWriter) int { return ackOK(w) }
 
-// Sample fabricates an unsigned notification naming a Transaction; the
-// reference is "<spaceId>/<transactionId>", and payhook reads that
-// transaction from the API.
+// Sample fabricates a notification naming a Transaction; the reference
+// is "<spaceId>/<transactionId>", and payhook reads that transaction from
+// the API.
 func (*walleePlatform) Sample(s normalize.Sample) ([]byte, string, error) {
 	return normalize.WalleeSample(s)
 }
 
-// SignSample does nothing: only the platform holds its signing key, and
-// an unsigned notification is verified by reading the entity it names.
-func (*walleePlatform) SignSample(*http.Request, []byte, []byte) error { return nil }
+// SampleAPIDocument is the transaction a stand-in of the platform's API
+// (the demo's) serves for the sample.
+func (*walleePlatform) SampleAPIDocument(s normalize.Sample) (string, []byte, error) {
+	space, id, doc, err := normalize.WalleeSampleTransaction(s)
+	return "/api/transaction/read?spaceId=" + space + "&id=" + id, doc, err
+}
+
+// SignSample signs the notification as the platform does when secret is a
+// P-256 private key (base64 of its PKCS #8 DER, as `openssl pkcs8 -topk8
+// -nocrypt -outform DER | base64` prints it), under the key id
+// walleeSampleKeyID names: only the platform holds its signing key, so
+// this signs for a stand-in of its API that serves the key's public half
+// (the demo's). Without a secret the notification goes unsigned, and
+// payhook verifies it by reading the transaction it names.
+func (*walleePlatform) SignSample(r *http.Request, body []byte, secret []byte) error {
+	if len(secret) == 0 {
+		return nil
+	}
+	der, err := base64.StdEncoding.DecodeString(string(secret))
+	if err != nil {
+		return errors.New("--secret: want a P-256 private key, base64 of its PKCS #8 DER")
+	}
+	parsed, err := x509.ParsePKCS8PrivateKey(der)
+	key, ok := parsed.(*ecdsa.PrivateKey)
+	if err != nil || !ok || key.Curve != elliptic.P256() {
+		return errors.New("--secret: want a P-256 private key, base64 of its PKCS #8 DER")
+	}
+	keyID, err := walleeSampleKeyID(&key.PublicKey)
+	if err != nil {
+		return err
+	}
+	signature, err := verify.SignWallee(key, keyID, body)
+	if err != nil {
+		return err
+	}
+	r.Header.Set("X-Signature", signature)
+	return nil
+}
+
+// walleeSampleKeyID is the key id a sample signed with the public key's
+// private half names: a UUID made of the key's SHA-256, so that a stand-in
+// of the API serving the key knows it by the same id.
+func walleeSampleKeyID(public *ecdsa.PublicKey) (string, error) {
+	der, err := x509.MarshalPKIXPublicKey(public)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(der)
+	h := hex.EncodeToString(sum[:16])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:], nil
+}
 
 // Interface guards.
 var (
@@ -264,6 +317,8 @@ var (
 	_ Provider              = (*PostFinance)(nil)
 	_ SampleSender          = (*Wallee)(nil)
 	_ SampleSender          = (*PostFinance)(nil)
+	_ SampleAPIStandIn      = (*Wallee)(nil)
+	_ SampleAPIStandIn      = (*PostFinance)(nil)
 	_ DedupeScoper          = (*Wallee)(nil)
 	_ caddy.Provisioner     = (*Wallee)(nil)
 	_ caddy.Provisioner     = (*PostFinance)(nil)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tidwall/gjson"
 
@@ -384,5 +385,68 @@ func TestWalleeSharedRejections(t *testing.T) {
 	e.expectNothingForwarded()
 	if n := len(api.requests()); n != 0 {
 		t.Errorf("the API was asked %d times", n)
+	}
+}
+
+// `caddy payhook send wallee --api` stores the sample transaction at the
+// demo's stand-in of the platform's API, and --secret (the demo's signing
+// key) signs the notification: payhook reads the key's public half and
+// the transaction from the stand-in, as the demo's application user.
+func TestSendWalleeThroughTheDemoStandIn(t *testing.T) {
+	standIn := httptest.NewServer(newDemoAPI())
+	defer standIn.Close()
+	for _, name := range []string{"WALLEE_USER_ID", "WALLEE_AUTHENTICATION_KEY"} {
+		t.Setenv("PAYHOOK_TEST_DEMO_"+name, demoSecrets[name])
+	}
+	e := startCaddy(t, `route /callbacks/wallee* {
+		payhook wallee {
+			user_id {env.PAYHOOK_TEST_DEMO_WALLEE_USER_ID}
+			authentication_key {env.PAYHOOK_TEST_DEMO_WALLEE_AUTHENTICATION_KEY}
+			api_base `+standIn.URL+`/api
+		}
+		reverse_proxy {upstream}
+	}`)
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	otherDER, _ := x509.MarshalPKCS8PrivateKey(other)
+	for _, tt := range []struct {
+		name, status, secret string
+		answer               int
+		method               string
+	}{
+		{"signed captured", "captured", demoWalleeSigningKey, http.StatusOK, "ecdsa-p256-sha256"},
+		{"signed authorized", "authorized", demoWalleeSigningKey, http.StatusOK, "ecdsa-p256-sha256"},
+		{"unsigned", "captured", "", http.StatusOK, "api-fetch"},
+		{"signed with another key", "captured", base64.StdEncoding.EncodeToString(otherDER), http.StatusUnauthorized, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e.t = t
+			e.upstream.reset()
+			resp, body, err := sendSample(t.Context(), "wallee", e.base+"/callbacks/wallee", sendOptions{
+				api: standIn.URL, secret: tt.secret, status: tt.status, amount: "129.95", currency: "CHF", reference: "order-8", timeout: 5 * time.Second,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			expectAnswer(t, resp, string(body), tt.answer, "")
+			if tt.answer != http.StatusOK {
+				e.expectNothingForwarded()
+				return
+			}
+			r, doc := e.onlyDelivery()
+			if doc.Data.Status != tt.status || doc.Data.Amount.MinorUnits != 12995 || doc.Data.Amount.Currency != "CHF" ||
+				doc.Data.MerchantReference != "order-8" || gjson.GetBytes(r.Body, "data.verification.method").String() != tt.method {
+				t.Errorf("envelope: %s", r.Body)
+			}
+		})
+	}
+	// The stand-in answers only the demo's application user.
+	e.t = t
+	resp, err := http.Get(standIn.URL + "/api/webhook-encryption/read?id=x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("a request without the MAC: %s", resp.Status)
 	}
 }

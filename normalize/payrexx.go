@@ -227,3 +227,20 @@ func PayrexxSample(s Sample) ([]byte, string, error) {
 	}})
 	return body, "application/json", err
 }
+
+// PayrexxSampleAnswer is what the API answers for PayrexxSample's
+// transaction (GET /v1.x/Transaction/{id}/): the webhook's transaction,
+// wrapped as the API wraps what it returns.
+func PayrexxSampleAnswer(s Sample) ([]byte, error) {
+	webhook, _, err := PayrexxSample(s)
+	if err != nil {
+		return nil, err
+	}
+	var sample struct {
+		Transaction json.RawMessage `json:"transaction"`
+	}
+	if err := json.Unmarshal(webhook, &sample); err != nil {
+		return nil, err
+	}
+	return json.Marshal(map[string]any{"status": "success", "data": []json.RawMessage{sample.Transaction}})
+}

@@ -409,9 +409,52 @@ var stripeSampleType = map[Status]string{
 
 // StripeSample fabricates a payment_intent event for s.
 func StripeSample(s Sample) ([]byte, string, error) {
+	eventType, object, err := stripeSampleObject(s)
+	if err != nil {
+		return nil, "", err
+	}
+	body, err := json.Marshal(map[string]any{
+		"id": "evt_" + s.ProviderReference, "object": "event", "api_version": "2025-10-29.clover", "created": time.Now().Unix(),
+		"livemode": false, "pending_webhooks": 1, "type": eventType, "data": map[string]any{"object": object},
+	})
+	return body, "application/json", err
+}
+
+// StripeThinSample fabricates the thin event (API v2 event destinations)
+// of StripeSample's event: it names the payment intent, which must exist
+// where payhook fetches it (the demo's stand-in of the API serves
+// StripeSampleObject).
+func StripeThinSample(s Sample) ([]byte, string, error) {
+	eventType, object, err := stripeSampleObject(s)
+	if err != nil {
+		return nil, "", err
+	}
+	id := object["id"].(string)
+	body, err := json.Marshal(map[string]any{
+		"id": "evt_" + s.ProviderReference, "object": "v2.core.event", "type": "v1." + eventType, "livemode": false,
+		"created":        time.Now().UTC().Format("2006-01-02T15:04:05.000Z"),
+		"related_object": map[string]string{"id": id, "type": "payment_intent", "url": "/v1/payment_intents/" + id},
+	})
+	return body, "application/json", err
+}
+
+// StripeSampleObject is the payment intent a thin sample names, at its API
+// path, as Stripe's API answers it.
+func StripeSampleObject(s Sample) (path string, doc []byte, err error) {
+	_, object, err := stripeSampleObject(s)
+	if err != nil {
+		return "", nil, err
+	}
+	doc, err = json.Marshal(object)
+	return "/v1/payment_intents/" + object["id"].(string), doc, err
+}
+
+// stripeSampleObject is the type of the sample's event and its payment
+// intent.
+func stripeSampleObject(s Sample) (string, map[string]any, error) {
 	eventType, ok := stripeSampleType[s.Status]
 	if !ok {
-		return nil, "", fmt.Errorf("the sample sends no Stripe event with status %q (it sends: %s)", s.Status, sampleStatuses(stripeSampleType))
+		return "", nil, fmt.Errorf("the sample sends no Stripe event with status %q (it sends: %s)", s.Status, sampleStatuses(stripeSampleType))
 	}
 	amount := s.Amount.MinorUnits
 	switch exp, _ := MinorUnitExponent(s.Amount.Currency); {
@@ -434,9 +477,5 @@ func StripeSample(s Sample) ([]byte, string, error) {
 	case StatusFailed:
 		object["last_payment_error"] = map[string]any{"code": "card_declined", "decline_code": "insufficient_funds", "message": "Your card has insufficient funds."}
 	}
-	body, err := json.Marshal(map[string]any{
-		"id": "evt_" + s.ProviderReference, "object": "event", "api_version": "2025-10-29.clover", "created": time.Now().Unix(),
-		"livemode": false, "pending_webhooks": 1, "type": eventType, "data": map[string]any{"object": object},
-	})
-	return body, "application/json", err
+	return eventType, object, nil
 }

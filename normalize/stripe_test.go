@@ -111,6 +111,29 @@ func TestStripeSampleRoundTrips(t *testing.T) {
 	}
 }
 
+// The thin sample with the object it names maps as the snapshot sample.
+func TestStripeThinSampleRoundTrips(t *testing.T) {
+	for _, status := range []Status{StatusCaptured, StatusPending, StatusAuthorized, StatusFailed, StatusCancelled} {
+		s := Sample{Status: status, Amount: Amount{MinorUnits: 1234, Currency: "EUR"}, MerchantReference: "o-1", ProviderReference: "42"}
+		thin, _, err := StripeThinSample(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path, object, err := StripeSampleObject(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, named, _, err := StripeThinObject(thin)
+		if err != nil || id != "pi_42" || named != path || !StripeThinEvent(thin) {
+			t.Errorf("%s: the thin sample names %s at %s (%v), the object is at %s", status, id, named, err, path)
+		}
+		ev, err := StripeThin(&Input{Provider: "stripe", Body: thin, Fetched: object}, StripeOptions{})
+		if err != nil || ev.Status != status || ev.MerchantReference != "o-1" || (ev.Amount != nil && *ev.Amount != s.Amount) {
+			t.Errorf("%s: %+v, %v", status, ev, err)
+		}
+	}
+}
+
 func FuzzStripe(f *testing.F) {
 	f.Add([]byte(`{"id":"evt_1","type":"charge.refunded","livemode":true,"created":1,"data":{"object":{"id":"ch_1","amount":100,"amount_refunded":50,"currency":"isk"}}}`))
 	f.Add([]byte(`{"id":"evt_1","type":"customer.subscription.updated","data":{"object":{"id":"sub_1","status":"active","cancel_at_period_end":true}}}`))

@@ -381,3 +381,34 @@ func SwedbankPaySample(s Sample) ([]byte, string, error) {
 	})
 	return body, "application/json", err
 }
+
+// swedbankSampleOrderStatus is the payment order's status a sample's
+// status makes; "Paid" with something left to capture is authorized.
+var swedbankSampleOrderStatus = map[Status]string{
+	StatusPending: "Initialized", StatusAuthorized: "Paid", StatusCaptured: "Paid",
+	StatusFailed: "Failed", StatusCancelled: "Cancelled", StatusRefunded: "Reversed",
+}
+
+// SwedbankPaySampleOrder is the payment order GET
+// /psp/paymentorders/{id} answers for SwedbankPaySample's callback, in
+// the shape of a Checkout v3.1 order, at its path.
+func SwedbankPaySampleOrder(s Sample) (path string, doc []byte, err error) {
+	status, ok := swedbankSampleOrderStatus[s.Status]
+	if !ok {
+		return "", nil, fmt.Errorf("swedbankpay samples know the statuses %s", sampleStatuses(swedbankSampleOrderStatus))
+	}
+	path = "/psp/paymentorders/" + s.ProviderReference
+	order := map[string]any{
+		"id": path, "operation": "Purchase", "status": status, "currency": s.Amount.Currency, "amount": s.Amount.MinorUnits,
+		"vatAmount": 0, "description": "payhook sample", "orderReference": s.MerchantReference,
+		"created": "2026-11-20T10:34:47.000Z", "updated": "2026-11-20T10:34:50.000Z",
+	}
+	switch s.Status {
+	case StatusAuthorized:
+		order["remainingCaptureAmount"], order["remainingCancellationAmount"] = s.Amount.MinorUnits, s.Amount.MinorUnits
+	case StatusCaptured:
+		order["remainingCaptureAmount"], order["remainingReversalAmount"] = 0, s.Amount.MinorUnits
+	}
+	doc, err = json.Marshal(map[string]any{"paymentOrder": order})
+	return path, doc, err
+}

@@ -221,3 +221,23 @@ func TestSwedbankPayOperationsPayoutAndVerify(t *testing.T) {
 		}
 	}
 }
+
+// The sample's payment order, as a stand-in of the API serves it, makes
+// the sample's event.
+func TestSwedbankPaySampleOrder(t *testing.T) {
+	for _, status := range []Status{StatusPending, StatusAuthorized, StatusCaptured, StatusFailed, StatusCancelled, StatusRefunded} {
+		s := Sample{Status: status, Amount: Amount{MinorUnits: 1230, Currency: "SEK"}, MerchantReference: "order-8", ProviderReference: "5adc265f-f87f-4313-577e-08d3dca1a26c"}
+		body, _, err := SwedbankPaySample(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path, fetched, err := SwedbankPaySampleOrder(s)
+		if err != nil || path != "/psp/paymentorders/"+s.ProviderReference {
+			t.Fatalf("%s: %s, %v", status, path, err)
+		}
+		ev, err := SwedbankPay(&Input{Provider: "swedbankpay", ContentType: "application/json", Body: body, Original: body, Fetched: fetched})
+		if err != nil || ev.Status != status || ev.Amount == nil || *ev.Amount != s.Amount || ev.MerchantReference != "order-8" {
+			t.Errorf("%s: %+v, %v", status, ev, err)
+		}
+	}
+}

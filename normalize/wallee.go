@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"strings"
 
 	"github.com/tidwall/gjson"
@@ -213,26 +214,67 @@ var walleeSampleStates = map[Status]string{
 	StatusFailed: "FAILED", StatusCancelled: "VOIDED",
 }
 
-// WalleeSample fabricates an unsigned notification naming the Transaction
+// WalleeSample fabricates a notification naming the Transaction
 // s.ProviderReference, written "<spaceId>/<transactionId>" (space 1 when
 // only the transaction is given). Its state is s.Status's; payhook reads
-// the real one from the API.
+// the transaction from the API (WalleeSampleTransaction is what a stand-in
+// of the API serves). Its eventId, the identity of a signed notification,
+// is the transaction's and the state's: sending the same sample again is a
+// retry, another state of the transaction a new event.
 func WalleeSample(s Sample) ([]byte, string, error) {
+	space, entity, state, err := walleeSampleIDs(s)
+	if err != nil {
+		return nil, "", err
+	}
+	event := fnv.New32a()
+	event.Write([]byte(space + "/" + entity + "/" + state))
+	body, err := json.Marshal(map[string]any{
+		"entityId": json.Number(entity), "eventId": event.Sum32(), "listenerEntityId": 1472041829003,
+		"listenerEntityTechnicalName": "Transaction", "spaceId": json.Number(space), "state": state,
+		"timestamp": "2026-11-20T10:34:47+0000", "webhookListenerId": 1,
+	})
+	return body, "application/json", err
+}
+
+// WalleeSampleTransaction is the Transaction the API answers for the
+// sample (GET /api/transaction/read?spaceId=&id=), in the platform's
+// shape: amounts as decimals, in a test space (environment PREVIEW).
+func WalleeSampleTransaction(s Sample) (spaceID, transactionID string, doc []byte, err error) {
+	space, entity, state, err := walleeSampleIDs(s)
+	if err != nil {
+		return "", "", nil, err
+	}
+	exp, ok := MinorUnitExponent(s.Amount.Currency)
+	if !ok {
+		return "", "", nil, fmt.Errorf("%w: %q", ErrUnknownCurrency, s.Amount.Currency)
+	}
+	amount := json.Number(formatDecimal(s.Amount.MinorUnits, exp))
+	transaction := map[string]any{
+		"id": json.Number(entity), "linkedSpaceId": json.Number(space), "state": state, "currency": s.Amount.Currency,
+		"authorizationAmount": amount, "merchantReference": s.MerchantReference, "environment": "PREVIEW", "version": 1,
+	}
+	if state == "FULFILL" {
+		transaction["completedAmount"] = amount
+	}
+	doc, err = json.Marshal(transaction)
+	return space, entity, doc, err
+}
+
+// walleeSampleIDs reads the sample's space and transaction ids and the
+// state of its status.
+func walleeSampleIDs(s Sample) (space, entity, state string, err error) {
 	state, ok := walleeSampleStates[s.Status]
 	if !ok {
-		return nil, "", fmt.Errorf("wallee samples know the statuses %s", sampleStatuses(walleeSampleStates))
+		return "", "", "", fmt.Errorf("wallee samples know the statuses %s", sampleStatuses(walleeSampleStates))
 	}
 	space, entity, found := strings.Cut(s.ProviderReference, "/")
 	if !found {
 		space, entity = "1", s.ProviderReference
 	}
+	// An id is a JSON integer: send's random ids may start with zeros.
+	space, entity = strings.TrimLeft(space, "0"), strings.TrimLeft(entity, "0")
 	if walleeID(gjson.Parse(space)) == "" || walleeID(gjson.Parse(entity)) == "" {
-		return nil, "", fmt.Errorf("wallee: the reference must be a transaction id, or <spaceId>/<transactionId>; got %q", s.ProviderReference)
+		return "", "", "", fmt.Errorf("wallee: the reference must be a transaction id, or <spaceId>/<transactionId>; got %q", s.ProviderReference)
 	}
-	body, err := json.Marshal(map[string]any{
-		"entityId": json.Number(entity), "eventId": json.Number("1"), "listenerEntityId": 1472041829003,
-		"listenerEntityTechnicalName": "Transaction", "spaceId": json.Number(space), "state": state,
-		"timestamp": "2026-11-20T10:34:47+0000", "webhookListenerId": 1,
-	})
-	return body, "application/json", err
+	return space, entity, state, nil
 }

@@ -152,6 +152,31 @@ func TestWalleeSample(t *testing.T) {
 	}
 }
 
+// The sample's transaction, as a stand-in of the API serves it, makes the
+// sample's event; a sample sent again has the same eventId, another state
+// of the transaction another.
+func TestWalleeSampleTransaction(t *testing.T) {
+	eventIDs := map[string]bool{}
+	for _, status := range []Status{StatusPending, StatusAuthorized, StatusCaptured, StatusFailed, StatusCancelled} {
+		s := Sample{Status: status, Amount: Amount{MinorUnits: 12995, Currency: "CHF"}, MerchantReference: "order-8", ProviderReference: "405/12345"}
+		body, _, _ := WalleeSample(s)
+		again, _, _ := WalleeSample(s)
+		space, id, fetched, err := WalleeSampleTransaction(s)
+		if err != nil || space != "405" || id != "12345" {
+			t.Fatalf("%s: %s %s %v", status, space, id, err)
+		}
+		ev, err := Wallee(&Input{Provider: "wallee", Body: body, Original: body, Fetched: fetched}, true)
+		if err != nil || ev.Status != status || ev.Amount == nil || *ev.Amount != s.Amount || ev.MerchantReference != "order-8" || ev.ProviderReference != "12345" {
+			t.Errorf("%s: %+v, %v", status, ev, err)
+			continue
+		}
+		if !bytes.Equal(body, again) || eventIDs[ev.NotificationID] {
+			t.Errorf("%s: eventId %s sent before, or not the same twice", status, ev.NotificationID)
+		}
+		eventIDs[ev.NotificationID] = true
+	}
+}
+
 func FuzzWallee(f *testing.F) {
 	f.Add([]byte(`{"entityId":11,"eventId":35,"listenerEntityTechnicalName":"Transaction","spaceId":1,"state":"PROCESSING","timestamp":"2023-12-19T13:43:35+0000"}`),
 		[]byte(`{"id":11,"state":"FULFILL","currency":"CHF","authorizationAmount":129.95,"completedAmount":100,"merchantReference":"o","environment":"LIVE"}`), true)
