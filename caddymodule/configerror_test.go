@@ -16,10 +16,13 @@ import (
 // the route, in the order of the adapted routes (Caddy sorts routes by
 // their paths, longest first).
 var exampleUnset = []string{
+	`{env.MULTISAFEPAY_API_KEY} (payhook multisafepay api_key, route localhost /callbacks/multisafepay* on :8880)`,
 	`{env.SWEDBANK_PAY_TOKEN} (payhook swedbankpay token, route localhost /callbacks/swedbankpay* on :8880)`,
 	`{env.PAYREXX_API_KEY} (payhook payrexx api_key, route localhost /callbacks/payrexx* on :8880)`,
 	`{env.PAYREXX_INSTANCE} (payhook payrexx instance, route localhost /callbacks/payrexx* on :8880)`,
 	`{env.IXOPAY_SHARED_SECRET} (payhook ixopay secret #1, route localhost /callbacks/ixopay* on :8880)`,
+	`{env.KLARNA_PASSWORD} (payhook klarna password, route localhost /callbacks/klarna* on :8880)`,
+	`{env.KLARNA_USERNAME} (payhook klarna username, route localhost /callbacks/klarna* on :8880)`,
 	`{env.MOLLIE_API_KEY} (payhook mollie api_key, route localhost /callbacks/mollie* on :8880)`,
 	`{env.PAYPAL_CLIENT_ID} (payhook paypal client_id, route localhost /callbacks/paypal* on :8880)`,
 	`{env.PAYPAL_CLIENT_SECRET} (payhook paypal client_secret, route localhost /callbacks/paypal* on :8880)`,
@@ -78,8 +81,8 @@ func TestUnsetPlaceholdersOfEveryRoute(t *testing.T) {
 func TestValidateReportsEveryUnsetPlaceholder(t *testing.T) {
 	err := caddy.Validate(mustUnmarshalConfig(t, unsetExample(t)))
 	for _, want := range append([]string{
-		`payhook swedbankpay, route localhost /callbacks/swedbankpay* on :8880: loading the provider:`,
-		"every placeholder of the configuration that is empty (15; set the environment variables, make the files readable): ",
+		`payhook multisafepay, route localhost /callbacks/multisafepay* on :8880: loading the provider:`,
+		"every placeholder of the configuration that is empty (18; set the environment variables, make the files readable): ",
 	}, exampleUnset...) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("the error lacks %q:\n%v", want, err)

@@ -68,6 +68,7 @@ var demoSecrets = map[string]string{
 	"UNZER_PRIVATE_KEY": "s-priv-demo", "UNZER_PUBLIC_KEY": "s-pub-demo",
 	"STRIPE_WEBHOOK_SECRET": "whsec_demo", "STRIPE_API_KEY": "rk_test_demo", "SWEDBANK_PAY_TOKEN": "demo-token",
 	"PAYREXX_INSTANCE": "demo", "PAYREXX_API_KEY": "demo-api-key",
+	"KLARNA_USERNAME": "demo-klarna-user", "KLARNA_PASSWORD": "demo-klarna-password", "MULTISAFEPAY_API_KEY": "demo-msp-api-key",
 	// base64 of "payhook-demo-wallee-authentication-key"
 	"WALLEE_USER_ID": "1", "WALLEE_AUTHENTICATION_KEY": "cGF5aG9vay1kZW1vLXdhbGxlZS1hdXRoZW50aWNhdGlvbi1rZXk=",
 }
@@ -217,6 +218,18 @@ serves:
 
     %[3]s payhook send payrexx --api %[4]s \
         --status captured %[1]s/callbacks/payrexx
+
+or a Klarna push, whose order the stand-in of Klarna's API serves and
+takes the acknowledgement of:
+
+    %[3]s payhook send klarna --api %[4]s \
+        --status captured %[1]s/callbacks/klarna
+
+or MultiSafepay's GET notification, whose order the stand-in of
+MultiSafepay's API serves:
+
+    %[3]s payhook send multisafepay --api %[4]s \
+        --status captured %[1]s/callbacks/multisafepay
 
 demo: press Ctrl-C to stop
 `, addresses.Site, state, self, addresses.API, demoWalleeSigningKey)

@@ -65,11 +65,11 @@ func TestDemoCaddyfileFollowsTheAddresses(t *testing.T) {
 			t.Errorf("the demo's Caddyfile still names %s:\n%s", stale, caddyfile)
 		}
 	}
-	if n := strings.Count(caddyfile, "reverse_proxy 127.0.0.1:9080"); n != 9 {
-		t.Errorf("%d routes proxy to the shop, want 9", n)
+	if n := strings.Count(caddyfile, "reverse_proxy 127.0.0.1:9080"); n != 11 {
+		t.Errorf("%d routes proxy to the shop, want 11", n)
 	}
-	if n := strings.Count(caddyfile, "api_base http://127.0.0.1:9881"); n != 7 {
-		t.Errorf("%d routes fetch from the stand-in, want 7", n)
+	if n := strings.Count(caddyfile, "api_base http://127.0.0.1:9881"); n != 9 {
+		t.Errorf("%d routes fetch from the stand-in, want 9", n)
 	}
 }
 
