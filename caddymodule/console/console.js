@@ -1,6 +1,8 @@
 // payhook console. It reads the admin API (or the payhook_console handler's
 // copy of it) at paths relative to the page: events, stats, inbox/…
 // Every text from the API goes into the page as text, never as HTML.
+// The page inlines this script at its end: the elements above exist when
+// it runs, and the first rows come with the page (#payhook-first).
 "use strict";
 
 const csrf = document.querySelector('meta[name="payhook-csrf"]').content;
@@ -120,7 +122,6 @@ async function loadEvents(before) {
   const q = filterQuery();
   q.set("limit", pageSize);
   if (before) q.set("before", before);
-  const tbody = document.querySelector("#events tbody");
   const started = performance.now();
   let list;
   try {
@@ -129,6 +130,12 @@ async function loadEvents(before) {
     notice("Searching the journal: " + err.message, true);
     return;
   }
+  drawEvents(list, q, before, started);
+}
+
+// drawEvents shows a page of callbacks: list is the answer of events?q.
+function drawEvents(list, q, before, started) {
+  const tbody = document.querySelector("#events tbody");
   state.before = before || 0;
   state.next = list.next || 0;
   tbody.replaceChildren(...list.events.map(eventRow));
@@ -408,7 +415,20 @@ async function refreshAll() {
   fillSelect("route", new Set(inboxes.map((i) => i.route).filter(Boolean)), shortRoute);
 }
 
-document.addEventListener("DOMContentLoaded", () => {
+// The page's first rows came with it: drawn at once, before any request.
+function firstRows() {
+  const island = document.getElementById("payhook-first").textContent;
+  if (!island) return false;
+  const q = filterQuery();
+  q.set("limit", pageSize);
+  drawEvents(JSON.parse(island), q, 0, performance.now());
+  return true;
+}
+
+{
+  const ref = new URLSearchParams(location.search).get("ref");
+  if (ref) document.getElementById("ref").value = ref;
+  if (!firstRows()) loadEvents(0);
   document.getElementById("filters").addEventListener("submit", (e) => { e.preventDefault(); state.pages = []; loadEvents(0); });
   document.getElementById("filters").addEventListener("reset", () => { setTimeout(() => { state.pages = []; loadEvents(0); }); });
   document.getElementById("older").addEventListener("click", () => { state.pages.push(state.before); loadEvents(state.next); });
@@ -416,8 +436,5 @@ document.addEventListener("DOMContentLoaded", () => {
   document.getElementById("detail-close").addEventListener("click", closeDetail);
   document.getElementById("detail").addEventListener("click", (e) => { if (e.target.id === "detail") closeDetail(); });
   document.addEventListener("keydown", (e) => { if (e.key === "Escape") { closeDetail(); document.getElementById("confirm").hidden = true; } });
-  const ref = new URLSearchParams(location.search).get("ref");
-  if (ref) document.getElementById("ref").value = ref;
-  loadEvents(0);
   refreshAll();
-});
+}
