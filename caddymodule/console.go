@@ -1,7 +1,6 @@
 package caddymodule
 
 import (
-	"bytes"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -13,7 +12,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"path"
+	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -35,7 +34,10 @@ import (
 //     admin API's handlers.
 //
 // The page calls the API with paths relative to itself (events, inbox/…),
-// so it works in both places unchanged. Its actions (replay, retry the
+// so it works in both places unchanged. It comes in one answer: its style
+// and script inlined (the policy names their hashes), and the newest
+// callbacks' first page as JSON, so that the rows are drawn without
+// waiting for another request. Its actions (replay, retry the
 // failed) are POSTs that carry a CSRF token bound to the browser's console
 // session, and are refused when they come from another origin.
 
@@ -53,6 +55,29 @@ func init() {
 //
 //go:embed console
 var consoleFiles embed.FS
+
+// consolePage is index.html with console.css and console.js inlined, and
+// consolePolicy the page's Content-Security-Policy, which lets only those
+// run (by their hashes), talks only to the page's own origin, and lets no
+// other site frame it.
+var consolePage, consolePolicy = func() (string, string) {
+	read := func(name string) string {
+		content, err := consoleFiles.ReadFile("console/" + name)
+		if err != nil {
+			panic(err)
+		}
+		return string(content)
+	}
+	hash := func(content string) string {
+		sum := sha256.Sum256([]byte(content))
+		return "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
+	}
+	style, script := read("console.css"), read("console.js")
+	page := strings.NewReplacer("{{style}}", style, "{{script}}", script).Replace(read("index.html"))
+	policy := "default-src 'none'; script-src " + hash(script) + "; style-src " + hash(style) + "; img-src 'self' data:; connect-src 'self'; " +
+		"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+	return page, policy
+}()
 
 // consoleKey signs the CSRF tokens of this process's console sessions: a
 // restart ends them (the page says to reload).
@@ -72,12 +97,12 @@ const (
 	csrfHeader = "X-Payhook-Csrf"
 	// csrfPlaceholder is where the page's HTML takes its token.
 	csrfPlaceholder = "{{csrf}}"
+	// firstPlaceholder is where it takes its first page of callbacks.
+	firstPlaceholder = "{{first}}"
+	// consolePageSize is the rows of a page of callbacks (console.js's
+	// pageSize).
+	consolePageSize = 50
 )
-
-// consolePolicy lets the page load only its own script and style, and
-// talk only to its own origin; no other site may frame it.
-const consolePolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
-	"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 // csrfToken is the token of a session: an HMAC, so that nothing needs
 // remembering and only this process can make one.
@@ -147,63 +172,66 @@ func checkConsolePost(r *http.Request, strict bool) error {
 	return nil
 }
 
-// serveConsoleFile answers the page (name "") or one of its files.
-func serveConsoleFile(w http.ResponseWriter, r *http.Request, name string) error {
+// serveConsolePage answers the page, with its session's token and, from
+// events (nil: none, the page asks), the first page of the callbacks it
+// opens with: the newest, or those of its ?ref=.
+func serveConsolePage(w http.ResponseWriter, r *http.Request, events *eventsAdmin) error {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return apiError(http.StatusMethodNotAllowed, "GET only")
 	}
-	file := name
-	if file == "" {
-		file = "index.html"
-	}
-	if strings.Contains(file, "/") {
-		return apiError(http.StatusNotFound, "no such page")
-	}
-	content, err := consoleFiles.ReadFile("console/" + file)
-	if err != nil {
-		return apiError(http.StatusNotFound, "no such page")
-	}
 	h := w.Header()
-	switch path.Ext(file) {
-	case ".html":
-		h.Set("Content-Type", "text/html; charset=utf-8")
-		content = bytes.Replace(content, []byte(csrfPlaceholder), []byte(csrfToken(consoleSession(w, r))), 1)
-		h.Set("Cache-Control", "no-store")
-	case ".js":
-		h.Set("Content-Type", "text/javascript; charset=utf-8")
-		h.Set("Cache-Control", "no-cache")
-	case ".css":
-		h.Set("Content-Type", "text/css; charset=utf-8")
-		h.Set("Cache-Control", "no-cache")
-	case ".svg":
-		h.Set("Content-Type", "image/svg+xml")
-		h.Set("Cache-Control", "no-cache")
-	}
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
 	h.Set("Content-Security-Policy", consolePolicy)
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
+	token := csrfToken(consoleSession(w, r))
 	if r.Method == http.MethodHead {
 		return nil
 	}
-	_, err = w.Write(content)
+	var first []byte
+	if events != nil {
+		query := url.Values{"limit": {strconv.Itoa(consolePageSize)}}
+		if ref := r.URL.Query().Get("ref"); ref != "" {
+			query.Set("ref", ref)
+		}
+		// The page asks for them itself when they cannot be read here.
+		if page, err := events.page(r.Context(), query); err == nil {
+			// json.Marshal escapes <, > and &: a reference cannot end the
+			// script element that holds it.
+			first, _ = json.Marshal(page)
+		}
+	}
+	// One pass: a placeholder inside a reference is not replaced.
+	_, err := strings.NewReplacer(csrfPlaceholder, token, firstPlaceholder, string(first)).WriteString(w, consolePage)
 	return err
 }
 
 // consoleAdmin serves the console's page on Caddy's admin endpoint, at
 // /payhook/. Its API is the admin API's: /payhook/events, /payhook/stats
 // (eventsAdmin) and /payhook/inbox… (inboxAdmin).
-type consoleAdmin struct{}
+type consoleAdmin struct{ events *eventsAdmin }
 
 // CaddyModule returns the Caddy module information.
 func (consoleAdmin) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{ID: "admin.api.payhook_console", New: func() caddy.Module { return new(consoleAdmin) }}
 }
 
-// Routes is the console's page and files.
-func (consoleAdmin) Routes() []caddy.AdminRoute {
+// Provision keeps the configuration's context, whose journal the page's
+// first rows come from.
+func (a *consoleAdmin) Provision(ctx caddy.Context) error {
+	a.events = &eventsAdmin{ctx: ctx}
+	return nil
+}
+
+// Routes is the console's page.
+func (a *consoleAdmin) Routes() []caddy.AdminRoute {
 	return []caddy.AdminRoute{{Pattern: "/payhook/", Handler: caddy.AdminHandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		return serveConsoleFile(w, r, strings.TrimPrefix(r.URL.Path, "/payhook/"))
+		if page := strings.TrimPrefix(r.URL.Path, "/payhook/"); page != "" && page != "index.html" {
+			return apiError(http.StatusNotFound, "no such page")
+		}
+		return serveConsolePage(w, r, a.events)
 	})}}
 }
 
@@ -258,8 +286,8 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 }
 
 func (c *Console) serve(w http.ResponseWriter, r *http.Request, rest string) error {
-	if rest == "" || rest == "index.html" || strings.HasPrefix(rest, "console.") {
-		return serveConsoleFile(w, r, strings.TrimPrefix(rest, "index.html"))
+	if rest == "" || rest == "index.html" {
+		return serveConsolePage(w, r, c.events)
 	}
 	// The API answers the page only: another site's page may not even
 	// read from it.
@@ -342,6 +370,7 @@ func (c *Console) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 // Interface guards.
 var (
 	_ caddy.AdminRouter           = (*consoleAdmin)(nil)
+	_ caddy.Provisioner           = (*consoleAdmin)(nil)
 	_ caddy.Provisioner           = (*Console)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Console)(nil)
 	_ caddyfile.Unmarshaler       = (*Console)(nil)

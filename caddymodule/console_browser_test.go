@@ -259,7 +259,7 @@ func TestConsoleInABrowser(t *testing.T) {
 		waitState(t, gjson.GetBytes(paid, "events.0.event_id").String(), "delivered")
 
 		// No secret on the page or in its API, whatever it shows.
-		for _, path := range []string{"/console/", "/console/console.js", "/console/events?limit=1000", "/console/stats",
+		for _, path := range []string{"/console/", "/console/events?limit=1000", "/console/stats",
 			"/console/inbox/routes", "/console/inbox?limit=1000", "/console/inbox/" + down1} {
 			req := mustRequest(t, http.MethodGet, e.base+path, nil)
 			req.SetBasicAuth(consoleUser, consolePassword)
@@ -288,8 +288,28 @@ func TestConsoleInABrowser(t *testing.T) {
 		browse(t, ctx, "opening the console", chromedp.Navigate(e.base+"/console/"))
 		waitFor(t, ctx, "the callbacks' rows", `document.querySelectorAll("#events tbody tr[data-seq]").length >= 7`)
 		loaded := evaluate[float64](t, ctx, `window.payhookTimings.firstRows`)
-		firstQuery := evaluate[float64](t, ctx, `performance.getEntriesByType("resource").find(e => e.name.includes("/events?")).duration`)
+		// The rows came with the page: no request for them.
+		firstQuery := evaluate[float64](t, ctx, `(n => n.responseEnd - n.requestStart)(performance.getEntriesByType("navigation")[0])`)
+		if evaluate[bool](t, ctx, `performance.getEntriesByType("resource").some(e => e.name.includes("/events?"))`) {
+			t.Error("the page asked for the rows it came with")
+		}
 		pageAt := evaluate[float64](t, ctx, `performance.getEntriesByType("navigation")[0].responseEnd`)
+		// Where the first load's time went: the navigation's steps, then
+		// each request the page made (ms since the navigation began).
+		requests := evaluate[string](t, ctx, `(() => {
+			const n = performance.getEntriesByType("navigation")[0], f = (x) => Math.round(x);
+			const paint = performance.getEntriesByType("paint").map(p => p.name + " " + f(p.startTime)).join(", ");
+			return "request " + f(n.requestStart) + ", first byte " + f(n.responseStart) + ", HTML " + f(n.responseEnd) + " (" + n.transferSize + " bytes)" +
+				", DOM interactive " + f(n.domInteractive) + ", DOMContentLoaded " + f(n.domContentLoadedEventStart) + (paint ? ", " + paint : "") + "; " +
+				performance.getEntriesByType("resource").map(r => r.name.replace(/^.*\//, "") + " " + f(r.startTime) + "–" + f(r.responseEnd)).join(", ")
+		})()`)
+		firstPaint := evaluate[float64](t, ctx, `(performance.getEntriesByType("paint").find(p => p.name === "first-contentful-paint") || {startTime: 0}).startTime`)
+		// Again, in the tab that has the page's origin open already (the
+		// browser's own start of a renderer is then out of the figure).
+		browse(t, ctx, "reloading the console", chromedp.Reload())
+		waitFor(t, ctx, "the callbacks' rows again", `document.querySelectorAll("#events tbody tr[data-seq]").length >= 7`)
+		reloaded := evaluate[string](t, ctx, `(() => { const f = (x) => Math.round(x), n = performance.getEntriesByType("navigation")[0];
+			return "HTML " + f(n.responseEnd) + " ms, rows " + f(window.payhookTimings.firstRows) + " ms" })()`)
 		rows := evaluate[[]string](t, ctx, `[...document.querySelectorAll("#events tbody tr[data-seq]")].map(r => r.innerText.replace(/\s+/g, " "))`)
 		for i, want := range []string{"stripe refused signature_mismatch", "stripe delivered captured 25.00 EUR order-77",
 			"ixopay queued → failed captured 9.99 EUR order-down2", "ixopay queued → failed", "ixopay refused signature_mismatch",
@@ -440,9 +460,78 @@ func TestConsoleInABrowser(t *testing.T) {
 			t.Errorf("the shop received %s %d times, want 2 (the replay through the door)", down1, n)
 		}
 
-		t.Logf("%s, %d more journal rows: the page arrived %.0f ms after the navigation began and showed its rows at %.0f ms "+
-			"(their request: %.0f ms); a search took %.0f ms (request and drawing)", engine.name, *consoleRows, pageAt, loaded, firstQuery, searched)
+		// The failed events, 20 at a time: with 21 failed (stored as an
+		// import would: the shop's refusals would take the route's probes
+		// minutes to fail), "More" lists the 21st.
+		_, routes := adminCall(t, http.MethodGet, "/payhook/inbox/routes")
+		addFailed(t, engine.open(t, e), gjson.GetBytes(routes, "inboxes.0.inbox").String(), 21)
+		browse(t, ctx, "opening the console", chromedp.Navigate(e.base+"/console/"))
+		waitFor(t, ctx, "20 failed events and More", `document.querySelectorAll("#inbox .failed-list li").length === 20 &&
+			!document.getElementById("more-failed").hidden`)
+		browse(t, ctx, "listing more failed events", chromedp.Click(chromedp.ID("more-failed")))
+		waitFor(t, ctx, "the 21st failed event, and no More", `document.querySelectorAll("#inbox .failed-list li").length === 21 &&
+			document.getElementById("more-failed").hidden`)
+
+		// The page refreshes itself: a callback sent after it opened shows.
+		// It is one the shop refuses, of a route (retry_for 1h) that a
+		// reload then replaces by changing its matchers: its event is
+		// orphaned, and moved from the page, opened before both reloads
+		// (its session's token holds across them), to the route that took
+		// its place, which delivers it.
+		if !evaluate[bool](t, ctx, `document.getElementById("auto-refresh").checked`) {
+			t.Error("auto-refresh is off")
+		}
+		orphanBack := make(chan struct{})
+		e.upstream.setStatusByBody(func(body []byte) int {
+			select {
+			case <-orphanBack:
+			default:
+				if strings.Contains(string(body), "order-orphan1") {
+					return http.StatusBadGateway
+				}
+			}
+			return http.StatusOK
+		})
+		patient := strings.Replace(consoleSites(t), "retry_for 2s", "retry_for 1h", 1)
+		e.reload("", patient)
+		sendOK(t, e, payment("orphan1", "DEBIT", "OK"))
+		waitFor(t, ctx, "the new callback's row, without a reload", `[...document.querySelectorAll("#events tbody tr[data-seq]")]
+			.some(r => r.innerText.includes("order-orphan1"))`)
+		e.reload("", strings.Replace(patient, "route /callbacks/ixopay*", "route /callbacks/*", 1))
+		waitFor(t, ctx, "the orphaned inbox's Move", `document.querySelector("#inbox button.move") !== null`)
+		_, list := adminCall(t, http.MethodGet, "/payhook/events?ref=order-orphan1")
+		orphan := gjson.GetBytes(list, "events.0.event_id").String()
+		close(orphanBack)
+		browse(t, ctx, "moving", chromedp.Click(chromedp.CSS("#inbox button.move")))
+		waitFor(t, ctx, "the confirmation", `!document.getElementById("confirm").hidden`)
+		if to := evaluate[string](t, ctx, `document.getElementById("move-to").selectedOptions[0].textContent`); !strings.Contains(to, "/callbacks/*") {
+			t.Errorf("the move's route: %q, want the running /callbacks/*", to)
+		}
+		if len(deliveriesOf(e, orphan)) != 0 {
+			t.Fatal("delivered before the move")
+		}
+		browse(t, ctx, "confirming", chromedp.Click(chromedp.ID("confirm-yes")))
+		waitFor(t, ctx, "the move's notice", `document.getElementById("notice").innerText.includes("1 event(s) moved")`)
+		waitDelivered(t, e, orphan)
+
+		t.Logf("%s, %d more journal rows: the page arrived %.0f ms after the navigation began and showed its rows at %.0f ms, painted at %.0f ms "+
+			"(the page's request, its rows in it: %.0f ms); a search took %.0f ms (request and drawing)\nthe first load: %s\nreloaded: %s", engine.name, *consoleRows, pageAt, loaded, firstPaint, firstQuery, searched, requests, reloaded)
 	})
+}
+
+// addFailed stores n failed events in inbox.
+func addFailed(t *testing.T, s *store.Store, inbox string, n int) {
+	t.Helper()
+	now := time.Now()
+	events := make([]*store.InboxEvent, n)
+	for i := range events {
+		events[i] = &store.InboxEvent{Route: inbox, Queue: fmt.Sprintf("ixopay:many%d", i), EventID: fmt.Sprintf("ixopay_many%d", i),
+			Provider: "ixopay", Type: "payment", State: store.Failed, ReceivedAt: now, DoneAt: now, LastAt: now, Attempts: 3,
+			LastError: "the shop answered 502", Record: []byte(`{}`)}
+	}
+	if stored, err := s.ImportInbox(t.Context(), events); err != nil || stored != n {
+		t.Fatalf("storing %d failed events: %d, %v", n, stored, err)
+	}
 }
 
 // startConsoleDoor runs caddy payhook console's door to the test's admin

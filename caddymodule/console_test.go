@@ -58,7 +58,7 @@ func TestConsolePostChecks(t *testing.T) {
 // load nothing from another site, nor be framed.
 func TestConsolePage(t *testing.T) {
 	w := httptest.NewRecorder()
-	if err := serveConsoleFile(w, httptest.NewRequest(http.MethodGet, "http://shop.example/console/", nil), ""); err != nil {
+	if err := serveConsolePage(w, httptest.NewRequest(http.MethodGet, "http://shop.example/console/", nil), nil); err != nil {
 		t.Fatal(err)
 	}
 	cookies := w.Result().Cookies()
@@ -68,6 +68,14 @@ func TestConsolePage(t *testing.T) {
 	body := w.Body.String()
 	if !strings.Contains(body, `content="`+csrfToken(cookies[0].Value)+`"`) || strings.Contains(body, csrfPlaceholder) {
 		t.Error("the page does not carry its session's token")
+	}
+	// Its style and script inlined, and allowed by their hashes only.
+	if strings.Contains(body, "{{") || !strings.Contains(body, "payhookTimings") || !strings.Contains(body, "--delivered") {
+		t.Error("the page does not inline its script and style")
+	}
+	if policy := w.Header().Get("Content-Security-Policy"); !strings.Contains(policy, "script-src 'sha256-") ||
+		!strings.Contains(policy, "style-src 'sha256-") || strings.Contains(policy, "unsafe-inline") {
+		t.Errorf("the page's policy: %s", policy)
 	}
 	for name, want := range map[string]string{"Content-Security-Policy": "default-src 'none'", "X-Frame-Options": "DENY", "Cache-Control": "no-store"} {
 		if !strings.Contains(w.Header().Get(name), want) {
@@ -89,14 +97,11 @@ func TestConsolePage(t *testing.T) {
 	r := httptest.NewRequest(http.MethodGet, "http://shop.example/console/", nil)
 	r.AddCookie(cookies[0])
 	w = httptest.NewRecorder()
-	if err := serveConsoleFile(w, r, ""); err != nil {
+	if err := serveConsolePage(w, r, nil); err != nil {
 		t.Fatal(err)
 	}
 	if len(w.Result().Cookies()) != 0 || !strings.Contains(w.Body.String(), csrfToken(cookies[0].Value)) {
 		t.Error("a second visit started another session")
-	}
-	if err := serveConsoleFile(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/x", nil), "../console.go"); err == nil {
-		t.Error("served a file outside the console's")
 	}
 }
 
@@ -122,7 +127,8 @@ func TestConsoleHandlerUnderAPrefix(t *testing.T) {
 		body         string
 	}{
 		{http.MethodGet, "/ops/", nil, http.StatusOK, `<meta name="payhook-csrf"`},
-		{http.MethodGet, "/ops/console.js", nil, http.StatusOK, "payhookTimings"},
+		{http.MethodGet, "/ops/", nil, http.StatusOK, `<script type="application/json" id="payhook-first">{"events":[]}</script>`},
+		{http.MethodGet, "/ops/console.js", nil, http.StatusNotFound, "no such page"},
 		{http.MethodGet, "/ops/events?limit=5", nil, http.StatusOK, `"events"`},
 		{http.MethodGet, "/ops/stats", nil, http.StatusOK, `"hours"`},
 		{http.MethodGet, "/ops/inbox/routes", nil, http.StatusOK, `"inboxes"`},

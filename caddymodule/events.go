@@ -165,45 +165,58 @@ func parseQuery(values url.Values, now time.Time) (store.Query, error) {
 	return q, nil
 }
 
+// eventsPage is a page of the journal, as GET /payhook/events answers it.
+type eventsPage struct {
+	Events []journalEntry `json:"events"`
+	Next   int64          `json:"next,omitempty"` // before= for the next page
+}
+
 func (a *eventsAdmin) handleEvents(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet {
 		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: errors.New("GET only")}
 	}
+	out, err := a.page(r.Context(), r.URL.Query())
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, out)
+}
+
+// page answers the journal's query of values: GET /payhook/events, and
+// the console page's first rows.
+func (a *eventsAdmin) page(ctx context.Context, values url.Values) (*eventsPage, error) {
 	app, err := configuredApp(a.ctx)
 	if err != nil {
-		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: err}
+		return nil, caddy.APIError{HTTPStatus: http.StatusNotFound, Err: err}
 	}
-	q, err := parseQuery(r.URL.Query(), time.Now())
+	q, err := parseQuery(values, time.Now())
 	if err != nil {
-		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: err}
+		return nil, caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: err}
 	}
-	entries, err := app.state.Search(r.Context(), q)
+	entries, err := app.state.Search(ctx, q)
 	if err != nil {
-		return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: err}
+		return nil, caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: err}
 	}
-	out := struct {
-		Events []journalEntry `json:"events"`
-		Next   int64          `json:"next,omitempty"` // before= for the next page
-	}{Events: make([]journalEntry, 0, len(entries))}
+	out := &eventsPage{Events: make([]journalEntry, 0, len(entries))}
 	for _, e := range entries {
 		v := viewEntry(e)
 		// A reference search shows each event's delivery attempts too.
 		if q.Ref != "" && e.EventID != "" {
-			attempts, err := app.state.Attempts(r.Context(), e.Route, e.EventID)
+			attempts, err := app.state.Attempts(ctx, e.Route, e.EventID)
 			if err != nil {
-				return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: err}
+				return nil, caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: err}
 			}
 			v.Attempts = viewAttempts(attempts)
 		}
 		out.Events = append(out.Events, v)
 	}
-	if err := app.addInboxStates(r.Context(), out.Events); err != nil {
-		return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: err}
+	if err := app.addInboxStates(ctx, out.Events); err != nil {
+		return nil, caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: err}
 	}
 	if limit := cmp.Or(q.Limit, 100); len(entries) == limit {
 		out.Next = entries[len(entries)-1].Seq
 	}
-	return writeJSON(w, out)
+	return out, nil
 }
 
 // maxStatsSince bounds the time range of GET /payhook/stats: its answer

@@ -1,6 +1,8 @@
 // payhook console. It reads the admin API (or the payhook_console handler's
 // copy of it) at paths relative to the page: events, stats, inbox/…
 // Every text from the API goes into the page as text, never as HTML.
+// The page inlines this script at its end: the elements above exist when
+// it runs, and the first rows come with the page (#payhook-first).
 "use strict";
 
 const csrf = document.querySelector('meta[name="payhook-csrf"]').content;
@@ -99,7 +101,9 @@ function outcomeCell(entry) {
 
 // ---- the callbacks' list ----
 
-const state = {pages: [], before: 0, next: 0};
+// query is the filters applied (the form may hold others not yet
+// searched): paging and the auto-refresh keep them.
+const state = {pages: [], before: 0, next: 0, query: null};
 
 // The page's own timings (ms since the navigation began; the last
 // search's), which the browser test reports.
@@ -118,11 +122,12 @@ function filterQuery() {
   return q;
 }
 
+// loadEvents shows the page of callbacks older than before (0: the
+// newest) that the applied filters select; search applies the form's.
 async function loadEvents(before) {
-  const q = filterQuery();
+  const q = new URLSearchParams(state.query || filterQuery());
   q.set("limit", pageSize);
   if (before) q.set("before", before);
-  const tbody = document.querySelector("#events tbody");
   const started = performance.now();
   let list;
   try {
@@ -131,9 +136,18 @@ async function loadEvents(before) {
     notice("Searching the journal: " + err.message, true);
     return;
   }
+  drawEvents(list, q, before, started);
+}
+
+// drawEvents shows a page of callbacks: list is the answer of events?q.
+function drawEvents(list, q, before, started) {
+  const tbody = document.querySelector("#events tbody");
+  const open = document.querySelector("#events tbody tr.open");
   state.before = before || 0;
   state.next = list.next || 0;
   tbody.replaceChildren(...list.events.map(eventRow));
+  // A refresh keeps the open callback's row marked.
+  if (open) tbody.querySelector(`tr[data-seq="${open.dataset.seq}"]`)?.classList.add("open");
   if (list.events.length === 0) {
     tbody.append(el("tr", {}, el("td", {colspan: 8, class: "empty"}, q.get("ref") ? "No callback in the journal names " + q.get("ref") + "." : "No callback matches.")));
   }
@@ -144,8 +158,12 @@ async function loadEvents(before) {
 }
 
 function eventRow(entry) {
-  const open = () => openDetail(entry);
-  return el("tr", {tabindex: 0, "data-seq": entry.seq, onclick: open, onkeydown: (e) => { if (e.key === "Enter") open(); }},
+  const open = (e) => {
+    document.querySelectorAll("#events tbody tr.open").forEach((r) => r.classList.remove("open"));
+    e.currentTarget.classList.add("open");
+    openDetail(entry);
+  };
+  return el("tr", {tabindex: 0, "data-seq": entry.seq, onclick: open, onkeydown: (e) => { if (e.key === "Enter") open(e); }},
     el("td", {"data-label": "Time"}, formatTime(entry.at)),
     el("td", {"data-label": "Route"}, routeCell(entry.route)),
     el("td", {"data-label": "Provider"}, entry.provider),
@@ -248,15 +266,19 @@ async function showEnvelope(summary) {
 }
 
 function closeDetail() {
+  document.querySelectorAll("#events tbody tr.open").forEach((r) => r.classList.remove("open"));
   document.getElementById("detail").hidden = true;
   document.getElementById("envelope").textContent = "";
 }
 
 // ---- confirmation ----
 
-function confirmThen(text, yes, action) {
+// confirmThen asks before action; choice, when given, is an element the
+// operator sets in the confirmation (a select), which action reads.
+function confirmThen(text, yes, action, choice) {
   const modal = document.getElementById("confirm");
   document.getElementById("confirm-text").textContent = text;
+  document.getElementById("confirm-choice").replaceChildren(...(choice ? [choice] : []));
   const yesButton = document.getElementById("confirm-yes");
   yesButton.textContent = yes;
   modal.hidden = false;
@@ -275,15 +297,25 @@ function confirmThen(text, yes, action) {
 
 // ---- the inbox ----
 
+// failedPage is the failed events listed at once; "More" lists the next
+// ones (the admin API's before= and next_before). failed holds those
+// listed: a refresh lists as many again.
+const failedPage = 20;
+const failed = {events: [], next: 0};
+
 async function refreshInbox() {
   const box = document.getElementById("inbox");
-  let routes, failed;
+  let routes, list;
   try {
-    [routes, failed] = await Promise.all([api("inbox/routes"), api("inbox?state=failed&limit=100")]);
+    [routes, list] = await Promise.all([api("inbox/routes"),
+      api("inbox?state=failed&limit=" + Math.max(failedPage, failed.events.length))]);
   } catch (err) {
     box.replaceChildren(el("p", {class: "empty"}, "The inbox: " + err.message));
     return [];
   }
+  failed.events = list.events;
+  failed.next = list.next_before || 0;
+  const running = routes.inboxes.filter((ib) => !ib.orphaned);
   const rows = routes.inboxes.map((ib) => {
     return el("tr", {"data-inbox": ib.inbox},
       el("td", {}, ib.route ? routeCell(ib.route) : ib.inbox, ib.orphaned ? el("span", {class: "tag warn"}, "orphaned") : null, ib.enabled ? null : el("span", {class: "tag"}, "inbox off")),
@@ -294,7 +326,8 @@ async function refreshInbox() {
       el("td", {}, ib.failed && !ib.orphaned ? el("button", {type: "button", class: "retry-failed", onclick: () => confirmThen(
         `Deliver every failed event of ${shortRoute(ib.route) || ib.inbox} to the shop again?`, "Retry all failed",
         async () => { const r = await post("inbox/retry-failed?inbox=" + encodeURIComponent(ib.inbox));
-          notice(`${r.replayed.length} failed event(s) are being delivered again.`); refreshInbox(); })}, "Retry all failed…") : null),
+          notice(`${r.replayed.length} failed event(s) are being delivered again.`); refreshInbox(); })}, "Retry all failed…") : null,
+        ib.orphaned && ib.pending ? moveButton(ib, running) : null),
     );
   });
   const parts = [];
@@ -306,12 +339,48 @@ async function refreshInbox() {
     parts.push(el("p", {class: "empty"}, "No route has an inbox."));
   }
   if (failed.events.length) {
-    parts.push(el("h3", {}, "Failed events"), el("ul", {class: "failed-list"}, failed.events.slice(0, 20).map((ev) =>
-      el("li", {}, el("a", {href: "#", class: "ref", onclick: (e) => { e.preventDefault(); openByID(ev.id); }}, ev.id),
-        ` ${ev.provider} · ${ev.attempts} attempts · ${ev.last_error || ""} · ${formatTime(ev.received_at)}`))));
+    parts.push(el("h3", {}, "Failed events"), el("ul", {class: "failed-list"}, failed.events.map(failedItem)),
+      el("p", {}, el("button", {type: "button", id: "more-failed", class: "quiet", hidden: !failed.next, onclick: moreFailed}, "More failed events")));
   }
   box.replaceChildren(...parts);
   return routes.inboxes;
+}
+
+function failedItem(ev) {
+  return el("li", {}, el("a", {href: "#", class: "ref", onclick: (e) => { e.preventDefault(); openByID(ev.id); }}, ev.id),
+    ` ${ev.provider} · ${ev.attempts} attempts · ${ev.last_error || ""} · ${formatTime(ev.received_at)}`);
+}
+
+// moreFailed lists the next page of failed events, older than those listed.
+async function moreFailed() {
+  let list;
+  try {
+    list = await api("inbox?state=failed&limit=" + failedPage + "&before=" + failed.next);
+  } catch (err) {
+    notice("Listing the failed events: " + err.message, true);
+    return;
+  }
+  failed.events.push(...list.events);
+  failed.next = list.next_before || 0;
+  document.querySelector("#inbox .failed-list").append(...list.events.map(failedItem));
+  document.getElementById("more-failed").hidden = !failed.next;
+}
+
+// moveButton hands an orphaned inbox's waiting events (its route is gone
+// from the configuration) to a running route the operator chooses, the
+// same provider's first.
+function moveButton(gone, running) {
+  const targets = running.slice().sort((a, b) => (b.provider === gone.provider) - (a.provider === gone.provider));
+  return el("button", {type: "button", class: "move", disabled: !targets.length, onclick: () => {
+    const select = el("select", {id: "move-to", "aria-label": "The route to deliver them"},
+      targets.map((ib) => el("option", {value: ib.inbox}, `${shortRoute(ib.route)} (${ib.provider})`)));
+    confirmThen(`Deliver the ${gone.pending} waiting event(s) of the gone route ${gone.inbox} (${gone.provider}) through this route? ` +
+      "It delivers them with its own handlers, to its own shop.", "Move", async () => {
+      const r = await post("inbox/move?" + new URLSearchParams({from: gone.inbox, to: select.value}));
+      notice(`${r.moved} event(s) moved to ${shortRoute(r.route)}: they are being delivered.`);
+      refreshInbox();
+    }, select);
+  }}, "Move to route…");
 }
 
 async function openByID(id) {
@@ -410,16 +479,57 @@ async function refreshAll() {
   fillSelect("route", new Set(inboxes.map((i) => i.route).filter(Boolean)), shortRoute);
 }
 
-document.addEventListener("DOMContentLoaded", () => {
-  document.getElementById("filters").addEventListener("submit", (e) => { e.preventDefault(); state.pages = []; loadEvents(0); });
-  document.getElementById("filters").addEventListener("reset", () => { setTimeout(() => { state.pages = []; loadEvents(0); }); });
+// ---- auto-refresh ----
+
+// Every refreshEvery while the tab is visible and the toggle on, the list
+// (its page, with the filters applied), the inbox and the chart are read
+// again; an open timeline, the form and the scroll stay as they are.
+const refreshEvery = 10000;
+let refreshTimer = 0;
+
+function scheduleRefresh() {
+  clearTimeout(refreshTimer);
+  refreshTimer = 0;
+  if (document.getElementById("auto-refresh").checked && document.visibilityState === "visible") {
+    refreshTimer = setTimeout(refresh, refreshEvery);
+  }
+}
+
+async function refresh() {
+  await Promise.all([loadEvents(state.before), refreshAll()]);
+  scheduleRefresh();
+}
+
+// The page's first rows came with it: drawn at once, before any request.
+function firstRows() {
+  const island = document.getElementById("payhook-first").textContent;
+  if (!island) return false;
+  const q = filterQuery();
+  q.set("limit", pageSize);
+  drawEvents(JSON.parse(island), q, 0, performance.now());
+  return true;
+}
+
+{
+  const ref = new URLSearchParams(location.search).get("ref");
+  if (ref) document.getElementById("ref").value = ref;
+  if (!firstRows()) loadEvents(0);
+  state.query = filterQuery();
+  const search = () => { state.pages = []; state.query = filterQuery(); loadEvents(0); };
+  document.getElementById("filters").addEventListener("submit", (e) => { e.preventDefault(); search(); });
+  document.getElementById("filters").addEventListener("reset", () => { setTimeout(search); });
   document.getElementById("older").addEventListener("click", () => { state.pages.push(state.before); loadEvents(state.next); });
   document.getElementById("newer").addEventListener("click", () => { loadEvents(state.pages.pop() || 0); });
   document.getElementById("detail-close").addEventListener("click", closeDetail);
   document.getElementById("detail").addEventListener("click", (e) => { if (e.target.id === "detail") closeDetail(); });
   document.addEventListener("keydown", (e) => { if (e.key === "Escape") { closeDetail(); document.getElementById("confirm").hidden = true; } });
-  const ref = new URLSearchParams(location.search).get("ref");
-  if (ref) document.getElementById("ref").value = ref;
-  loadEvents(0);
-  refreshAll();
-});
+  const toggle = document.getElementById("auto-refresh");
+  toggle.checked = localStorage.getItem("payhook-auto-refresh") !== "off";
+  toggle.addEventListener("change", () => {
+    localStorage.setItem("payhook-auto-refresh", toggle.checked ? "on" : "off");
+    if (toggle.checked) refresh(); else scheduleRefresh();
+  });
+  // Hidden, the page asks nothing; visible again, it catches up at once.
+  document.addEventListener("visibilitychange", () => { if (document.visibilityState === "visible" && toggle.checked) refresh(); else scheduleRefresh(); });
+  refreshAll().then(scheduleRefresh);
+}

@@ -269,8 +269,8 @@ type HourCount struct {
 
 // Hourly counts the journal's entries since since, per hour, provider and
 // outcome, oldest hour first: what the console's chart draws. It reads the
-// entries of the time range through the index on at, never the whole
-// journal.
+// index on (at, provider, outcome) over the time range only, never the
+// whole journal nor its entries.
 func (s *Store) Hourly(ctx context.Context, since time.Time) ([]HourCount, error) {
 	const hour = int64(time.Hour / time.Millisecond)
 	rows, err := s.db.QueryContext(ctx, s.dialect.q(fmt.Sprintf(`SELECT at / %d, provider, outcome, COUNT(*) FROM payhook_journal

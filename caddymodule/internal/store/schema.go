@@ -65,6 +65,7 @@ var (
 		metaMigration,
 		inboxMigration("INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "INTEGER"),
 		inboxReceiptMigration,
+		journalHourlyMigration,
 	}
 
 	postgresMigrations = []string{`
@@ -116,6 +117,7 @@ var (
 		metaMigration,
 		inboxMigration("BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "BYTEA", "SMALLINT"),
 		inboxReceiptMigration,
+		journalHourlyMigration,
 	}
 )
 
@@ -165,6 +167,14 @@ const inboxReceiptMigration = `
 	ALTER TABLE payhook_inbox ADD COLUMN replayed_at BIGINT NOT NULL DEFAULT 0;
 	ALTER TABLE payhook_inbox ADD COLUMN merchant_ref TEXT NOT NULL DEFAULT '';
 	UPDATE payhook_inbox SET replayed_at = received_at WHERE replayed <> 0;`
+
+// journalHourlyMigration makes the journal's index on at cover the
+// console's chart (Hourly: entries per hour, provider and outcome since a
+// time): its count reads the index only, not the entries. The same on
+// both engines.
+const journalHourlyMigration = `
+	DROP INDEX payhook_journal_at;
+	CREATE INDEX payhook_journal_at ON payhook_journal (at, provider, outcome);`
 
 // migrate brings the database's schema to the newest, in one transaction:
 // lock (whatever the engine needs so that two processes opening one
