@@ -142,6 +142,19 @@ func evaluate[T any](t *testing.T, ctx context.Context, js string) T {
 	return v
 }
 
+// clickNow clicks the element sel names once it is on the page, finding
+// and clicking it in one step of the page's own: the page redraws its
+// list and inbox when it refreshes itself, and a node found by one step
+// and clicked by the next may be gone by then.
+func clickNow(t *testing.T, ctx context.Context, what, sel string) {
+	t.Helper()
+	js := fmt.Sprintf("document.querySelector(%q)", sel)
+	waitFor(t, ctx, what, js+" !== null")
+	if !evaluate[bool](t, ctx, "(() => { const el = "+js+"; if (!el) return false; el.click(); return true })()") {
+		t.Fatalf("%s: %s left the page", what, sel)
+	}
+}
+
 // waitFor waits until the JavaScript predicate is true in the page.
 func waitFor(t *testing.T, ctx context.Context, what, predicate string) {
 	t.Helper()
@@ -335,7 +348,7 @@ func TestConsoleInABrowser(t *testing.T) {
 		waitFor(t, ctx, "order-paid1's rows", `(() => { const rows = [...document.querySelectorAll("#events tbody tr[data-seq]")];
 			return rows.length === 2 && rows.every(r => r.innerText.includes("order-paid1")) })()`)
 		searched := evaluate[float64](t, ctx, `window.payhookTimings.lastSearch`)
-		browse(t, ctx, "opening its timeline", chromedp.Click(chromedp.CSS("#events tbody tr[data-seq]:last-child")))
+		clickNow(t, ctx, "opening its timeline", "#events tbody tr[data-seq]:last-child")
 		waitFor(t, ctx, "the timeline", `document.getElementById("timeline").innerText.includes("Delivered")`)
 		timeline := evaluate[string](t, ctx, `document.getElementById("timeline").innerText`)
 		for _, want := range []string{"Received from", "Verified by hmac-sha512", "Stored in the inbox", "A duplicate",
@@ -361,7 +374,7 @@ func TestConsoleInABrowser(t *testing.T) {
 			chromedp.Click(chromedp.CSS(`#filters button[type="submit"]`)))
 		waitFor(t, ctx, "order-down1's row", `(() => { const rows = [...document.querySelectorAll("#events tbody tr[data-seq]")];
 			return rows.length === 1 && rows[0].innerText.includes("order-down1") })()`)
-		browse(t, ctx, "opening its timeline", chromedp.Click(chromedp.CSS("#events tbody tr[data-seq]")))
+		clickNow(t, ctx, "opening its timeline", "#events tbody tr[data-seq]")
 		waitFor(t, ctx, "its replay button", `document.getElementById("replay") !== null`)
 		if timeline := evaluate[string](t, ctx, `document.getElementById("timeline").innerText`); !strings.Contains(timeline, "Failed after") ||
 			!strings.Contains(timeline, "the shop answered 502") {
@@ -379,7 +392,7 @@ func TestConsoleInABrowser(t *testing.T) {
 		browse(t, ctx, "closing the timeline", chromedp.Click(chromedp.ID("detail-close")))
 
 		// Retry all failed of the route: the other one.
-		browse(t, ctx, "retrying all failed", chromedp.Click(chromedp.CSS("#inbox button.retry-failed")))
+		clickNow(t, ctx, "retrying all failed", "#inbox button.retry-failed")
 		waitFor(t, ctx, "the confirmation", `!document.getElementById("confirm").hidden`)
 		browse(t, ctx, "confirming", chromedp.Click(chromedp.ID("confirm-yes")))
 		waitDelivered(t, e, down2)
@@ -468,7 +481,7 @@ func TestConsoleInABrowser(t *testing.T) {
 		browse(t, ctx, "opening the console", chromedp.Navigate(e.base+"/console/"))
 		waitFor(t, ctx, "20 failed events and More", `document.querySelectorAll("#inbox .failed-list li").length === 20 &&
 			!document.getElementById("more-failed").hidden`)
-		browse(t, ctx, "listing more failed events", chromedp.Click(chromedp.ID("more-failed")))
+		clickNow(t, ctx, "listing more failed events", "#more-failed")
 		waitFor(t, ctx, "the 21st failed event, and no More", `document.querySelectorAll("#inbox .failed-list li").length === 21 &&
 			document.getElementById("more-failed").hidden`)
 
@@ -502,7 +515,7 @@ func TestConsoleInABrowser(t *testing.T) {
 		_, list := adminCall(t, http.MethodGet, "/payhook/events?ref=order-orphan1")
 		orphan := gjson.GetBytes(list, "events.0.event_id").String()
 		close(orphanBack)
-		browse(t, ctx, "moving", chromedp.Click(chromedp.CSS("#inbox button.move")))
+		clickNow(t, ctx, "moving", "#inbox button.move")
 		waitFor(t, ctx, "the confirmation", `!document.getElementById("confirm").hidden`)
 		if to := evaluate[string](t, ctx, `document.getElementById("move-to").selectedOptions[0].textContent`); !strings.Contains(to, "/callbacks/*") {
 			t.Errorf("the move's route: %q, want the running /callbacks/*", to)
