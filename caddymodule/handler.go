@@ -719,11 +719,15 @@ var statusVars = func() map[normalize.Status]any {
 }()
 
 // outcomeVars are the outcomes boxed once, for the
-// {http.vars.payhook.outcome} placeholder.
+// {http.vars.payhook.outcome} placeholder: only those of a callback
+// answered without forwarding anything in its request. The request's vars
+// are a map without a lock, and a dial reverse_proxy started for the
+// request may still read them after the shop answered (net/http lets a
+// dial finish in the background): a forwarded or failed callback leaves
+// the placeholder empty, and its answer's status tells it.
 var outcomeVars = func() map[string]any {
 	m := make(map[string]any)
-	for _, o := range []string{outcomeForwarded, outcomeDuplicate, outcomeQueued, outcomeRejected,
-		outcomeUpstreamFailed, outcomeChallenge, outcomeIgnored} {
+	for _, o := range []string{outcomeDuplicate, outcomeQueued, outcomeRejected, outcomeChallenge, outcomeIgnored} {
 		m[o] = o
 	}
 	return m

@@ -58,8 +58,8 @@ type record struct {
 // outcome, the reason, the event's id and canonical status, the client
 // address and timings. Under a flood, rejection lines are sampled (the
 // metrics still count every one), and a line not written costs nothing.
-// The outcome is also the {http.vars.payhook.outcome} placeholder, for
-// access logs.
+// The outcome of a callback not forwarded in its request is also the
+// {http.vars.payhook.outcome} placeholder, for access logs (outcomeVars).
 func (h *Handler) finish(r *http.Request, rec *record) {
 	duration := time.Since(rec.start)
 	if v, ok := outcomeVars[rec.outcome]; ok {

@@ -394,9 +394,10 @@ func TestUnzerUnknownPaymentIsRememberedNotAskedAgain(t *testing.T) {
 	e.expectNothingForwarded()
 }
 
-// The outcome is the {http.vars.payhook.outcome} placeholder once payhook
-// has answered, so that an access log can carry it: forwarded, rejected,
-// ignored.
+// The outcome of a callback payhook answered without forwarding it is the
+// {http.vars.payhook.outcome} placeholder, so that an access log can carry
+// it: rejected, ignored; a forwarded one leaves it empty (a dial of
+// reverse_proxy's may still read the request's vars, which have no lock).
 func TestOutcomePlaceholderInTheAccessLog(t *testing.T) {
 	accessLog := t.TempDir() + "/access.log"
 	t.Setenv("PAYHOOK_TEST_UNZER_KEY", unzerPrivateKey)
@@ -414,7 +415,7 @@ func TestOutcomePlaceholderInTheAccessLog(t *testing.T) {
 	} {
 		e.post("/callbacks/unzer", "text/plain", webhook, nil)
 	}
-	want := []string{"forwarded", "rejected", "ignored"}
+	want := []string{"", "rejected", "ignored"}
 	var got []string
 	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		raw, _ := os.ReadFile(accessLog)
