@@ -304,9 +304,16 @@ func TestInboxStoreOutageOnPostgres(t *testing.T) {
 	during := len(up.received())
 	pgtest.Exec(t, "ALTER DATABASE "+name+" ALLOW_CONNECTIONS true")
 	sendOK(t, e, payment("payO", "DEBIT", "OK")) // the provider's retry
-	got := statuses(e.waitTaken(2, time.Minute))
+	// The delivery in flight when the store went may reach the shop while
+	// its record cannot be written: it is delivered once more, same event,
+	// once the store is back (the issue allows that one copy, never a loop).
+	taken := e.waitTaken(2, time.Minute)
+	if taken[0].Header.Get(EventIDHeader) == taken[1].Header.Get(EventIDHeader) {
+		taken = e.waitTaken(3, time.Minute)[1:]
+	}
+	got := statuses(taken)
 	if strings.Join(got, ",") != "payO pending,payO captured" {
-		t.Errorf("the shop took %v", got)
+		t.Errorf("the shop took %v", statuses(e.upstream.received()))
 	}
 	if during > 1 {
 		t.Errorf("the shop received %d requests while the store was down: at most the one in flight", during)
