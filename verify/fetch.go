@@ -269,6 +269,21 @@ func redactURLError(err error) error {
 	return err
 }
 
+// getDocument GETs url from the provider's API and returns its JSON
+// document (apiDocument). An error status Get passes on (4xx but 404,
+// which Get maps itself) means the API does not know what was asked:
+// ErrUnknownResource.
+func (f *Fetcher) getDocument(ctx context.Context, url string, header http.Header) ([]byte, error) {
+	resp, err := f.Get(ctx, url, header)
+	if err != nil {
+		return nil, err
+	}
+	if resp.Status >= 400 {
+		return nil, fmt.Errorf("%w (HTTP %d)", ErrUnknownResource, resp.Status)
+	}
+	return apiDocument(resp)
+}
+
 // apiDocument checks that an API answer is JSON within MaxJSONDepth and
 // returns it ready to embed in the envelope: the answer itself, or a copy
 // whose strings RepairJSON made safe for strict readers.

@@ -139,16 +139,8 @@ func (v *Klarna) Fetch(ctx context.Context, id string) (Result, error) {
 	if err := CheckKlarnaOrderID(id); err != nil {
 		return Result{}, err
 	}
-	resp, err := v.Fetcher.Get(ctx, strings.TrimRight(v.APIBase, "/")+KlarnaOrderPath(id), v.header())
-	if err != nil {
-		return Result{}, err
-	}
-	if resp.Status >= 400 {
-		// NO_SUCH_ORDER is a 404 (ErrUnknownResource already);
-		// INVALID_ORDER_ID a 400.
-		return Result{}, fmt.Errorf("%w (HTTP %d)", ErrUnknownResource, resp.Status)
-	}
-	doc, err := apiDocument(resp)
+	// NO_SUCH_ORDER is a 404, INVALID_ORDER_ID a 400: both unknown.
+	doc, err := v.Fetcher.getDocument(ctx, strings.TrimRight(v.APIBase, "/")+KlarnaOrderPath(id), v.header())
 	if err != nil {
 		return Result{}, err
 	}

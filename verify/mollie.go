@@ -63,18 +63,10 @@ func (v *Mollie) Fetch(ctx context.Context, id string) (Result, error) {
 	if err := CheckMolliePaymentID(id); err != nil {
 		return Result{}, err
 	}
-	resp, err := v.Fetcher.Get(ctx, strings.TrimRight(v.APIBase, "/")+"/v2/payments/"+id+MollieEmbed,
+	// Mollie answers an id it cannot find with 404 and an id of the other
+	// mode (a test payment asked with a live key) with 4xx too: unknown.
+	doc, err := v.Fetcher.getDocument(ctx, strings.TrimRight(v.APIBase, "/")+"/v2/payments/"+id+MollieEmbed,
 		http.Header{"Authorization": {"Bearer " + string(v.APIKey)}})
-	if err != nil {
-		return Result{}, err
-	}
-	if resp.Status >= 400 {
-		// Mollie answers an id it cannot find with 404 (ErrUnknownResource
-		// already) and an id of the other mode (a test payment asked with a
-		// live key) with 4xx too.
-		return Result{}, fmt.Errorf("%w (HTTP %d)", ErrUnknownResource, resp.Status)
-	}
-	doc, err := apiDocument(resp)
 	if err != nil {
 		return Result{}, err
 	}

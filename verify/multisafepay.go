@@ -123,7 +123,7 @@ func (v *MultiSafepay) Fetch(ctx context.Context, id string) (Result, error) {
 		// transaction ID"} is MultiSafepay's answer for an order it does
 		// not know; an invalid API key is 1032.
 		code := answer.Get("error_code").String()
-		if code == "1006" || resp.Status == http.StatusNotFound {
+		if code == "1006" {
 			return Result{}, fmt.Errorf("%w: error %s", ErrUnknownResource, code)
 		}
 		return Result{}, fmt.Errorf("%w: error %s (HTTP %d)", ErrAPIResponse, truncate(code, 16), resp.Status)

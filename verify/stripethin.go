@@ -93,16 +93,9 @@ func (v *StripeThin) Fetch(ctx context.Context, eventID, id, path, stripeContext
 	if eventID != "" && len(eventID) <= 128 && !strings.ContainsAny(eventID, "\r\n") {
 		header.Set("Stripe-Request-Trigger", "event="+eventID)
 	}
-	resp, err := v.Fetcher.Get(ctx, strings.TrimRight(v.APIBase, "/")+path, header)
-	if err != nil {
-		return nil, err
-	}
-	if resp.Status >= 400 {
-		// Stripe answers an id it does not know with 404 (Get's
-		// ErrUnknownResource) and a malformed one with 400.
-		return nil, fmt.Errorf("%w (HTTP %d)", ErrUnknownResource, resp.Status)
-	}
-	doc, err := apiDocument(resp)
+	// Stripe answers an id it does not know with 404 and a malformed one
+	// with 400: unknown.
+	doc, err := v.Fetcher.getDocument(ctx, strings.TrimRight(v.APIBase, "/")+path, header)
 	if err != nil {
 		return nil, err
 	}

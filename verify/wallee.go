@@ -378,16 +378,9 @@ func (v *Wallee) get(ctx context.Context, path, query string) ([]byte, error) {
 	}
 	v.init()
 	header := WalleeMACHeaders(v.UserID, v.AuthenticationKey, v.now(), http.MethodGet, u.EscapedPath()+"?"+u.RawQuery)
-	resp, err := v.Fetcher.Get(ctx, u.String(), header)
-	if err != nil {
-		return nil, err
-	}
-	if resp.Status >= 400 {
-		// The platform answers an id it does not know with 404 (mapped by
-		// the Fetcher) or a 4xx ClientError document.
-		return nil, fmt.Errorf("%w (HTTP %d)", ErrUnknownResource, resp.Status)
-	}
-	doc, err := apiDocument(resp)
+	// The platform answers an id it does not know with 404 or a 4xx
+	// ClientError document: unknown.
+	doc, err := v.Fetcher.getDocument(ctx, u.String(), header)
 	if err != nil {
 		return nil, err
 	}
